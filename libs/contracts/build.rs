@@ -1,0 +1,55 @@
+//! Compiles `proto/**/*.proto` into Rust at build time.
+//!
+//! `protox` is a pure-Rust protobuf compiler, so neither a system `protoc` nor a downloaded one is
+//! needed: the build works offline on a fresh machine. The encoded descriptor set is written to
+//! `OUT_DIR` as well, for gRPC server reflection.
+
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+};
+
+use prost::Message as _;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let mut files = Vec::new();
+    collect_protos(&proto_root, &mut files)?;
+    files.sort();
+
+    let descriptors = protox::compile(&files, [&proto_root])?;
+
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("ferroshop_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+
+    let mut config = prost_build::Config::new();
+    // `prost::Name` gives every message its fully qualified name, which the event envelope uses
+    // as the event type.
+    config.enable_type_names();
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .include_file("ferroshop.rs")
+        .compile_fds_with_config(descriptors, config)?;
+
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    Ok(())
+}
+
+fn collect_protos(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(&path, files)?;
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! Reliable messaging between Ferroshop services (ARCHITECTURE.md §2).
+//!
+//! * [`envelope`]: every event travels as a protobuf `EventEnvelope` with a UUIDv7 id, its type,
+//!   its aggregate, the time it happened and the W3C trace context of the transaction that
+//!   produced it.
+//! * [`catalog`]: the routing key and aggregate of every integration event, in one table.
+//! * [`outbox`]: the transactional outbox. A service records an event in the same Postgres
+//!   transaction as the state change it describes; a relay publishes it afterwards.
+//!
+//! Tables owned by this library come with their own migrations ([`migrator`]), recorded in a
+//! ledger of their own so they never collide with a service's migration versions.
+
+pub mod catalog;
+pub mod envelope;
+pub mod outbox;
+
+pub use catalog::IntegrationEvent;
+pub use envelope::Envelope;
+
+/// Migrations of the tables this library owns (the outbox), for every service database.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    // A separate ledger: the service's own `_sqlx_migrations` numbering stays its own business.
+    migrator.dangerous_set_table_name("_messaging_migrations");
+    migrator
+}

@@ -1,0 +1,339 @@
+//! Typed configuration from environment variables.
+//!
+//! Every service reads its settings from variables prefixed with its name (`USERS_GRPC_ADDR`,
+//! `ORDERS_DATABASE_URL`, …). Each setting has a default that works for local development, so
+//! `cargo run -p users` needs no setup; a value that is present but invalid stops the service at
+//! start with an error naming the variable, instead of surfacing later as a confusing failure.
+//!
+//! [`Env`] reads through a lookup function rather than `std::env` directly, so tests can feed it
+//! a map without touching the process environment.
+
+use std::{collections::HashMap, fmt::Display, net::SocketAddr, str::FromStr, time::Duration};
+
+/// A variable was present but could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid value {value:?} for {variable}: {reason}")]
+pub struct ConfigError {
+    /// The full variable name, e.g. `USERS_GRPC_ADDR`.
+    pub variable: String,
+    /// What was found (secrets are never read through this path; see [`Env::secret`]).
+    pub value: String,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Reads `<PREFIX>_<NAME>` variables.
+pub struct Env {
+    prefix: String,
+    lookup: Lookup,
+}
+
+impl Env {
+    /// Reads the real process environment.
+    pub fn new(prefix: &str) -> Self {
+        Self::with_lookup(prefix, |name| std::env::var(name).ok())
+    }
+
+    /// Reads from `vars` instead of the process environment (tests).
+    pub fn from_map(prefix: &str, vars: HashMap<String, String>) -> Self {
+        Self::with_lookup(prefix, move |name| vars.get(name).cloned())
+    }
+
+    fn with_lookup(
+        prefix: &str,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            prefix: prefix.to_ascii_uppercase(),
+            lookup: Box::new(lookup),
+        }
+    }
+
+    /// The full variable name for a setting, e.g. `name("GRPC_ADDR")` → `USERS_GRPC_ADDR`.
+    pub fn name(&self, setting: &str) -> String {
+        format!("{}_{}", self.prefix, setting)
+    }
+
+    /// The raw value, if set and not blank.
+    pub fn raw(&self, setting: &str) -> Option<String> {
+        (self.lookup)(&self.name(setting)).filter(|value| !value.trim().is_empty())
+    }
+
+    /// Parses the setting with [`FromStr`], or returns `default` when it is unset.
+    pub fn parse_or<T>(&self, setting: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.raw(setting) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|err: T::Err| ConfigError {
+                variable: self.name(setting),
+                value,
+                reason: err.to_string(),
+            }),
+        }
+    }
+
+    /// A string setting with a default.
+    pub fn string_or(&self, setting: &str, default: &str) -> String {
+        self.raw(setting).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A socket address such as `0.0.0.0:50051`.
+    pub fn addr_or(&self, setting: &str, default: SocketAddr) -> Result<SocketAddr, ConfigError> {
+        self.parse_or(setting, default)
+    }
+
+    /// A duration written as a number with a unit: `250ms`, `30s`, `15m`, `2h`.
+    pub fn duration_or(&self, setting: &str, default: Duration) -> Result<Duration, ConfigError> {
+        match self.raw(setting) {
+            None => Ok(default),
+            Some(value) => parse_duration(value.trim()).map_err(|reason| ConfigError {
+                variable: self.name(setting),
+                value,
+                reason,
+            }),
+        }
+    }
+
+    /// A secret: read from `<NAME>` or from the file named by `<NAME>_FILE` (the Kubernetes
+    /// mounted-secret convention). Secrets never appear in errors or logs.
+    pub fn secret(&self, setting: &str) -> Result<Option<String>, ConfigError> {
+        if let Some(value) = self.raw(setting) {
+            return Ok(Some(value));
+        }
+        let file_setting = format!("{setting}_FILE");
+        match self.raw(&file_setting) {
+            None => Ok(None),
+            Some(path) => std::fs::read_to_string(path.trim())
+                .map(Some)
+                .map_err(|err| ConfigError {
+                    variable: self.name(&file_setting),
+                    value: path,
+                    reason: format!("cannot read the file: {err}"),
+                }),
+        }
+    }
+}
+
+/// Parses `250ms`, `30s`, `15m`, `2h`. A bare number is rejected: units are never implied.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| "missing unit (use ms, s, m or h)".to_owned())?;
+    let (digits, unit) = text.split_at(split);
+    let amount: u64 = digits
+        .parse()
+        .map_err(|_| "expected a whole number followed by ms, s, m or h".to_owned())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(amount)),
+        "s" => Ok(Duration::from_secs(amount)),
+        "m" => Ok(Duration::from_secs(amount * 60)),
+        "h" => Ok(Duration::from_secs(amount * 3600)),
+        other => Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
+    }
+}
+
+/// The settings every service shares, read with the service's prefix.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// `<PREFIX>_GRPC_ADDR`: where the gRPC API listens.
+    pub grpc_addr: SocketAddr,
+    /// `<PREFIX>_ADMIN_ADDR`: where `/healthz`, `/readyz` and `/metrics` listen.
+    pub admin_addr: SocketAddr,
+    /// `<PREFIX>_DATABASE_URL`: this service's own database; no other service reaches it.
+    pub database_url: String,
+    /// `<PREFIX>_DB_MAX_CONNECTIONS`: pool size per replica.
+    pub db_max_connections: u32,
+    /// `<PREFIX>_SHUTDOWN_GRACE`: how long in-flight work may take after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// Local-development defaults of one service (see ARCHITECTURE.md §5 for the port plan).
+#[derive(Debug, Clone, Copy)]
+pub struct RuntimeDefaults {
+    pub grpc_port: u16,
+    pub admin_port: u16,
+    pub database: &'static str,
+}
+
+impl RuntimeConfig {
+    pub fn from_env(env: &Env, defaults: RuntimeDefaults) -> Result<Self, ConfigError> {
+        let config = Self {
+            grpc_addr: env.addr_or(
+                "GRPC_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], defaults.grpc_port)),
+            )?,
+            admin_addr: env.addr_or(
+                "ADMIN_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], defaults.admin_port)),
+            )?,
+            database_url: env.string_or(
+                "DATABASE_URL",
+                &format!("postgres://postgres@127.0.0.1:5432/{}", defaults.database),
+            ),
+            db_max_connections: env.parse_or("DB_MAX_CONNECTIONS", 10)?,
+            shutdown_grace: env.duration_or("SHUTDOWN_GRACE", Duration::from_secs(10))?,
+        };
+        if !config.database_url.starts_with("postgres://")
+            && !config.database_url.starts_with("postgresql://")
+        {
+            return Err(ConfigError {
+                variable: env.name("DATABASE_URL"),
+                value: redact_url(&config.database_url),
+                reason: "expected a postgres:// URL".to_owned(),
+            });
+        }
+        if config.db_max_connections == 0 {
+            return Err(ConfigError {
+                variable: env.name("DB_MAX_CONNECTIONS"),
+                value: "0".to_owned(),
+                reason: "the pool needs at least one connection".to_owned(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// Hides the password of a URL such as `postgres://user:secret@host/db`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        Env::from_map(
+            "users",
+            vars.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
+        grpc_port: 50051,
+        admin_port: 9101,
+        database: "users",
+    };
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = RuntimeConfig::from_env(&env(&[]), DEFAULTS).unwrap();
+        assert_eq!(config.grpc_addr, "0.0.0.0:50051".parse().unwrap());
+        assert_eq!(config.admin_addr, "0.0.0.0:9101".parse().unwrap());
+        assert_eq!(
+            config.database_url,
+            "postgres://postgres@127.0.0.1:5432/users"
+        );
+        assert_eq!(config.db_max_connections, 10);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn values_are_read_with_the_service_prefix() {
+        let config = RuntimeConfig::from_env(
+            &env(&[
+                ("USERS_GRPC_ADDR", "127.0.0.1:6000"),
+                ("USERS_SHUTDOWN_GRACE", "3s"),
+                ("GRPC_ADDR", "127.0.0.1:1"),
+            ]),
+            DEFAULTS,
+        )
+        .unwrap();
+        assert_eq!(config.grpc_addr, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!(config.shutdown_grace, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn an_invalid_value_names_the_variable() {
+        let err = RuntimeConfig::from_env(&env(&[("USERS_GRPC_ADDR", "localhost")]), DEFAULTS)
+            .unwrap_err();
+        assert_eq!(err.variable, "USERS_GRPC_ADDR");
+        assert_eq!(err.value, "localhost");
+        assert!(err.to_string().contains("USERS_GRPC_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn a_non_postgres_url_is_rejected_without_leaking_its_password() {
+        let err = RuntimeConfig::from_env(
+            &env(&[("USERS_DATABASE_URL", "mysql://root:hunter2@db/users")]),
+            DEFAULTS,
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "USERS_DATABASE_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn zero_pool_connections_is_rejected() {
+        let err = RuntimeConfig::from_env(&env(&[("USERS_DB_MAX_CONNECTIONS", "0")]), DEFAULTS)
+            .unwrap_err();
+        assert_eq!(err.variable, "USERS_DB_MAX_CONNECTIONS");
+        let err = RuntimeConfig::from_env(&env(&[("USERS_DB_MAX_CONNECTIONS", "-1")]), DEFAULTS)
+            .unwrap_err();
+        assert_eq!(err.variable, "USERS_DB_MAX_CONNECTIONS");
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("3 days").is_err());
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() {
+        let env = env(&[("USERS_JWT_ISSUER", "  ")]);
+        assert_eq!(env.string_or("JWT_ISSUER", "ferroshop"), "ferroshop");
+    }
+
+    #[test]
+    fn secrets_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("ferroshop-secret-{}", std::process::id()));
+        std::fs::write(&path, "s3cret").unwrap();
+        let env = env(&[("USERS_JWT_KEY_FILE", path.to_str().unwrap())]);
+        assert_eq!(env.secret("JWT_KEY").unwrap().as_deref(), Some("s3cret"));
+        std::fs::remove_file(&path).unwrap();
+
+        let missing = super::Env::from_map(
+            "users",
+            [(
+                "USERS_JWT_KEY_FILE".to_owned(),
+                "/nonexistent/key.pem".to_owned(),
+            )]
+            .into(),
+        );
+        let err = missing.secret("JWT_KEY").unwrap_err();
+        assert_eq!(err.variable, "USERS_JWT_KEY_FILE");
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:pw@db:5432/users"),
+            "postgres://app:***@db:5432/users"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/users"),
+            "postgres://postgres@127.0.0.1/users"
+        );
+    }
+}

@@ -1,0 +1,42 @@
+//! The service runtime every Ferroshop service stands on.
+//!
+//! A service's `main` is meant to read like a table of contents:
+//!
+//! ```text
+//! let config = Config::from_env()?;              // platform::config
+//! let telemetry = platform::telemetry::init(..)?; // logs, traces, metrics
+//! let pool = platform::db::connect(..).await?;    // Postgres + embedded migrations
+//! let shutdown = Shutdown::on_signals();          // SIGTERM / Ctrl-C
+//! ServiceHost::bind(..).await?.serve(routes, shutdown).await?; // gRPC + admin HTTP
+//! telemetry.shutdown();                          // flush spans before exit
+//! ```
+//!
+//! Each module does one job and is small enough to read in one sitting:
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | typed configuration from environment variables, errors that name the variable |
+//! | [`telemetry`] | `tracing` logs (JSON or pretty, trace id on every line), OpenTelemetry traces |
+//! | [`metrics`] | the Prometheus recorder behind the `metrics` facade |
+//! | [`trace_context`] | W3C trace context in and out of HTTP headers / gRPC metadata |
+//! | [`admin`] | the admin HTTP port: `/healthz`, `/readyz`, `/metrics` |
+//! | [`grpc`] | gRPC server with health, reflection, tracing and RED metrics; client plumbing |
+//! | [`host`] | binds both ports and serves them until shutdown |
+//! | [`db`] | Postgres pool and embedded migrations |
+//! | [`shutdown`] | graceful shutdown as a small type |
+//! | [`error`] | the one place where service errors become `tonic::Status` |
+
+pub mod admin;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod host;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace_context;
+
+pub use error::ServiceError;
+pub use host::ServiceHost;
+pub use shutdown::Shutdown;

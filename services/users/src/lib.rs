@@ -1,0 +1,113 @@
+//! The users service: accounts, argon2id passwords and JWT issuing with a public JWKS.
+//!
+//! [`Application::build`] assembles the service from its [`Config`]; `main` and the integration
+//! tests both go through it, so tests exercise exactly what production runs.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | `USERS_*` settings |
+//! | [`domain`] | email, password policy, display name, user and role: pure rules |
+//! | [`passwords`] | Argon2id hashing on the blocking pool |
+//! | [`tokens`] | Ed25519 signing key, access tokens, JWKS |
+//! | [`store`] | all SQL |
+//! | [`grpc`] | the `shop.users.v1.UsersService` implementation |
+//! | [`events`] | `UserRegistered`, through the outbox |
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod passwords;
+pub mod store;
+pub mod tokens;
+
+use std::{net::SocketAddr, time::Duration};
+
+use contracts::users::UsersServiceServer;
+use platform::{ServiceHost, Shutdown, admin::Readiness, grpc::GrpcServer, host::HostError};
+use time::Duration as TimeDuration;
+
+pub use config::Config;
+
+use crate::{
+    grpc::UsersApi,
+    store::UserStore,
+    tokens::{SigningKey, TokenIssuer},
+};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot connect to the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create a signing key: {0}")]
+    Key(#[from] tokens::KeyError),
+    #[error("cannot build the gRPC server: {0}")]
+    Grpc(String),
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// A built, bound, not yet serving users service.
+pub struct Application {
+    host: ServiceHost,
+    grpc: GrpcServer,
+    readiness: Readiness,
+    grace: Duration,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let pool = platform::db::connect(
+            &config.runtime.database_url,
+            config.runtime.db_max_connections,
+        )
+        .await?;
+        platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
+
+        let key = match config.jwt_key {
+            Some(key) => key,
+            None => {
+                tracing::warn!(
+                    "no USERS_JWT_PRIVATE_KEY set: generated a development signing key; tokens \
+                     will not survive a restart and replicas will not share it"
+                );
+                SigningKey::generate()?
+            }
+        };
+        tracing::info!(kid = key.kid(), "JWT signing key loaded");
+        let ttl = TimeDuration::try_from(config.jwt_ttl)
+            .map_err(|err| StartError::Grpc(format!("token lifetime: {err}")))?;
+        let tokens = TokenIssuer::new(key, config.jwt_issuer, config.jwt_audience, ttl);
+        let api = UsersApi::new(UserStore::new(pool.clone()), tokens, config.admin_emails);
+
+        let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
+            .map_err(|err| StartError::Grpc(err.to_string()))?
+            .add_service(UsersServiceServer::new(api));
+        let host = ServiceHost::bind(config.runtime.grpc_addr, config.runtime.admin_addr).await?;
+        Ok(Self {
+            host,
+            grpc,
+            readiness: Readiness::new().with_postgres(pool),
+            grace: config.runtime.shutdown_grace,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.host.grpc_addr()
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.host.admin_addr()
+    }
+
+    /// Serves until `shutdown` fires and in-flight calls have drained.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
+        self.host
+            .serve(self.grpc, self.readiness, shutdown, self.grace)
+            .await
+    }
+}
