@@ -99,7 +99,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true)
+                    .with_current_span(false)
                     .with_span_list(true),
             )
             .try_init()?,

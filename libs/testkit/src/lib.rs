@@ -1,1 +1,25 @@
+//! Test infrastructure: real Postgres, Redis and RabbitMQ, and service processes.
+//!
+//! Ferroshop's integration tests run against the real thing, never mocks. Where that thing comes
+//! from is decided once per test process:
+//!
+//! 1. the URL in the environment (`DATABASE_URL`, `REDIS_URL`, `AMQP_URL`) or its documented local
+//!    default, when something answers there;
+//! 2. otherwise a container started with testcontainers (a laptop with Docker);
+//! 3. otherwise the test **fails** with a message naming what is missing and how to get it. A
+//!    test whose infrastructure is missing never passes silently.
+//!
+//! Isolation: [`fresh_database`] creates a new, empty database for each test, and
+//! [`unique_name`] gives exchanges and queues names no other run uses. Databases left behind by
+//! test processes that have exited are dropped the next time a test process starts.
 
+mod infra;
+mod process;
+
+pub use infra::{TestDatabase, amqp_url, fresh_database, postgres_admin_url, redis_url};
+pub use process::{ServiceProcess, free_port, poll_until};
+
+/// A name no other test run uses: `<prefix>.<uuid>`, for exchanges, queues and consumer names.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}.{}", uuid::Uuid::now_v7().simple())
+}

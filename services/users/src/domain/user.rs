@@ -97,7 +97,9 @@ impl User {
             email,
             display_name,
             role,
-            created_at: now,
+            // Postgres keeps microseconds: truncating here makes what we answer equal to what
+            // a later read returns.
+            created_at: now.replace_microsecond(now.microsecond()).unwrap_or(now),
         }
     }
 }

@@ -1,0 +1,176 @@
+//! Running a service binary as a real process, the way production does.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncRead, BufReader},
+    process::{Child, Command},
+};
+
+/// A port that was free a moment ago. There is a small window in which another process could
+/// take it; tests that cannot tolerate that bind port 0 in-process instead.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|err| panic!("cannot find a free port: {err}"))
+}
+
+/// Polls `check` until it returns `Some`, or fails after `deadline`. This is how tests wait for
+/// something to happen: never a fixed sleep.
+pub async fn poll_until<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    let mut interval = Duration::from_millis(20);
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if started.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// A service binary running as a child process. Killed (SIGKILL) on drop if still running.
+///
+/// Its output is echoed to the test's stderr (shown when a test fails) and kept, so tests can
+/// assert on log lines.
+pub struct ServiceProcess {
+    name: String,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `env` added to a clean-ish environment (PATH and RUST_LOG kept).
+    pub fn start(name: &str, binary: &Path, env: &HashMap<String, String>) -> anyhow::Result<Self> {
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stdout) = child.stdout.take() {
+            collect_lines(name, stdout, Arc::clone(&logs));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            collect_lines(name, stderr, Arc::clone(&logs));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            logs,
+        })
+    }
+
+    /// Every line the process has written so far (stdout and stderr).
+    pub fn logs(&self) -> Vec<String> {
+        self.logs
+            .lock()
+            .map(|lines| lines.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, as Kubernetes does when it stops a pod.
+    pub async fn terminate(&self) -> anyhow::Result<()> {
+        self.signal("TERM").await
+    }
+
+    /// Sends SIGKILL: the process gets no chance to clean up (crash tests).
+    pub async fn kill(&self) -> anyhow::Result<()> {
+        self.signal("KILL").await
+    }
+
+    async fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .with_context(|| format!("{} has already exited", self.name))?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await
+            .context("cannot run kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} failed: {status}");
+        }
+        Ok(())
+    }
+
+    /// Waits for the process to exit, at most `deadline`; returns its exit code.
+    pub async fn wait_for_exit(&mut self, deadline: Duration) -> anyhow::Result<Option<i32>> {
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .with_context(|| format!("{} did not exit within {deadline:?}", self.name))??;
+        Ok(status.code())
+    }
+
+    /// Polls `url` until it answers 200 or the process exits or `deadline` passes.
+    pub async fn wait_until_ready(&mut self, url: &str, deadline: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} exited during start-up: {status}", self.name);
+            }
+            if let Ok(response) = client.get(url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                bail!("{} was not ready at {url} within {deadline:?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn collect_lines(
+    name: &str,
+    stream: impl AsyncRead + Send + Unpin + 'static,
+    logs: Arc<Mutex<Vec<String>>>,
+) {
+    let prefix = format!("[{name}] ");
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{prefix}{line}");
+            if let Ok(mut logs) = logs.lock() {
+                logs.push(line);
+            }
+        }
+    });
+}

@@ -1,0 +1,79 @@
+//! The services `cargo xtask up` knows how to run, with their local ports (ARCHITECTURE.md §5).
+
+use std::path::Path;
+
+pub struct Service {
+    pub name: &'static str,
+    pub grpc_port: u16,
+    pub admin_port: u16,
+    /// ANSI colour of its log prefix.
+    pub colour: &'static str,
+    /// Local-only settings beyond the defaults.
+    pub extra_env: &'static [(&'static str, &'static str)],
+}
+
+pub const SERVICES: &[Service] = &[
+    Service {
+        name: "users",
+        grpc_port: 50051,
+        admin_port: 9101,
+        colour: "\x1b[36m",
+        // The account that registers with this address is the local administrator.
+        extra_env: &[("USERS_ADMIN_EMAILS", "admin@ferroshop.test")],
+    },
+    Service {
+        name: "inventory",
+        grpc_port: 50052,
+        admin_port: 9102,
+        colour: "\x1b[33m",
+        extra_env: &[],
+    },
+    Service {
+        name: "orders",
+        grpc_port: 50053,
+        admin_port: 9103,
+        colour: "\x1b[35m",
+        extra_env: &[],
+    },
+    Service {
+        name: "payments",
+        grpc_port: 50054,
+        admin_port: 9104,
+        colour: "\x1b[32m",
+        extra_env: &[],
+    },
+];
+
+/// The services that exist in this checkout (the table lists the planned ones too).
+pub fn present() -> impl Iterator<Item = &'static Service> {
+    SERVICES.iter().filter(|service| {
+        Path::new("services")
+            .join(service.name)
+            .join("Cargo.toml")
+            .exists()
+    })
+}
+
+impl Service {
+    /// The `<PREFIX>_…` environment of one instance.
+    pub fn env(&self, database_url: &str) -> Vec<(String, String)> {
+        let prefix = self.name.to_ascii_uppercase();
+        let mut env = vec![
+            (format!("{prefix}_DATABASE_URL"), database_url.to_owned()),
+            (
+                format!("{prefix}_GRPC_ADDR"),
+                format!("127.0.0.1:{}", self.grpc_port),
+            ),
+            (
+                format!("{prefix}_ADMIN_ADDR"),
+                format!("127.0.0.1:{}", self.admin_port),
+            ),
+        ];
+        env.extend(
+            self.extra_env
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        );
+        env
+    }
+}
