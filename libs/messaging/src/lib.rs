@@ -5,17 +5,30 @@
 //!   produced it.
 //! * [`catalog`]: the routing key and aggregate of every integration event, in one table.
 //! * [`outbox`]: the transactional outbox. A service records an event in the same Postgres
-//!   transaction as the state change it describes; a relay publishes it afterwards.
+//!   transaction as the state change it describes; the [`relay`] publishes it afterwards with
+//!   publisher confirms, keeping per-aggregate order even with several relays running.
+//! * [`consumer`]: the idempotent consumer (inbox): effects and the dedupe row in one
+//!   transaction, ack after commit, delayed retries, parking after repeated failure.
+//! * [`topology`]: the exchange, per-consumer quorum queues, delayed-retry tiers and parking.
+//! * [`amqp`]: connections, and W3C trace context in AMQP headers.
+//! * [`backoff`]: capped exponential backoff with jitter, for reconnects and retries.
 //!
 //! Tables owned by this library come with their own migrations ([`migrator`]), recorded in a
 //! ledger of their own so they never collide with a service's migration versions.
 
+pub mod amqp;
+pub mod backoff;
 pub mod catalog;
+pub mod consumer;
 pub mod envelope;
 pub mod outbox;
+pub mod relay;
+pub mod topology;
 
 pub use catalog::IntegrationEvent;
+pub use consumer::{Consumer, EventHandler, HandlerError, ReceivedEvent};
 pub use envelope::Envelope;
+pub use relay::{OutboxRelay, RelayConfig};
 
 /// Migrations of the tables this library owns (the outbox), for every service database.
 pub fn migrator() -> sqlx::migrate::Migrator {

@@ -150,6 +150,13 @@ pub struct RuntimeConfig {
     pub db_max_connections: u32,
     /// `<PREFIX>_SHUTDOWN_GRACE`: how long in-flight work may take after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `<PREFIX>_AMQP_URL`: the RabbitMQ broker.
+    pub amqp_url: String,
+    /// `<PREFIX>_EVENTS_EXCHANGE`: the topic exchange of integration events.
+    pub events_exchange: String,
+    /// `<PREFIX>_QUEUE_PREFIX`: prepended to this service's queue names (empty by default).
+    /// Tests set a unique one so that concurrent test runs never share a queue.
+    pub queue_prefix: String,
 }
 
 /// Local-development defaults of one service (see ARCHITECTURE.md §5 for the port plan).
@@ -161,6 +168,11 @@ pub struct RuntimeDefaults {
 }
 
 impl RuntimeConfig {
+    /// The full name of one of this service's queues, e.g. `orders.fulfilment`.
+    pub fn queue_name(&self, name: &str) -> String {
+        format!("{}{name}", self.queue_prefix)
+    }
+
     pub fn from_env(env: &Env, defaults: RuntimeDefaults) -> Result<Self, ConfigError> {
         let config = Self {
             grpc_addr: env.addr_or(
@@ -177,6 +189,9 @@ impl RuntimeConfig {
             ),
             db_max_connections: env.parse_or("DB_MAX_CONNECTIONS", 10)?,
             shutdown_grace: env.duration_or("SHUTDOWN_GRACE", Duration::from_secs(10))?,
+            amqp_url: env.string_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            events_exchange: env.string_or("EVENTS_EXCHANGE", "shop.events"),
+            queue_prefix: env.string_or("QUEUE_PREFIX", ""),
         };
         if !config.database_url.starts_with("postgres://")
             && !config.database_url.starts_with("postgresql://")
@@ -185,6 +200,13 @@ impl RuntimeConfig {
                 variable: env.name("DATABASE_URL"),
                 value: redact_url(&config.database_url),
                 reason: "expected a postgres:// URL".to_owned(),
+            });
+        }
+        if !config.amqp_url.starts_with("amqp://") && !config.amqp_url.starts_with("amqps://") {
+            return Err(ConfigError {
+                variable: env.name("AMQP_URL"),
+                value: redact_url(&config.amqp_url),
+                reason: "expected an amqp:// or amqps:// URL".to_owned(),
             });
         }
         if config.db_max_connections == 0 {
@@ -242,6 +264,15 @@ mod tests {
         );
         assert_eq!(config.db_max_connections, 10);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(config.events_exchange, "shop.events");
+    }
+
+    #[test]
+    fn a_non_amqp_broker_url_is_rejected() {
+        let err = RuntimeConfig::from_env(&env(&[("USERS_AMQP_URL", "http://rabbit")]), DEFAULTS)
+            .unwrap_err();
+        assert_eq!(err.variable, "USERS_AMQP_URL");
     }
 
     #[test]

@@ -24,6 +24,19 @@ pub enum HostError {
     Admin(std::io::Error),
 }
 
+/// A background task that runs as long as the service and stops on shutdown.
+pub struct Worker {
+    task: futures::future::BoxFuture<'static, ()>,
+}
+
+impl Worker {
+    pub fn new(task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self {
+            task: Box::pin(task),
+        }
+    }
+}
+
 pub struct ServiceHost {
     grpc: TcpListener,
     admin: TcpListener,
@@ -61,6 +74,25 @@ impl ServiceHost {
         shutdown: Shutdown,
         grace: Duration,
     ) -> Result<(), HostError> {
+        self.serve_with_workers(grpc, readiness, shutdown, grace, Vec::new())
+            .await
+    }
+
+    /// Like [`ServiceHost::serve`], with background workers (outbox relay, consumers, sweepers)
+    /// running beside the API. Each worker must return once `shutdown` fires; the host waits for
+    /// them, within the same grace period, after the API has drained.
+    pub async fn serve_with_workers(
+        self,
+        grpc: GrpcServer,
+        readiness: Readiness,
+        shutdown: Shutdown,
+        grace: Duration,
+        workers: Vec<Worker>,
+    ) -> Result<(), HostError> {
+        let mut running = tokio::task::JoinSet::new();
+        for worker in workers {
+            running.spawn(worker.task);
+        }
         tracing::info!(grpc = %self.grpc_addr, admin = %self.admin_addr, "serving");
         let admin_stop = Shutdown::new();
         let admin = tokio::spawn({
@@ -85,6 +117,22 @@ impl ServiceHost {
                 Ok(())
             }
         };
+
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(joined) = running.join_next().await {
+                if let Err(err) = joined {
+                    tracing::error!(error = %err, "a background worker failed");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?grace,
+                "background workers still busy after the grace period"
+            );
+            running.abort_all();
+        }
 
         admin_stop.trigger();
         match admin.await {

@@ -162,7 +162,8 @@ async fn probe_tcp(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn host_port(url: &str) -> Option<String> {
+/// `host:port` of a URL, with the scheme's default port when none is given.
+pub fn host_port(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = rest.split(['/', '?']).next()?;
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);

@@ -13,11 +13,15 @@
 //! [`unique_name`] gives exchanges and queues names no other run uses. Databases left behind by
 //! test processes that have exited are dropped the next time a test process starts.
 
+mod events;
 mod infra;
 mod process;
+mod proxy;
 
-pub use infra::{TestDatabase, amqp_url, fresh_database, postgres_admin_url, redis_url};
+pub use events::EventProbe;
+pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admin_url, redis_url};
 pub use process::{ServiceProcess, free_port, poll_until};
+pub use proxy::TcpProxy;
 
 /// A name no other test run uses: `<prefix>.<uuid>`, for exchanges, queues and consumer names.
 pub fn unique_name(prefix: &str) -> String {

@@ -7,6 +7,8 @@
 //! | `USERS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/users` | this service's database |
 //! | `USERS_DB_MAX_CONNECTIONS` | `10` | pool size |
 //! | `USERS_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
+//! | `USERS_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | broker the outbox relay publishes to |
+//! | `USERS_EVENTS_EXCHANGE` | `shop.events` | topic exchange of integration events |
 //! | `USERS_JWT_ISSUER` | `ferroshop-users` | `iss` of issued tokens |
 //! | `USERS_JWT_AUDIENCE` | `ferroshop` | `aud` of issued tokens |
 //! | `USERS_JWT_TTL` | `15m` | access token lifetime (1m to 24h) |

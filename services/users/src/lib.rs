@@ -25,7 +25,13 @@ pub mod tokens;
 use std::{net::SocketAddr, time::Duration};
 
 use contracts::users::UsersServiceServer;
-use platform::{ServiceHost, Shutdown, admin::Readiness, grpc::GrpcServer, host::HostError};
+use messaging::{OutboxRelay, RelayConfig};
+use platform::{
+    ServiceHost, Shutdown,
+    admin::Readiness,
+    grpc::GrpcServer,
+    host::{HostError, Worker},
+};
 use time::Duration as TimeDuration;
 
 pub use config::Config;
@@ -56,6 +62,7 @@ pub struct Application {
     host: ServiceHost,
     grpc: GrpcServer,
     readiness: Readiness,
+    relay: OutboxRelay,
     grace: Duration,
 }
 
@@ -88,10 +95,21 @@ impl Application {
             .map_err(|err| StartError::Grpc(err.to_string()))?
             .add_service(UsersServiceServer::new(api));
         let host = ServiceHost::bind(config.runtime.grpc_addr, config.runtime.admin_addr).await?;
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            RelayConfig::new(
+                &config.runtime.amqp_url,
+                &config.runtime.events_exchange,
+                "users",
+            ),
+        );
         Ok(Self {
             host,
             grpc,
+            // The broker is deliberately not a readiness dependency: thanks to the outbox the
+            // service keeps working while RabbitMQ is away, and the relay catches up later.
             readiness: Readiness::new().with_postgres(pool),
+            relay,
             grace: config.runtime.shutdown_grace,
         })
     }
@@ -104,10 +122,12 @@ impl Application {
         self.host.admin_addr()
     }
 
-    /// Serves until `shutdown` fires and in-flight calls have drained.
+    /// Serves until `shutdown` fires and in-flight calls have drained. The outbox relay runs
+    /// beside the API.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
+        let relay = Worker::new(self.relay.run(shutdown.clone()));
         self.host
-            .serve(self.grpc, self.readiness, shutdown, self.grace)
+            .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, vec![relay])
             .await
     }
 }

@@ -1,5 +1,7 @@
 //! The users API against a real Postgres: registration, authentication, JWKS, errors.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly, by design
+
 mod support;
 
 use contracts::{
@@ -263,25 +265,43 @@ async fn registration_records_a_user_registered_event_in_the_outbox() {
     let app = spawn_app().await;
     let user = app.register("dorothy@example.com").await;
     let pool = app.db.pool().await;
-    let (routing_key, aggregate_id, event_type, bytes, published): (
-        String,
-        String,
-        String,
-        Vec<u8>,
-        Option<time::OffsetDateTime>,
-    ) = sqlx::query_as(
-        "SELECT routing_key, aggregate_id, event_type, envelope, published_at FROM outbox",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (routing_key, aggregate_id, event_type, bytes): (String, String, String, Vec<u8>) =
+        sqlx::query_as("SELECT routing_key, aggregate_id, event_type, envelope FROM outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(routing_key, "users.user.registered");
     assert_eq!(aggregate_id, user.id);
     assert_eq!(event_type, "shop.events.v1.UserRegistered");
-    assert!(published.is_none(), "the relay publishes it later");
     let envelope = EventEnvelope::decode(bytes.as_slice()).unwrap();
     let event = UserRegistered::decode(envelope.payload.as_slice()).unwrap();
     assert_eq!(event.user_id, user.id);
     assert_eq!(event.email, "dorothy@example.com");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_relay_publishes_user_registered_exactly_as_committed() {
+    let app = spawn_app().await;
+    let probe = testkit::EventProbe::bind(&app.amqp_url, &app.exchange, "users.#").await;
+    let user = app.register("mary@example.com").await;
+    let delivery = probe
+        .receive(1, std::time::Duration::from_secs(10))
+        .await
+        .remove(0);
+    assert_eq!(delivery.routing_key.as_str(), "users.user.registered");
+    let pool = app.db.pool().await;
+    let (committed,): (Vec<u8>,) = sqlx::query_as("SELECT envelope FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(delivery.data, committed);
+    let envelope = EventEnvelope::decode(delivery.data.as_slice()).unwrap();
+    assert_eq!(
+        UserRegistered::decode(envelope.payload.as_slice())
+            .unwrap()
+            .user_id,
+        user.id
+    );
     app.stop().await;
 }

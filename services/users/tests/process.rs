@@ -1,5 +1,7 @@
 //! The users binary as a real process: health, readiness, metrics and graceful shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly, by design
+
 use std::{collections::HashMap, time::Duration};
 
 use contracts::users::{RegisterRequest, UsersServiceClient};

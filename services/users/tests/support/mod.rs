@@ -14,6 +14,9 @@ use users::{Application, Config};
 pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
+    /// The broker and the exchange (unique to this test) the outbox relay publishes to.
+    pub amqp_url: String,
+    pub exchange: String,
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub client: UsersServiceClient<Channel>,
@@ -28,8 +31,12 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let db = testkit::fresh_database().await;
+    let amqp_url = testkit::amqp_url().await;
+    let exchange = testkit::unique_name("users.test.events");
     let mut vars: HashMap<String, String> = [
         ("USERS_DATABASE_URL", db.url.as_str()),
+        ("USERS_AMQP_URL", amqp_url.as_str()),
+        ("USERS_EVENTS_EXCHANGE", exchange.as_str()),
         ("USERS_GRPC_ADDR", "127.0.0.1:0"),
         ("USERS_ADMIN_ADDR", "127.0.0.1:0"),
     ]
@@ -58,6 +65,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .await
         .expect("connects to the service");
     TestApp {
+        amqp_url,
+        exchange,
         grpc_addr,
         admin_addr,
         client,

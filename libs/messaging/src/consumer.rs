@@ -1,0 +1,429 @@
+//! The idempotent consumer (inbox pattern), with delayed retries and a parking queue.
+//!
+//! For each delivery:
+//!
+//! ```text
+//! BEGIN
+//!   INSERT INTO inbox (consumer, message_id) … ON CONFLICT DO NOTHING   -- seen before? → ack, done
+//!   handler(tx, event)                                                -- the effects
+//! COMMIT                                                              -- both or neither
+//! ack
+//! ```
+//!
+//! Because the inbox row and the effects commit together, a redelivery (crash before the ack, a
+//! relay that published twice) finds the row and changes nothing. The ack comes only after the
+//! commit, so a crash never loses an event.
+//!
+//! When the handler fails, the transaction rolls back and the event is republished to the retry
+//! tier for its attempt count (see [`crate::topology`]); after `max_attempts` failures, or at
+//! once for a [`HandlerError::Permanent`] failure or an undecodable message, it goes to the
+//! parking queue with the error in its headers. Republish-then-ack can duplicate a message if the
+//! process dies in between; the inbox absorbs that.
+
+use std::{sync::Arc, time::Duration};
+
+use contracts::events::EventEnvelope;
+use futures::{StreamExt as _, future::BoxFuture};
+use lapin::{
+    BasicProperties, Channel, Connection,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions, QueueDeclareOptions,
+    },
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+use platform::Shutdown;
+use prost::Message as _;
+use sqlx::{PgConnection, PgPool};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    amqp::{self, HeaderExtractor},
+    backoff::Backoff,
+    topology::ConsumerTopology,
+};
+
+/// Header counting how many times handling this message has failed.
+pub const ATTEMPTS_HEADER: &str = "x-ferroshop-attempts";
+/// Header with the last handler error, on retried and parked messages.
+pub const ERROR_HEADER: &str = "x-ferroshop-error";
+
+/// An event as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct ReceivedEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub routing_key: String,
+    /// When the producer committed the event.
+    pub occurred_at: OffsetDateTime,
+    /// The encoded payload message named by `event_type`.
+    pub payload: Vec<u8>,
+    /// Failed attempts before this one (0 on first delivery).
+    pub failures: u32,
+}
+
+impl ReceivedEvent {
+    /// Decodes the payload as `M`, checking that the type matches.
+    pub fn decode<M: prost::Message + prost::Name + Default>(&self) -> Result<M, HandlerError> {
+        if self.event_type != M::full_name() {
+            return Err(HandlerError::Permanent(format!(
+                "expected {}, got {}",
+                M::full_name(),
+                self.event_type
+            )));
+        }
+        M::decode(self.payload.as_slice()).map_err(|err| {
+            HandlerError::Permanent(format!("undecodable {}: {err}", self.event_type))
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying later: a dependency is down, a lock timed out.
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help: the message is malformed or violates an invariant. Parked at once.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(format!("database: {error}"))
+    }
+}
+
+/// Applies one event's effects inside the inbox transaction.
+pub trait EventHandler: Send + Sync + 'static {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a ReceivedEvent,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Handled,
+    Duplicate,
+    Retried,
+    Parked,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::Duplicate => "duplicate",
+            Self::Retried => "retried",
+            Self::Parked => "parked",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConsumeError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker did not confirm the republished message")]
+    NotConfirmed,
+    #[error("the consumer was cancelled by the broker")]
+    Cancelled,
+}
+
+/// Consumes one queue into one handler.
+pub struct Consumer {
+    pool: PgPool,
+    amqp_url: String,
+    topology: ConsumerTopology,
+    /// Failed attempts after which a message is parked.
+    pub max_attempts: u32,
+    /// Unacknowledged deliveries the broker may push at once.
+    pub prefetch: u16,
+}
+
+impl Consumer {
+    pub fn new(pool: PgPool, amqp_url: &str, topology: ConsumerTopology) -> Self {
+        Self {
+            pool,
+            amqp_url: amqp_url.to_owned(),
+            topology,
+            max_attempts: 5,
+            prefetch: 16,
+        }
+    }
+
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Consumes until `shutdown` fires, reconnecting after any failure.
+    pub async fn run(self, handler: Arc<dyn EventHandler>, shutdown: Shutdown) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        while !shutdown.is_triggered() {
+            let outcome = match amqp::connect(&self.amqp_url, &self.topology.queue).await {
+                Ok(connection) => {
+                    let outcome = self
+                        .consume_on(&connection, handler.as_ref(), &shutdown, &mut backoff)
+                        .await;
+                    let _ = connection.close(200, "consumer stopping".into()).await;
+                    outcome
+                }
+                Err(err) => Err(ConsumeError::Broker(err)),
+            };
+            match outcome {
+                Ok(()) => break,
+                Err(err) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(queue = %self.topology.queue, error = %err, retry_in = ?delay, "consumer interrupted");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = shutdown.wait() => break,
+                    }
+                }
+            }
+        }
+        tracing::info!(queue = %self.topology.queue, "consumer stopped");
+    }
+
+    async fn consume_on(
+        &self,
+        connection: &Connection,
+        handler: &dyn EventHandler,
+        shutdown: &Shutdown,
+        backoff: &mut Backoff,
+    ) -> Result<(), ConsumeError> {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        self.topology.declare(&channel).await?;
+        let mut deliveries = channel
+            .basic_consume(
+                ShortString::from(self.topology.queue.as_str()),
+                ShortString::from(format!(
+                    "{}-{}",
+                    self.topology.queue,
+                    Uuid::now_v7().simple()
+                )),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.topology.queue, "consuming");
+        backoff.reset();
+        let mut depth_probe = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return Ok(()),
+                _ = depth_probe.tick() => self.record_parking_depth(&channel).await,
+                delivery = deliveries.next() => match delivery {
+                    Some(delivery) => {
+                        self.process(&channel, handler, delivery?).await?;
+                    }
+                    None => return Err(ConsumeError::Cancelled),
+                },
+            }
+        }
+    }
+
+    async fn process(
+        &self,
+        channel: &Channel,
+        handler: &dyn EventHandler,
+        delivery: Delivery,
+    ) -> Result<Outcome, ConsumeError> {
+        let headers = delivery.properties.headers().clone().unwrap_or_default();
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(&headers))
+        });
+        let span = tracing::info_span!(
+            "amqp.consume",
+            otel.kind = "consumer",
+            otel.name = %format!("{} receive", self.topology.queue),
+            messaging.system = "rabbitmq",
+            messaging.destination = %self.topology.queue,
+            messaging.routing_key = %delivery.routing_key.as_str(),
+            trace_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let _ = span.set_parent(parent);
+        if let Some(trace_id) = platform::trace_context::trace_id(&span) {
+            span.record("trace_id", trace_id.as_str());
+        }
+        async {
+            let started = std::time::Instant::now();
+            let failures = amqp::header_u32(&headers, ATTEMPTS_HEADER).unwrap_or(0);
+            let outcome = match self.handle(handler, &delivery, failures).await {
+                Ok(outcome) => outcome,
+                Err(HandlerError::Transient(reason)) if failures + 1 < self.max_attempts => {
+                    match self.topology.retry_delay(failures + 1) {
+                        Some(delay) => {
+                            tracing::warn!(error = %reason, attempt = failures + 1, retry_in = ?delay, "handler failed; will retry");
+                            self.republish(channel, &delivery, &self.topology.retry_queue(delay), failures + 1, &reason).await?;
+                            Outcome::Retried
+                        }
+                        None => self.park(channel, &delivery, failures + 1, &reason).await?,
+                    }
+                }
+                Err(HandlerError::Transient(reason) | HandlerError::Permanent(reason)) => {
+                    self.park(channel, &delivery, failures + 1, &reason).await?
+                }
+            };
+            delivery.ack(BasicAckOptions::default()).await?;
+            tracing::Span::current().record("outcome", outcome.as_str());
+            metrics::counter!(
+                "messaging_consumed_total",
+                "queue" => self.topology.queue.clone(),
+                "outcome" => outcome.as_str(),
+            )
+            .increment(1);
+            metrics::histogram!(
+                "messaging_handler_duration_seconds",
+                "queue" => self.topology.queue.clone(),
+            )
+            .record(started.elapsed().as_secs_f64());
+            Ok(outcome)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The inbox transaction: dedupe row + effects, committed together.
+    async fn handle(
+        &self,
+        handler: &dyn EventHandler,
+        delivery: &Delivery,
+        failures: u32,
+    ) -> Result<Outcome, HandlerError> {
+        let envelope = EventEnvelope::decode(delivery.data.as_slice())
+            .map_err(|err| HandlerError::Permanent(format!("undecodable envelope: {err}")))?;
+        let event_id = Uuid::parse_str(&envelope.event_id).map_err(|_| {
+            HandlerError::Permanent(format!("bad event id {:?}", envelope.event_id))
+        })?;
+        let event = ReceivedEvent {
+            event_id,
+            event_type: envelope.event_type,
+            aggregate_type: envelope.aggregate_type,
+            aggregate_id: envelope.aggregate_id,
+            routing_key: delivery.routing_key.as_str().to_owned(),
+            occurred_at: envelope
+                .occurred_at
+                .and_then(|at| {
+                    OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanos),
+                    )
+                    .ok()
+                })
+                .unwrap_or_else(OffsetDateTime::now_utc),
+            payload: envelope.payload,
+            failures,
+        };
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (consumer, message_id, event_type) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&self.topology.queue)
+        .bind(event.event_id)
+        .bind(&event.event_type)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            tracing::debug!(event_id = %event.event_id, "duplicate delivery ignored");
+            return Ok(Outcome::Duplicate);
+        }
+        handler.handle(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(Outcome::Handled)
+    }
+
+    async fn park(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        failures: u32,
+        reason: &str,
+    ) -> Result<Outcome, ConsumeError> {
+        tracing::error!(error = %reason, attempts = failures, "parking message");
+        self.republish(
+            channel,
+            delivery,
+            &self.topology.parking_queue(),
+            failures,
+            reason,
+        )
+        .await?;
+        Ok(Outcome::Parked)
+    }
+
+    /// Publishes a copy to `queue` (through the default exchange, which routes by queue name)
+    /// and waits for the broker's confirm, so the original can be acked safely.
+    async fn republish(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        queue: &str,
+        failures: u32,
+        reason: &str,
+    ) -> Result<(), ConsumeError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongUInt(failures));
+        let reason: String = reason.chars().take(1000).collect();
+        headers.insert(
+            ERROR_HEADER.into(),
+            AMQPValue::LongString(LongString::from(reason)),
+        );
+        headers.insert(
+            "x-ferroshop-original-routing-key".into(),
+            AMQPValue::LongString(LongString::from(delivery.routing_key.as_str().to_owned())),
+        );
+        let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
+        let confirmation = channel
+            .basic_publish(
+                ShortString::from(""),
+                ShortString::from(queue),
+                BasicPublishOptions::default(),
+                &delivery.data,
+                properties,
+            )
+            .await?
+            .await?;
+        if confirmation.is_ack() {
+            Ok(())
+        } else {
+            Err(ConsumeError::NotConfirmed)
+        }
+    }
+
+    /// Exports the parking queue's depth (`messaging_parked_messages`): the DLQ alarm.
+    async fn record_parking_depth(&self, channel: &Channel) {
+        let parking = self.topology.parking_queue();
+        let declared = channel
+            .queue_declare(
+                ShortString::from(parking.as_str()),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        if let Ok(queue) = declared {
+            metrics::gauge!("messaging_parked_messages", "queue" => parking)
+                .set(f64::from(queue.message_count()));
+        }
+    }
+}

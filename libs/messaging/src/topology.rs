@@ -1,0 +1,245 @@
+//! The broker topology, declared idempotently by whoever needs it at start-up.
+//!
+//! ```text
+//!                       routing key orders.order.*           ┌────────────────────────────┐
+//! publishers ──► [shop.events] (topic) ───────────────────► │ inventory.orders (quorum)   │──► consumer
+//!                                                            └────────────────────────────┘
+//!                        ▲ after the delay (queue TTL,                  │ handler failed:
+//!                        │ dead-lettered back by name)                  │ republish with attempt+1
+//!          ┌─────────────┴──────────────┐                              ▼
+//!          │ inventory.orders.retry.1000ms │ ◄──────────────────────── (one queue per delay tier)
+//!          └────────────────────────────┘
+//!     attempts exhausted / poison message / delivery limit:
+//!          consumer ──► [shop.events.dlx] (direct) ──► inventory.orders.parking (inspect, replay)
+//! ```
+//!
+//! * One durable **topic exchange** for all integration events; consumers bind the keys they need.
+//! * Each consumer owns a durable **quorum queue** `<service>.<purpose>`: replicated, and with a
+//!   delivery limit, so a message that crashes its consumer over and over is dead-lettered to the
+//!   parking queue instead of looping forever.
+//! * **Delayed retry** uses one queue per delay tier with a queue-level TTL and the main queue as
+//!   dead-letter target. Per-message TTLs in a single queue would not work: RabbitMQ only expires
+//!   messages at the head, so a long delay would hold up every shorter one behind it.
+//! * The **parking queue** keeps failed messages with the error in their headers, for a human.
+//!
+//! Declarations are idempotent: declaring what exists with the same arguments is a no-op.
+
+use std::time::Duration;
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+
+/// The exchange every integration event is published to (ARCHITECTURE.md §2).
+pub const EVENTS_EXCHANGE: &str = "shop.events";
+
+/// Dead-letter exchange of `exchange`.
+pub fn dead_letter_exchange(exchange: &str) -> String {
+    format!("{exchange}.dlx")
+}
+
+/// Declares the durable topic exchange events are published to.
+pub async fn declare_events_exchange(channel: &Channel, exchange: &str) -> lapin::Result<()> {
+    channel
+        .exchange_declare(
+            ShortString::from(exchange),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// The queues of one consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerTopology {
+    /// The topic exchange to bind to.
+    pub exchange: String,
+    /// `<service>.<purpose>`, e.g. `inventory.orders`.
+    pub queue: String,
+    /// Routing keys (topic patterns) the queue receives.
+    pub bindings: Vec<String>,
+    /// Delay tiers for retries: attempt n waits `retry_delays[min(n, len) - 1]`.
+    pub retry_delays: Vec<Duration>,
+    /// How often the broker may redeliver one message (crash loops) before it parks it.
+    pub delivery_limit: u32,
+    /// Deletes the queues after this long without consumers (`x-expires`). Tests set it so
+    /// their uniquely named queues do not pile up in the broker; services leave it unset.
+    pub expires: Option<Duration>,
+}
+
+impl ConsumerTopology {
+    pub fn new(exchange: &str, queue: &str, bindings: &[&str]) -> Self {
+        Self {
+            exchange: exchange.to_owned(),
+            queue: queue.to_owned(),
+            bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
+            retry_delays: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
+            delivery_limit: 10,
+            expires: None,
+        }
+    }
+
+    pub fn with_expiry(mut self, unused_for: Duration) -> Self {
+        self.expires = Some(unused_for);
+        self
+    }
+
+    /// Arguments every queue of this topology gets.
+    fn base_arguments(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        if let Some(expires) = self.expires {
+            args.insert(
+                "x-expires".into(),
+                AMQPValue::LongLongInt(i64::try_from(expires.as_millis()).unwrap_or(i64::MAX)),
+            );
+        }
+        args
+    }
+
+    pub fn with_retry_delays(mut self, delays: Vec<Duration>) -> Self {
+        self.retry_delays = delays;
+        self
+    }
+
+    pub fn parking_queue(&self) -> String {
+        format!("{}.parking", self.queue)
+    }
+
+    /// The retry queue for a delay tier, named after its delay.
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        format!("{}.retry.{}ms", self.queue, delay.as_millis())
+    }
+
+    /// The delay before attempt `attempt` (1-based count of failures so far).
+    pub fn retry_delay(&self, failures: u32) -> Option<Duration> {
+        let index = usize::try_from(failures.saturating_sub(1)).ok()?;
+        self.retry_delays
+            .get(index)
+            .or_else(|| self.retry_delays.last())
+            .copied()
+    }
+
+    /// Declares exchanges, the main queue and its bindings, the retry tiers and the parking queue.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        declare_events_exchange(channel, &self.exchange).await?;
+        let dlx = dead_letter_exchange(&self.exchange);
+        channel
+            .exchange_declare(
+                ShortString::from(dlx.as_str()),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+
+        let parking = self.parking_queue();
+        channel
+            .queue_declare(
+                ShortString::from(parking.as_str()),
+                durable(),
+                self.base_arguments(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                ShortString::from(parking.as_str()),
+                ShortString::from(dlx.as_str()),
+                ShortString::from(parking.as_str()),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+
+        let mut main_args = self.base_arguments();
+        main_args.insert("x-queue-type".into(), long_string("quorum"));
+        main_args.insert("x-dead-letter-exchange".into(), long_string(&dlx));
+        main_args.insert("x-dead-letter-routing-key".into(), long_string(&parking));
+        main_args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+        );
+        channel
+            .queue_declare(ShortString::from(self.queue.as_str()), durable(), main_args)
+            .await?;
+        for binding in &self.bindings {
+            channel
+                .queue_bind(
+                    ShortString::from(self.queue.as_str()),
+                    ShortString::from(self.exchange.as_str()),
+                    ShortString::from(binding.as_str()),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+
+        for delay in &self.retry_delays {
+            let mut args = self.base_arguments();
+            // Expired messages go back to the main queue through the default exchange, which
+            // routes by queue name.
+            args.insert("x-dead-letter-exchange".into(), long_string(""));
+            args.insert("x-dead-letter-routing-key".into(), long_string(&self.queue));
+            args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+            );
+            channel
+                .queue_declare(
+                    ShortString::from(self.retry_queue(*delay).as_str()),
+                    durable(),
+                    args,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_escalate_then_stay_at_the_last_tier() {
+        let topology = ConsumerTopology::new("shop.events", "inventory.orders", &["orders.#"])
+            .with_retry_delays(vec![Duration::from_millis(100), Duration::from_secs(2)]);
+        assert_eq!(topology.retry_delay(1), Some(Duration::from_millis(100)));
+        assert_eq!(topology.retry_delay(2), Some(Duration::from_secs(2)));
+        assert_eq!(topology.retry_delay(7), Some(Duration::from_secs(2)));
+        assert_eq!(
+            topology.retry_queue(Duration::from_millis(100)),
+            "inventory.orders.retry.100ms"
+        );
+        assert_eq!(topology.parking_queue(), "inventory.orders.parking");
+    }
+
+    #[test]
+    fn no_tiers_means_no_retry() {
+        let topology = ConsumerTopology::new("x", "q", &[]).with_retry_delays(vec![]);
+        assert_eq!(topology.retry_delay(1), None);
+    }
+}

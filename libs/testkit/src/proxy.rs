@@ -1,0 +1,106 @@
+//! A TCP proxy that a test can cut and restore: a broker or database "outage" without stopping
+//! the shared server other tests are using.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+/// Forwards connections on a local port to `upstream` until cut.
+pub struct TcpProxy {
+    addr: SocketAddr,
+    upstream: String,
+    enabled: Arc<AtomicBool>,
+    /// Bumped on every cut; live connections watch it and close.
+    generation: watch::Sender<u64>,
+}
+
+impl TcpProxy {
+    /// Starts proxying `upstream` (`host:port`) on a free loopback port.
+    ///
+    /// # Panics
+    /// When no local port can be bound.
+    pub async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|err| panic!("cannot bind the proxy: {err}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|err| panic!("proxy address: {err}"));
+        let enabled = Arc::new(AtomicBool::new(true));
+        let (generation, _) = watch::channel(0_u64);
+        let proxy = Self {
+            addr,
+            upstream: upstream.to_owned(),
+            enabled: Arc::clone(&enabled),
+            generation,
+        };
+        let upstream = upstream.to_owned();
+        let cuts = proxy.generation.subscribe();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if !enabled.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let mut client = client;
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `url` with its `host:port` replaced by the proxy's address.
+    pub fn rewrite_url(&self, url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let credentials = authority
+            .rsplit_once('@')
+            .map(|(credentials, _)| format!("{credentials}@"))
+            .unwrap_or_default();
+        format!("{scheme}://{credentials}{}{path}", self.addr)
+    }
+
+    /// Drops every open connection and refuses new ones: the upstream looks down.
+    pub fn cut(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.enabled.store(true, Ordering::SeqCst);
+    }
+
+    pub fn upstream(&self) -> &str {
+        &self.upstream
+    }
+}

@@ -1,0 +1,431 @@
+//! The catalog cache: **cache-aside** in Redis, kept correct by invalidation.
+//!
+//! Catalog reads (`GetProduct`, `ListProducts`) vastly outnumber catalog writes, so they are
+//! served from Redis when possible. *Cache-aside* means the application, not the cache, owns the
+//! logic: look in Redis; on a miss read Postgres and put the result in Redis; on every write
+//! change Postgres first and then delete what Redis holds. Postgres stays the only source of
+//! truth and Redis may be lost at any moment.
+//!
+//! **Keys** are namespaced by a configurable, versioned prefix (`inventory:v1`; bump the version
+//! when the cached format changes, and old entries are simply never read again):
+//!
+//! | key | holds |
+//! |---|---|
+//! | `{prefix}:product:{sku}` | one `shop.inventory.v1.Product`, protobuf-encoded |
+//! | `{prefix}:generation` | the catalog generation: a counter every write increments |
+//! | `{prefix}:page:{generation}:{query}` | one `ListProductsResponse`, protobuf-encoded |
+//!
+//! **Invalidation** happens after the transaction commits (invalidating before would let a
+//! concurrent reader cache the old row again) and does two things atomically (a Lua script): delete
+//! the changed products' keys, and increment the generation. List pages cannot be deleted one by
+//! one — any write may change any page — so they are keyed by generation instead: incrementing
+//! it makes every cached page unreachable at once, and their TTL cleans them up.
+//!
+//! **No stale fills.** The classic cache-aside race: a reader loads the old row, a writer commits
+//! and invalidates, then the reader stores the old row — stale until the TTL. Here a reader
+//! notes the generation *before* reading Postgres and stores its result with a small Lua script
+//! that writes only if the generation is still the same; any write in between bumped it, so the
+//! outdated result is dropped. (A single Redis is assumed; on Redis Cluster the generation and
+//! the entry would need one hash slot, e.g. a `{prefix}` hash tag.)
+//!
+//! **TTL with jitter.** Entries live `INVENTORY_CACHE_TTL` ±20%, so entries written together do
+//! not all expire together (a synchronised expiry is a stampede on a timer). The TTL also bounds
+//! how long anything missed by invalidation can be served.
+//!
+//! **Redis is optional.** Every call has a short timeout (`INVENTORY_CACHE_TIMEOUT`, 250ms); any
+//! error or timeout makes the read go to Postgres, is counted in
+//! `inventory_cache_requests_total{result="error"}`, and is logged once per outage (a warning
+//! when Redis goes away, an info line when it is back). After a failure Redis is left alone for
+//! a second, so a dead cache costs each read nothing rather than a timeout. An invalidation
+//! that fails is remembered and retried before the cache is trusted again: until it succeeds,
+//! reads bypass Redis, so entries that missed their invalidation during an outage are never
+//! served afterwards. Redis is deliberately **not** part of `/readyz`: a replica without its
+//! cache is slower, not broken, and taking every replica out of rotation because the cache is
+//! down would turn a degradation into an outage.
+
+use std::{
+    collections::BTreeSet,
+    fmt::Display,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use redis::{
+    RedisResult,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+
+use crate::domain::{ListQuery, Sku};
+
+/// How long Redis is left alone after a failure.
+const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// Stores `ARGV[2]` at `KEYS[2]` for `ARGV[3]` ms, only if the generation at `KEYS[1]` still is
+/// `ARGV[1]` (the value seen before Postgres was read).
+const FILL_IF_CURRENT: &str = r"
+local current = redis.call('GET', KEYS[1]) or '0'
+if current == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+";
+
+/// Increments the generation at `KEYS[1]` and deletes the entries `KEYS[2..]`, atomically.
+///
+/// A script rather than `MULTI`/`EXEC`: as atomic, one round trip, and a refused command comes
+/// back as one plain error (redis-rs 1.8 panics in debug builds when a server refuses `MULTI`
+/// itself, e.g. for lack of ACL permissions).
+const INVALIDATE: &str = r"
+redis.call('INCR', KEYS[1])
+for i = 2, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
+return 1
+";
+
+/// What a cache lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Hit(Vec<u8>),
+    Miss,
+    /// Redis failed, timed out, is resting after a failure, or has invalidations outstanding.
+    Unavailable,
+}
+
+#[derive(Clone)]
+pub struct CatalogCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: ConnectionManager,
+    prefix: String,
+    ttl: Duration,
+    timeout: Duration,
+    fill: redis::Script,
+    invalidate: redis::Script,
+    health: Mutex<Health>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Health {
+    /// Set while Redis is failing; reads skip it until this instant.
+    resting_until: Option<Instant>,
+    down: bool,
+}
+
+/// Invalidations that could not be applied yet.
+#[derive(Default)]
+struct Pending {
+    keys: BTreeSet<String>,
+    /// Generation bumps asked for and applied: outstanding while `requested > applied`.
+    requested: u64,
+    applied: u64,
+}
+
+impl CatalogCache {
+    /// Sets up the connection lazily: nothing is dialled until the first read, so the service
+    /// starts whether or not Redis is up.
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1));
+        let redis = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                redis,
+                prefix: prefix.to_owned(),
+                ttl,
+                timeout,
+                fill: redis::Script::new(FILL_IF_CURRENT),
+                invalidate: redis::Script::new(INVALIDATE),
+                health: Mutex::default(),
+                pending: Mutex::default(),
+            }),
+        })
+    }
+
+    pub fn product_key(&self, sku: &Sku) -> String {
+        format!("{}:product:{sku}", self.inner.prefix)
+    }
+
+    pub fn page_key(&self, generation: u64, query: &ListQuery) -> String {
+        format!(
+            "{}:page:{generation}:{}",
+            self.inner.prefix,
+            query.cache_key()
+        )
+    }
+
+    fn generation_key(&self) -> String {
+        format!("{}:generation", self.inner.prefix)
+    }
+
+    /// Looks `key` up and counts the outcome under `kind` (`product` or `page`).
+    pub async fn lookup(&self, key: &str, kind: &'static str) -> Lookup {
+        let found = if self.settle_pending().await {
+            let mut get = redis::cmd("GET");
+            get.arg(key);
+            let mut conn = self.inner.redis.clone();
+            self.guard("GET", async move {
+                get.query_async::<Option<Vec<u8>>>(&mut conn).await
+            })
+            .await
+        } else {
+            None
+        };
+        let lookup = match found {
+            Some(Some(bytes)) => Lookup::Hit(bytes),
+            Some(None) => Lookup::Miss,
+            None => Lookup::Unavailable,
+        };
+        record(kind, &lookup);
+        lookup
+    }
+
+    /// The current catalog generation (0 before the first write), or `None` when Redis cannot
+    /// be used.
+    pub async fn generation(&self) -> Option<u64> {
+        if !self.settle_pending().await {
+            return None;
+        }
+        let mut get = redis::cmd("GET");
+        get.arg(self.generation_key());
+        let mut conn = self.inner.redis.clone();
+        self.guard("GET", async move {
+            get.query_async::<Option<u64>>(&mut conn).await
+        })
+        .await
+        .map(Option::unwrap_or_default)
+    }
+
+    /// Stores `value` at `key` unless the catalog changed since `generation` was read.
+    pub async fn fill(&self, generation: u64, key: &str, value: &[u8]) {
+        let ttl = jittered(self.inner.ttl, rand::random::<f64>());
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut invocation = self.inner.fill.prepare_invoke();
+        invocation
+            .key(self.generation_key())
+            .key(key)
+            .arg(generation)
+            .arg(value)
+            .arg(ttl_ms);
+        let mut conn = self.inner.redis.clone();
+        let stored = self
+            .guard("fill", async move {
+                invocation.invoke_async::<i64>(&mut conn).await
+            })
+            .await;
+        if stored == Some(0) {
+            tracing::debug!(key, "catalog changed during the read; result not cached");
+        }
+    }
+
+    /// Forgets what the cache holds about `skus` and every cached list page. Call it after the
+    /// transaction that changed them has committed. Never fails: an invalidation Redis cannot
+    /// take now is kept and retried before the next lookup.
+    pub async fn invalidate(&self, skus: &[Sku]) {
+        {
+            let mut pending = self.pending();
+            pending
+                .keys
+                .extend(skus.iter().map(|sku| self.product_key(sku)));
+            pending.requested += 1;
+        }
+        self.settle_pending().await;
+    }
+
+    /// Applies outstanding invalidations; true when none are left.
+    async fn settle_pending(&self) -> bool {
+        let (keys, requested) = {
+            let pending = self.pending();
+            if pending.keys.is_empty() && pending.requested == pending.applied {
+                return true;
+            }
+            (
+                pending.keys.iter().cloned().collect::<Vec<_>>(),
+                pending.requested,
+            )
+        };
+        let mut invocation = self.inner.invalidate.prepare_invoke();
+        invocation.key(self.generation_key());
+        for key in &keys {
+            invocation.key(key);
+        }
+        let mut conn = self.inner.redis.clone();
+        let applied = self
+            .guard("invalidate", async move {
+                invocation.invoke_async::<i64>(&mut conn).await
+            })
+            .await
+            .is_some();
+        metrics::counter!(
+            "inventory_cache_invalidations_total",
+            "result" => if applied { "ok" } else { "error" },
+        )
+        .increment(1);
+        if !applied {
+            return false;
+        }
+        let mut pending = self.pending();
+        for key in &keys {
+            pending.keys.remove(key);
+        }
+        pending.applied = pending.applied.max(requested);
+        pending.keys.is_empty() && pending.requested == pending.applied
+    }
+
+    /// Runs one Redis call with the timeout, unless Redis is resting after a failure. Tracks
+    /// outages for the log.
+    async fn guard<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Option<T> {
+        if self
+            .health()
+            .resting_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return None;
+        }
+        match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(Ok(value)) => {
+                self.recovered();
+                Some(value)
+            }
+            Ok(Err(err)) => {
+                self.failed(operation, &err);
+                None
+            }
+            Err(_) => {
+                self.failed(
+                    operation,
+                    &format!("no answer within {:?}", self.inner.timeout),
+                );
+                None
+            }
+        }
+    }
+
+    fn failed(&self, operation: &'static str, error: &dyn Display) {
+        let mut health = self.health();
+        health.resting_until = Some(Instant::now() + REST_AFTER_FAILURE);
+        if health.down {
+            tracing::debug!(operation, error = %error, "Redis still unavailable");
+        } else {
+            health.down = true;
+            tracing::warn!(
+                operation,
+                error = %error,
+                "Redis unavailable: catalog reads go to Postgres until it is back"
+            );
+        }
+    }
+
+    fn recovered(&self) {
+        let mut health = self.health();
+        health.resting_until = None;
+        if health.down {
+            health.down = false;
+            tracing::info!("Redis is back: catalog reads use the cache again");
+        }
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.inner
+            .health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counts one lookup: `inventory_cache_requests_total{kind, result="hit|miss|error"}`. The hit
+/// ratio on the dashboard is `hit / (hit + miss + error)`.
+pub fn record(kind: &'static str, lookup: &Lookup) {
+    let result = match lookup {
+        Lookup::Hit(_) => "hit",
+        Lookup::Miss => "miss",
+        Lookup::Unavailable => "error",
+    };
+    metrics::counter!("inventory_cache_requests_total", "kind" => kind, "result" => result)
+        .increment(1);
+}
+
+/// `ttl` scaled by a factor in [0.8, 1.2): `unit` is uniform in [0, 1).
+fn jittered(ttl: Duration, unit: f64) -> Duration {
+    ttl.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ttl_varies_by_at_most_twenty_percent() {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(jittered(ttl, 0.0), Duration::from_secs(48));
+        assert_eq!(jittered(ttl, 0.5), Duration::from_secs(60));
+        assert!(jittered(ttl, 0.999_999) <= Duration::from_secs(72));
+        assert_eq!(jittered(ttl, 7.0), Duration::from_secs(72), "clamped");
+        for _ in 0..1000 {
+            let value = jittered(ttl, rand::random::<f64>());
+            assert!((Duration::from_secs(48)..=Duration::from_secs(72)).contains(&value));
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_are_namespaced_by_the_prefix() {
+        let cache = CatalogCache::new(
+            "redis://127.0.0.1:1",
+            "test:v9",
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+        )
+        .unwrap();
+        let sku = Sku::parse("MUG-1").unwrap();
+        assert_eq!(cache.product_key(&sku), "test:v9:product:MUG-1");
+        assert_eq!(cache.generation_key(), "test:v9:generation");
+        let query = ListQuery::parse(0, "", "").unwrap();
+        assert_eq!(cache.page_key(7, &query), "test:v9:page:7:20:-:-");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_a_miss_for_the_caller_and_invalidations_wait() {
+        let cache = CatalogCache::new(
+            "redis://127.0.0.1:1",
+            "test:v1",
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+        )
+        .unwrap();
+        let sku = Sku::parse("MUG-1").unwrap();
+        assert_eq!(
+            cache.lookup(&cache.product_key(&sku), "product").await,
+            Lookup::Unavailable
+        );
+        assert_eq!(cache.generation().await, None);
+        cache.invalidate(std::slice::from_ref(&sku)).await;
+        let pending = cache.pending();
+        assert!(pending.keys.contains("test:v1:product:MUG-1"));
+        assert!(pending.requested > pending.applied);
+    }
+}

@@ -1,0 +1,212 @@
+//! The gRPC API: decode → domain → store → encode, nothing else.
+//!
+//! Authorization (admin-only `UpsertProduct`/`AdjustStock`) is enforced by the gateway, the only
+//! public entry point; inside the cluster a NetworkPolicy limits who reaches this port.
+
+use std::time::Duration;
+
+use contracts::inventory::{
+    self as api, AdjustStockRequest, AdjustStockResponse, CommitReservationRequest,
+    CommitReservationResponse, GetProductRequest, GetProductResponse, GetReservationRequest,
+    GetReservationResponse, ListProductsRequest, ListProductsResponse, ReleaseStockRequest,
+    ReleaseStockResponse, ReserveStockRequest, ReserveStockResponse, UpsertProductRequest,
+    UpsertProductResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    catalog::Catalog,
+    domain::{
+        AdjustmentReason, ListQuery, OrderId, ProductDraft, ReleaseReason, Reservation,
+        ReservationRequest, Sku, StockDelta,
+    },
+    error::InventoryError,
+    store::{Applied, ReservationStore},
+    wire,
+};
+
+pub struct InventoryApi {
+    catalog: Catalog,
+    reservations: ReservationStore,
+    reservation_ttl: Duration,
+}
+
+impl InventoryApi {
+    pub fn new(
+        catalog: Catalog,
+        reservations: ReservationStore,
+        reservation_ttl: Duration,
+    ) -> Self {
+        Self {
+            catalog,
+            reservations,
+            reservation_ttl,
+        }
+    }
+
+    async fn upsert(&self, request: UpsertProductRequest) -> Result<api::Product, InventoryError> {
+        let price = request
+            .price
+            .as_ref()
+            .map(|money| (money.amount_minor, money.currency.as_str()));
+        let draft = ProductDraft::parse(
+            &request.sku,
+            &request.name,
+            &request.description,
+            price,
+            request.active,
+        )?;
+        let item = self.catalog.upsert(&draft).await?;
+        tracing::info!(sku = %draft.sku, active = draft.active, "product upserted");
+        Ok(wire::product(&item))
+    }
+
+    async fn adjust(&self, request: AdjustStockRequest) -> Result<api::StockLevel, InventoryError> {
+        let sku = Sku::parse(&request.sku)?;
+        let delta = StockDelta::parse(request.delta)?;
+        let reason = AdjustmentReason::parse(&request.reason)?;
+        let level = self.catalog.adjust(&sku, delta, &reason).await?;
+        tracing::info!(%sku, delta = delta.get(), reason = reason.as_str(), "stock adjusted");
+        Ok(wire::stock(&level))
+    }
+
+    async fn reserve(&self, request: ReserveStockRequest) -> Result<Reservation, InventoryError> {
+        let request = ReservationRequest::parse(
+            &request.order_id,
+            request
+                .lines
+                .iter()
+                .map(|line| (line.sku.as_str(), line.quantity)),
+        )?;
+        let applied = self
+            .reservations
+            .reserve(&request, self.reservation_ttl)
+            .await?;
+        tracing::info!(
+            order_id = %request.order_id,
+            status = %applied.reservation.status,
+            "reserve stock"
+        );
+        Ok(self.settled(applied).await)
+    }
+
+    async fn release(&self, request: ReleaseStockRequest) -> Result<Reservation, InventoryError> {
+        let order_id = OrderId::parse(&request.order_id)?;
+        let reason = ReleaseReason::parse(&request.reason)?;
+        let applied = self.reservations.release(order_id, &reason).await?;
+        tracing::info!(%order_id, status = %applied.reservation.status, "release stock");
+        Ok(self.settled(applied).await)
+    }
+
+    async fn commit(
+        &self,
+        request: CommitReservationRequest,
+    ) -> Result<Reservation, InventoryError> {
+        let order_id = OrderId::parse(&request.order_id)?;
+        let applied = self.reservations.commit(order_id).await?;
+        tracing::info!(%order_id, status = %applied.reservation.status, "commit reservation");
+        Ok(self.settled(applied).await)
+    }
+
+    async fn get_reservation(
+        &self,
+        request: GetReservationRequest,
+    ) -> Result<Reservation, InventoryError> {
+        let order_id = OrderId::parse(&request.order_id)?;
+        self.reservations
+            .find(order_id)
+            .await?
+            .ok_or(InventoryError::ReservationNotFound(order_id))
+    }
+
+    /// Invalidates the catalog entries whose `available` changed, after the commit.
+    async fn settled(&self, applied: Applied) -> Reservation {
+        if applied.available_changed {
+            self.catalog.changed(&applied.reservation.skus()).await;
+        }
+        applied.reservation
+    }
+}
+
+#[tonic::async_trait]
+impl api::InventoryService for InventoryApi {
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Result<Response<ListProductsResponse>, Status> {
+        let request = request.into_inner();
+        let query = ListQuery::parse(request.page_size, &request.page_token, &request.query)
+            .map_err(InventoryError::from)?;
+        let page = self.catalog.list(query).await?;
+        Ok(Response::new(wire::page(&page)))
+    }
+
+    async fn get_product(
+        &self,
+        request: Request<GetProductRequest>,
+    ) -> Result<Response<GetProductResponse>, Status> {
+        let sku = Sku::parse(&request.get_ref().sku).map_err(InventoryError::from)?;
+        let item = self.catalog.product(sku).await?;
+        Ok(Response::new(GetProductResponse {
+            product: Some(wire::product(&item)),
+        }))
+    }
+
+    async fn upsert_product(
+        &self,
+        request: Request<UpsertProductRequest>,
+    ) -> Result<Response<UpsertProductResponse>, Status> {
+        let product = self.upsert(request.into_inner()).await?;
+        Ok(Response::new(UpsertProductResponse {
+            product: Some(product),
+        }))
+    }
+
+    async fn adjust_stock(
+        &self,
+        request: Request<AdjustStockRequest>,
+    ) -> Result<Response<AdjustStockResponse>, Status> {
+        let stock = self.adjust(request.into_inner()).await?;
+        Ok(Response::new(AdjustStockResponse { stock: Some(stock) }))
+    }
+
+    async fn reserve_stock(
+        &self,
+        request: Request<ReserveStockRequest>,
+    ) -> Result<Response<ReserveStockResponse>, Status> {
+        let reservation = self.reserve(request.into_inner()).await?;
+        Ok(Response::new(ReserveStockResponse {
+            reservation: Some(wire::reservation(&reservation)),
+        }))
+    }
+
+    async fn release_stock(
+        &self,
+        request: Request<ReleaseStockRequest>,
+    ) -> Result<Response<ReleaseStockResponse>, Status> {
+        let reservation = self.release(request.into_inner()).await?;
+        Ok(Response::new(ReleaseStockResponse {
+            reservation: Some(wire::reservation(&reservation)),
+        }))
+    }
+
+    async fn commit_reservation(
+        &self,
+        request: Request<CommitReservationRequest>,
+    ) -> Result<Response<CommitReservationResponse>, Status> {
+        let reservation = self.commit(request.into_inner()).await?;
+        Ok(Response::new(CommitReservationResponse {
+            reservation: Some(wire::reservation(&reservation)),
+        }))
+    }
+
+    async fn get_reservation(
+        &self,
+        request: Request<GetReservationRequest>,
+    ) -> Result<Response<GetReservationResponse>, Status> {
+        let reservation = self.get_reservation(request.into_inner()).await?;
+        Ok(Response::new(GetReservationResponse {
+            reservation: Some(wire::reservation(&reservation)),
+        }))
+    }
+}

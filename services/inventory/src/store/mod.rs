@@ -1,0 +1,61 @@
+//! All SQL of the inventory service.
+//!
+//! * [`catalog`]: products and stock levels — the catalog read path and the admin writes.
+//! * [`reservations`]: reserve, release, commit, expire — the stock moves of the checkout saga.
+//! * [`stock_moves`]: the guarded UPDATEs (conditional updates) that move units between buckets.
+//!
+//! Two rules hold everywhere:
+//!
+//! * **Every change and its event commit together** (transactional outbox): each write runs in
+//!   one transaction that also calls `messaging::outbox::enqueue`.
+//! * **Locks are taken in one global order** — a reservation row before stock rows, stock rows
+//!   by ascending SKU — so two transactions can wait for each other but never deadlock.
+//!
+//! Queries are checked at run time (`sqlx::query`) with bound parameters only, so the build
+//! needs no database.
+
+pub mod catalog;
+pub mod reservations;
+pub mod stock_moves;
+
+pub use catalog::CatalogStore;
+pub use reservations::{Applied, ReservationStore};
+
+use crate::{
+    domain::{CatalogItem, Description, Price, Product, ProductName, Sku},
+    error::InventoryError,
+};
+
+/// A product joined with its stock row.
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    sku: String,
+    name: String,
+    description: String,
+    price_minor: i64,
+    currency: String,
+    active: bool,
+    updated_at: time::OffsetDateTime,
+    available: i64,
+}
+
+impl TryFrom<ItemRow> for CatalogItem {
+    type Error = InventoryError;
+
+    fn try_from(row: ItemRow) -> Result<Self, Self::Error> {
+        let corrupt = |err: crate::domain::InvalidInput| {
+            InventoryError::Corrupt(format!("product {}: {err}", row.sku))
+        };
+        Ok(CatalogItem {
+            product: Product {
+                sku: Sku::parse(&row.sku).map_err(corrupt)?,
+                name: ProductName::parse(&row.name).map_err(corrupt)?,
+                description: Description::parse(&row.description).map_err(corrupt)?,
+                price: Price::parse(row.price_minor, &row.currency).map_err(corrupt)?,
+                active: row.active,
+                updated_at: row.updated_at,
+            },
+            available: row.available,
+        })
+    }
+}

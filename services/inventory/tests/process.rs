@@ -1,0 +1,219 @@
+//! The inventory binary as a real process: health, readiness (without Redis), metrics, the demo
+//! seed and graceful shutdown.
+
+use std::{collections::HashMap, time::Duration};
+
+use contracts::inventory::{GetProductRequest, InventoryServiceClient, ListProductsRequest};
+use testkit::{ServiceProcess, free_port};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+fn environment(pairs: &[(&str, String)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm() {
+    let db = testkit::fresh_database().await;
+    let (grpc_port, admin_port) = (free_port(), free_port());
+    let env = environment(&[
+        ("INVENTORY_DATABASE_URL", db.url.clone()),
+        ("INVENTORY_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
+        ("INVENTORY_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")),
+        ("INVENTORY_REDIS_URL", testkit::redis_url().await),
+        ("INVENTORY_CACHE_PREFIX", testkit::unique_name("inventory")),
+        ("INVENTORY_SEED_DEMO", "true".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+    ]);
+    let mut process =
+        ServiceProcess::start("inventory", env!("CARGO_BIN_EXE_inventory").as_ref(), &env).unwrap();
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    process
+        .wait_until_ready(&format!("{admin}/readyz"), Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let healthz = http.get(format!("{admin}/healthz")).send().await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    let readyz = http.get(format!("{admin}/readyz")).send().await.unwrap();
+    assert_eq!(readyz.status(), 200);
+    let body: serde_json::Value = readyz.json().await.unwrap();
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert!(
+        body["checks"].get("redis").is_none(),
+        "Redis is not a readiness dependency"
+    );
+
+    let endpoint = format!("http://127.0.0.1:{grpc_port}");
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "shop.inventory.v1.InventoryService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::Serving, "health of {service:?}");
+    }
+
+    let mut inventory = InventoryServiceClient::connect(endpoint).await.unwrap();
+    let page = inventory
+        .list_products(ListProductsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        page.products.len(),
+        inventory::seed::DEMO_CATALOG.len(),
+        "the demo catalog"
+    );
+    for _ in 0..2 {
+        inventory
+            .get_product(GetProductRequest {
+                sku: "MUG-CERAMIC-350".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let missing = inventory
+        .get_product(GetProductRequest {
+            sku: "NO-SUCH-SKU".into(),
+        })
+        .await;
+    assert!(missing.is_err());
+
+    let metrics = http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line_with = |name: &str, needles: &[&str]| {
+        metrics
+            .lines()
+            .any(|line| line.starts_with(name) && needles.iter().all(|n| line.contains(n)))
+    };
+    assert!(
+        line_with(
+            "grpc_server_requests_total",
+            &[r#"method="GetProduct""#, r#"code="Ok""#]
+        ),
+        "request counter missing:\n{metrics}"
+    );
+    assert!(
+        line_with("grpc_server_requests_total", &[r#"code="NotFound""#]),
+        "error counter missing:\n{metrics}"
+    );
+    assert!(
+        line_with(
+            "inventory_cache_requests_total",
+            &[r#"kind="product""#, r#"result="hit""#]
+        ),
+        "cache hit counter missing:\n{metrics}"
+    );
+    assert!(
+        line_with(
+            "inventory_cache_requests_total",
+            &[r#"kind="product""#, r#"result="miss""#]
+        ),
+        "cache miss counter missing:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("inventory_catalog_db_reads_total"),
+        "db read counter missing:\n{metrics}"
+    );
+
+    process.terminate().await.unwrap();
+    let code = process.wait_for_exit(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(code, Some(0), "SIGTERM must lead to a clean exit");
+}
+
+#[tokio::test]
+async fn the_service_is_ready_and_answers_without_redis() {
+    let db = testkit::fresh_database().await;
+    let (grpc_port, admin_port) = (free_port(), free_port());
+    let env = environment(&[
+        ("INVENTORY_DATABASE_URL", db.url.clone()),
+        ("INVENTORY_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
+        ("INVENTORY_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")),
+        (
+            "INVENTORY_REDIS_URL",
+            format!("redis://127.0.0.1:{}", free_port()),
+        ),
+        ("INVENTORY_SEED_DEMO", "true".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+    ]);
+    let mut process =
+        ServiceProcess::start("inventory", env!("CARGO_BIN_EXE_inventory").as_ref(), &env).unwrap();
+    process
+        .wait_until_ready(
+            &format!("http://127.0.0.1:{admin_port}/readyz"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let mut inventory = InventoryServiceClient::connect(format!("http://127.0.0.1:{grpc_port}"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let product = inventory
+            .get_product(GetProductRequest {
+                sku: "MUG-CERAMIC-350".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap();
+        assert_eq!(product.available, 120);
+    }
+    let warnings: Vec<String> = process
+        .logs()
+        .into_iter()
+        .filter(|line| line.contains("Redis unavailable"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning per outage, not one per read: {warnings:?}"
+    );
+    process.terminate().await.unwrap();
+    assert_eq!(
+        process.wait_for_exit(Duration::from_secs(5)).await.unwrap(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn invalid_configuration_stops_the_binary_with_a_message_naming_the_variable() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_inventory"))
+        .env_clear()
+        .env("INVENTORY_RESERVATION_TTL", "forever")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(logs.contains("INVENTORY_RESERVATION_TTL"), "{logs}");
+}

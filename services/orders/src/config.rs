@@ -1,0 +1,135 @@
+//! The orders service's configuration, from `ORDERS_*` environment variables.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `ORDERS_GRPC_ADDR` / `ORDERS_ADMIN_ADDR` | `0.0.0.0:50053` / `0.0.0.0:9103` | ports |
+//! | `ORDERS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/orders` | this service's database |
+//! | `ORDERS_AMQP_URL` / `ORDERS_EVENTS_EXCHANGE` | local broker / `shop.events` | events |
+//! | `ORDERS_INVENTORY_URL` | `http://127.0.0.1:50052` | the inventory participant |
+//! | `ORDERS_PAYMENTS_URL` | `http://127.0.0.1:50054` | the payments participant |
+//! | `ORDERS_CALL_TIMEOUT` | `2s` | deadline of each participant call |
+//! | `ORDERS_SAGA_DEADLINE` | `2m` | after this, a saga still going forward compensates; keep it well below inventory's reservation TTL |
+//! | `ORDERS_SAGA_LEASE` | `30s` | how long a runner owns a claimed saga without progress |
+//! | `ORDERS_SAGA_POLL_INTERVAL` | `1s` | how often due retries are looked for |
+//! | `ORDERS_SAGA_RETRY_BASE` / `ORDERS_SAGA_RETRY_CAP` | `200ms` / `10s` | step retry backoff |
+//! | `ORDERS_FAULT_CRASH_AFTER` | unset | crash tests only: abort right after this saga step |
+
+use std::time::Duration;
+
+use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
+
+use crate::domain::SagaStep;
+
+pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
+    grpc_port: 50053,
+    admin_port: 9103,
+    database: "orders",
+};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub runtime: RuntimeConfig,
+    pub inventory_url: String,
+    pub payments_url: String,
+    pub call_timeout: Duration,
+    pub saga_deadline: Duration,
+    pub saga_lease: Duration,
+    pub saga_poll_interval: Duration,
+    pub saga_retry_base: Duration,
+    pub saga_retry_cap: Duration,
+    pub crash_after: Option<SagaStep>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::new("orders"))
+    }
+
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let url = |setting: &str, default: &str| -> Result<String, ConfigError> {
+            let value = env.string_or(setting, default);
+            if value.starts_with("http://") || value.starts_with("https://") {
+                Ok(value)
+            } else {
+                Err(ConfigError {
+                    variable: env.name(setting),
+                    value,
+                    reason: "expected an http:// or https:// URL".to_owned(),
+                })
+            }
+        };
+        let positive = |setting: &str, default: Duration| -> Result<Duration, ConfigError> {
+            let value = env.duration_or(setting, default)?;
+            if value.is_zero() {
+                return Err(ConfigError {
+                    variable: env.name(setting),
+                    value: "0".to_owned(),
+                    reason: "must be greater than zero".to_owned(),
+                });
+            }
+            Ok(value)
+        };
+        let crash_after = match env.raw("FAULT_CRASH_AFTER") {
+            None => None,
+            Some(raw) => Some(SagaStep::parse(raw.trim()).ok_or_else(|| ConfigError {
+                variable: env.name("FAULT_CRASH_AFTER"),
+                value: raw.clone(),
+                reason: "expected a saga step such as reserve_stock".to_owned(),
+            })?),
+        };
+        Ok(Self {
+            runtime: RuntimeConfig::from_env(env, DEFAULTS)?,
+            inventory_url: url("INVENTORY_URL", "http://127.0.0.1:50052")?,
+            payments_url: url("PAYMENTS_URL", "http://127.0.0.1:50054")?,
+            call_timeout: positive("CALL_TIMEOUT", Duration::from_secs(2))?,
+            saga_deadline: positive("SAGA_DEADLINE", Duration::from_secs(120))?,
+            saga_lease: positive("SAGA_LEASE", Duration::from_secs(30))?,
+            saga_poll_interval: positive("SAGA_POLL_INTERVAL", Duration::from_secs(1))?,
+            saga_retry_base: positive("SAGA_RETRY_BASE", Duration::from_millis(200))?,
+            saga_retry_cap: positive("SAGA_RETRY_CAP", Duration::from_secs(10))?,
+            crash_after,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        Env::from_map(
+            "orders",
+            vars.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn local_defaults_need_no_variables() {
+        let config = Config::from(&env(&[])).unwrap();
+        assert_eq!(config.runtime.grpc_addr.port(), 50053);
+        assert_eq!(config.inventory_url, "http://127.0.0.1:50052");
+        assert_eq!(config.saga_deadline, Duration::from_secs(120));
+        assert_eq!(config.crash_after, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (variable, value) in [
+            ("ORDERS_INVENTORY_URL", "inventory:50052"),
+            ("ORDERS_CALL_TIMEOUT", "0s"),
+            ("ORDERS_SAGA_LEASE", "forever"),
+            ("ORDERS_FAULT_CRASH_AFTER", "lunch"),
+        ] {
+            let err = Config::from(&env(&[(variable, value)])).unwrap_err();
+            assert_eq!(err.variable, variable);
+        }
+    }
+
+    #[test]
+    fn the_crash_knob_names_a_step() {
+        let config = Config::from(&env(&[("ORDERS_FAULT_CRASH_AFTER", "authorize_payment")])).unwrap();
+        assert_eq!(config.crash_after, Some(SagaStep::AuthorizePayment));
+    }
+}

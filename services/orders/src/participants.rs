@@ -1,0 +1,207 @@
+//! The saga's participants, inventory and payments, behind typed gRPC clients.
+//!
+//! Each call carries a deadline (`CallContext`), and every call is idempotent per order id on
+//! the participant's side, which is what makes retrying and resuming after a crash safe. gRPC
+//! errors are classified once, here: codes that mean "try again later" become
+//! [`StepResult::Transient`]; anything else is a refusal, [`StepResult::Permanent`].
+
+use std::time::Duration;
+
+use contracts::{
+    Money,
+    inventory::{
+        GetProductRequest, InventoryServiceClient, ReleaseStockRequest, ReservationLine,
+        ReservationStatus, ReserveStockRequest,
+    },
+    payments::{
+        self, AuthorizePaymentRequest, GetPaymentRequest, PaymentStatus, PaymentsServiceClient,
+        VoidPaymentRequest, get_payment_request::Key,
+    },
+};
+use platform::grpc::client::{CallContext, connect_lazy};
+use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
+use uuid::Uuid;
+
+use crate::{
+    domain::{OrderLine, StepResult},
+    store::SagaContext,
+};
+
+type Inventory = InventoryServiceClient<InterceptedService<Channel, CallContext>>;
+type Payments = PaymentsServiceClient<InterceptedService<Channel, CallContext>>;
+
+/// A product as the order needs it: name, unit price and currency, if it is for sale.
+pub type Price = (String, i64, String);
+
+#[derive(Clone)]
+pub struct Participants {
+    inventory: Inventory,
+    payments: Payments,
+}
+
+impl Participants {
+    pub fn connect(
+        inventory_url: &str,
+        payments_url: &str,
+        call_timeout: Duration,
+    ) -> Result<Self, tonic::transport::Error> {
+        let context = CallContext::new(call_timeout);
+        Ok(Self {
+            inventory: InventoryServiceClient::with_interceptor(
+                connect_lazy(inventory_url)?,
+                context,
+            ),
+            payments: PaymentsServiceClient::with_interceptor(connect_lazy(payments_url)?, context),
+        })
+    }
+
+    /// Looks up the current price of a product; `None` if unknown or not for sale.
+    pub async fn price(&self, sku: &str) -> Result<Option<Price>, Status> {
+        let response = self
+            .inventory
+            .clone()
+            .get_product(GetProductRequest {
+                sku: sku.to_owned(),
+            })
+            .await;
+        match response {
+            Ok(response) => Ok(response
+                .into_inner()
+                .product
+                .filter(|product| product.active)
+                .and_then(|product| {
+                    let price = product.price?;
+                    Some((product.name, price.amount_minor, price.currency))
+                })),
+            Err(status) if status.code() == Code::NotFound => Ok(None),
+            Err(status) if status.code() == Code::InvalidArgument => Ok(None),
+            Err(status) => Err(status),
+        }
+    }
+
+    pub async fn reserve_stock(&self, order_id: Uuid, lines: &[OrderLine]) -> StepResult {
+        let request = ReserveStockRequest {
+            order_id: order_id.to_string(),
+            lines: lines
+                .iter()
+                .map(|line| ReservationLine {
+                    sku: line.sku.clone(),
+                    quantity: line.quantity,
+                })
+                .collect(),
+        };
+        match self.inventory.clone().reserve_stock(request).await {
+            Ok(response) => match response.into_inner().reservation.map(|r| r.status()) {
+                Some(ReservationStatus::Reserved | ReservationStatus::Committed) => {
+                    StepResult::Reserved
+                }
+                Some(ReservationStatus::Rejected) => StepResult::OutOfStock,
+                other => StepResult::Permanent(format!("reservation is {other:?}")),
+            },
+            Err(status) => classify(&status),
+        }
+    }
+
+    pub async fn release_stock(&self, order_id: Uuid) -> StepResult {
+        let request = ReleaseStockRequest {
+            order_id: order_id.to_string(),
+            reason: "checkout compensation".to_owned(),
+        };
+        match self.inventory.clone().release_stock(request).await {
+            Ok(_) => StepResult::Released,
+            Err(status) => classify(&status),
+        }
+    }
+
+    pub async fn authorize_payment(&self, order_id: Uuid, context: &SagaContext) -> StepResult {
+        let request = AuthorizePaymentRequest {
+            order_id: order_id.to_string(),
+            amount: Some(Money {
+                amount_minor: context.total_minor,
+                currency: context.currency.clone(),
+            }),
+            customer_id: context.customer_id.to_string(),
+            payment_method: context.payment_method.clone(),
+        };
+        match self.payments.clone().authorize_payment(request).await {
+            Ok(response) => match response.into_inner().payment {
+                Some(payment) => {
+                    let Ok(payment_id) = Uuid::parse_str(&payment.id) else {
+                        return StepResult::Permanent(format!("bad payment id {}", payment.id));
+                    };
+                    match payment.status() {
+                        PaymentStatus::Declined => StepResult::Declined { payment_id },
+                        PaymentStatus::Authorized | PaymentStatus::Captured => {
+                            StepResult::Authorized { payment_id }
+                        }
+                        other => StepResult::Permanent(format!("payment is {other:?}")),
+                    }
+                }
+                None => StepResult::Permanent("no payment in the response".to_owned()),
+            },
+            Err(status) => classify(&status),
+        }
+    }
+
+    /// Voids the order's payment if one was authorized. Looked up by order id: after a timeout
+    /// the saga may not know whether (or which) payment the provider authorized.
+    pub async fn void_payment(&self, order_id: Uuid) -> StepResult {
+        let lookup = GetPaymentRequest {
+            key: Some(Key::OrderId(order_id.to_string())),
+        };
+        let payment = match self.payments.clone().get_payment(lookup).await {
+            Ok(response) => response.into_inner().payment,
+            Err(status) if status.code() == Code::NotFound => return StepResult::Voided,
+            Err(status) => return classify(&status),
+        };
+        let Some(payment) = payment else {
+            return StepResult::Voided;
+        };
+        if payment.status() != payments::PaymentStatus::Authorized {
+            return StepResult::Voided;
+        }
+        let request = VoidPaymentRequest {
+            payment_id: payment.id,
+            reason: "checkout compensation".to_owned(),
+        };
+        match self.payments.clone().void_payment(request).await {
+            Ok(_) => StepResult::Voided,
+            Err(status) => classify(&status),
+        }
+    }
+}
+
+/// Which gRPC failures are worth retrying.
+pub fn classify(status: &Status) -> StepResult {
+    match status.code() {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Unknown
+        | Code::Internal
+        | Code::Cancelled => StepResult::Transient(format!("{:?}: {}", status.code(), status.message())),
+        _ => StepResult::Permanent(format!("{:?}: {}", status.code(), status.message())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_and_permanent_failures_are_told_apart() {
+        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Aborted, Code::Internal] {
+            assert!(matches!(
+                classify(&Status::new(code, "x")),
+                StepResult::Transient(_)
+            ));
+        }
+        for code in [Code::InvalidArgument, Code::FailedPrecondition, Code::NotFound] {
+            assert!(matches!(
+                classify(&Status::new(code, "x")),
+                StepResult::Permanent(_)
+            ));
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! All SQL of the orders service.
+//!
+//! * [`orders`]: placing orders (the order, its saga and `OrderPlaced` in one transaction),
+//!   reading them back with their timeline, and customer cancellations.
+//! * [`sagas`]: leases on due sagas, step transitions, and the local confirm/cancel steps.
+//! * [`summaries`]: the CQRS read model, written only by the projection.
+
+mod orders;
+mod sagas;
+mod summaries;
+
+use sqlx::PgPool;
+
+pub use orders::{OrderView, OutcomeColumn, Placement, TimelineEntry};
+pub use sagas::{ClaimedSaga, SagaContext};
+pub use summaries::{SummaryCursor, SummaryRow};
+
+/// The LISTEN/NOTIFY channel that wakes saga runners when an order is placed.
+pub const SAGA_CHANNEL: &str = "sagas";
+
+#[derive(Clone, Debug)]
+pub struct OrderStore {
+    pool: PgPool,
+}
+
+impl OrderStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Maps a Postgres timestamp column that may hold microseconds only.
+pub(crate) fn now() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_microsecond(now.microsecond()).unwrap_or(now)
+}

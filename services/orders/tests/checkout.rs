@@ -1,0 +1,298 @@
+//! The checkout saga against the real inventory and payments services, Postgres and RabbitMQ.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly, by design
+
+mod support;
+
+use std::time::Duration;
+
+use contracts::{
+    inventory::ReservationStatus,
+    orders::{CancelOrderRequest, GetOrderRequest, ListOrdersRequest, OrderStatus},
+    payments::PaymentStatus,
+};
+use support::{APPROVE, DECLINE, World};
+use tonic::Code;
+use uuid::Uuid;
+
+const SAGA: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn the_happy_path_confirms_with_stock_reserved_and_payment_authorized() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("MUG-1", 1250, 10).await;
+    world.product("TEE-1", 2000, 10).await;
+    let customer = Uuid::now_v7();
+    let placed = world
+        .place(customer, &[("MUG-1", 2), ("TEE-1", 1)], APPROVE, "k1")
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), OrderStatus::Pending);
+    assert_eq!(
+        placed.total.as_ref().unwrap().amount_minor,
+        2 * 1250 + 2000,
+        "priced from the catalog"
+    );
+
+    let order = world.terminal(&placed.id, SAGA).await;
+    assert_eq!(order.status(), OrderStatus::Confirmed);
+    let steps: Vec<_> = order
+        .timeline
+        .iter()
+        .map(|s| (s.step.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        steps[..4],
+        [
+            ("place_order", "succeeded"),
+            ("reserve_stock", "succeeded"),
+            ("authorize_payment", "succeeded"),
+            ("confirm", "succeeded"),
+        ]
+    );
+    // No order is CONFIRMED without a reservation and an authorization.
+    assert!(matches!(
+        world.reservation(&order.id).await,
+        Some(ReservationStatus::Reserved | ReservationStatus::Committed)
+    ));
+    let payment = world.payment(&order.id).await.unwrap();
+    assert!(matches!(
+        payment.status(),
+        PaymentStatus::Authorized | PaymentStatus::Captured
+    ));
+    assert_eq!(payment.authorized.unwrap().amount_minor, 4500);
+    world.assert_stock_conserved("MUG-1").await;
+    world.stop();
+}
+
+#[tokio::test]
+async fn out_of_stock_cancels_and_charges_nothing() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("RARE-1", 9900, 1).await;
+    let placed = world
+        .place(Uuid::now_v7(), &[("RARE-1", 2)], APPROVE, "k1")
+        .await
+        .unwrap();
+    let order = world.terminal(&placed.id, SAGA).await;
+    assert_eq!(order.status(), OrderStatus::Cancelled);
+    assert_eq!(order.cancellation_reason, "out_of_stock");
+    assert!(world.payment(&order.id).await.is_none(), "nothing charged");
+    assert_eq!(world.available("RARE-1").await, 1);
+    world.assert_stock_conserved("RARE-1").await;
+    world.stop();
+}
+
+#[tokio::test]
+async fn a_declined_card_cancels_and_releases_the_stock() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("LAMP-1", 4500, 5).await;
+    let placed = world
+        .place(Uuid::now_v7(), &[("LAMP-1", 3)], DECLINE, "k1")
+        .await
+        .unwrap();
+    let order = world.terminal(&placed.id, SAGA).await;
+    assert_eq!(order.status(), OrderStatus::Cancelled);
+    assert_eq!(order.cancellation_reason, "payment_declined");
+    assert_eq!(
+        world.reservation(&order.id).await,
+        Some(ReservationStatus::Released)
+    );
+    assert_eq!(world.available("LAMP-1").await, 5, "stock back");
+    assert_eq!(
+        world.payment(&order.id).await.unwrap().status(),
+        PaymentStatus::Declined
+    );
+    let steps: Vec<_> = order.timeline.iter().map(|s| s.step.as_str()).collect();
+    assert!(steps.contains(&"release_stock"), "{steps:?}");
+    world.assert_stock_conserved("LAMP-1").await;
+    world.stop();
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_returns_the_same_order_and_charges_once() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("BAG-1", 3000, 10).await;
+    let customer = Uuid::now_v7();
+    let attempts = (0..5).map(|_| world.place(customer, &[("BAG-1", 1)], APPROVE, "same-key"));
+    let orders = futures::future::join_all(attempts).await;
+    let ids: std::collections::HashSet<_> =
+        orders.into_iter().map(|order| order.unwrap().id).collect();
+    assert_eq!(ids.len(), 1, "one order for one key");
+    let id = ids.into_iter().next().unwrap();
+    world.terminal(&id, SAGA).await;
+    assert_eq!(world.available("BAG-1").await, 9, "reserved once");
+
+    // The same key for a different basket is a client bug, not a new order.
+    let err = world
+        .place(customer, &[("BAG-1", 2)], APPROVE, "same-key")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    world.stop();
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("PEN-1", 150, 10).await;
+    let customer = Uuid::now_v7();
+    for (lines, field) in [
+        (vec![], "lines"),
+        (vec![("PEN-1", 0)], "lines[0].quantity"),
+        (vec![("PEN-1", 1), ("NOPE-1", 1)], "lines[1].sku"),
+    ] {
+        let err = world.place(customer, &lines, APPROVE, "k").await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with(&format!("{field}: ")), "{}", err.message());
+    }
+    world.stop();
+}
+
+#[tokio::test]
+async fn customers_only_see_their_own_orders() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("CUP-1", 800, 10).await;
+    let (alice, mallory) = (Uuid::now_v7(), Uuid::now_v7());
+    let order = world.place(alice, &[("CUP-1", 1)], APPROVE, "k").await.unwrap();
+    let err = world
+        .orders()
+        .get_order(GetOrderRequest {
+            order_id: order.id.clone(),
+            customer_id: mallory.to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "404, not 403: existence is not disclosed");
+    let err = world
+        .orders()
+        .cancel_order(CancelOrderRequest {
+            order_id: order.id.clone(),
+            customer_id: mallory.to_string(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    world.stop();
+}
+
+#[tokio::test]
+async fn the_read_model_lists_orders_from_events() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("SOCK-1", 500, 50).await;
+    let customer = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let order = world
+            .place(customer, &[("SOCK-1", 1)], APPROVE, &format!("k{n}"))
+            .await
+            .unwrap();
+        ids.push(order.id);
+    }
+    for id in &ids {
+        world.terminal(id, SAGA).await;
+    }
+    // Eventually consistent: poll until the projection has caught up.
+    let listed = testkit::poll_until("the projection", SAGA, || async {
+        let mut all = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = world
+                .orders()
+                .list_orders(ListOrdersRequest {
+                    customer_id: customer.to_string(),
+                    page_size: 2,
+                    page_token: token.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            all.extend(page.orders);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        (all.len() == 5 && all.iter().all(|o| o.status() == OrderStatus::Confirmed))
+            .then_some(all)
+    })
+    .await
+    .unwrap();
+    let listed_ids: Vec<_> = listed.iter().map(|o| o.id.clone()).collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed_ids, newest_first);
+    assert!(listed.iter().all(|o| o.item_count == 1));
+    let other = world
+        .orders()
+        .list_orders(ListOrdersRequest {
+            customer_id: Uuid::now_v7().to_string(),
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(other.orders.is_empty());
+    world.stop();
+}
+
+#[tokio::test]
+async fn a_saga_past_its_deadline_compensates() {
+    // The provider never answers: every authorization attempt times out.
+    let world = World::full(
+        vec![("PAYMENTS_PROVIDER_HANG", "true".into())],
+        vec![
+            ("ORDERS_SAGA_DEADLINE", "2s".into()),
+            ("ORDERS_CALL_TIMEOUT", "300ms".into()),
+        ],
+    )
+    .await;
+    world.product("SLOW-1", 1000, 3).await;
+    let placed = world
+        .place(Uuid::now_v7(), &[("SLOW-1", 1)], APPROVE, "k")
+        .await
+        .unwrap();
+    let order = world.terminal(&placed.id, SAGA).await;
+    assert_eq!(order.status(), OrderStatus::Cancelled);
+    assert_eq!(order.cancellation_reason, "saga_timeout");
+    assert_eq!(
+        world.reservation(&order.id).await,
+        Some(ReservationStatus::Released)
+    );
+    assert_eq!(world.available("SLOW-1").await, 3);
+    world.assert_stock_conserved("SLOW-1").await;
+    world.stop();
+}
+
+#[tokio::test]
+async fn a_hundred_customers_race_for_the_last_ten_units() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("LAST-1", 2500, 10).await;
+    let placements = (0..100).map(|n| {
+        let world = &world;
+        async move {
+            world
+                .place(Uuid::now_v7(), &[("LAST-1", 1)], APPROVE, &format!("k{n}"))
+                .await
+                .unwrap()
+                .id
+        }
+    });
+    let ids = futures::future::join_all(placements).await;
+    let mut confirmed = 0;
+    let mut out_of_stock = 0;
+    for id in &ids {
+        let order = world.terminal(id, Duration::from_secs(60)).await;
+        match (order.status(), order.cancellation_reason.as_str()) {
+            (OrderStatus::Confirmed, _) => confirmed += 1,
+            (OrderStatus::Cancelled, "out_of_stock") => out_of_stock += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!((confirmed, out_of_stock), (10, 90));
+    let (on_hand, available, reserved, sold) = world.assert_stock_conserved("LAST-1").await;
+    assert_eq!((on_hand, available), (10, 0));
+    assert_eq!(reserved + sold, 10);
+    world.stop();
+}

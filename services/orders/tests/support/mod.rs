@@ -1,0 +1,304 @@
+//! A checkout world: inventory, payments and orders, each with its own fresh database, sharing a
+//! broker exchange unique to the test, all in this process on random ports.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use contracts::{
+    Money,
+    inventory::{
+        AdjustStockRequest, GetProductRequest, GetReservationRequest, InventoryServiceClient,
+        ReservationStatus, UpsertProductRequest,
+    },
+    orders::{
+        GetOrderRequest, Order, OrderStatus, OrdersServiceClient, PlaceOrderLine,
+        PlaceOrderRequest,
+    },
+    payments::{GetPaymentRequest, Payment, PaymentsServiceClient, get_payment_request::Key},
+};
+use platform::{Shutdown, config::Env};
+use testkit::TestDatabase;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub const APPROVE: &str = "tok_visa_approve";
+pub const DECLINE: &str = "tok_visa_decline";
+
+/// Settings for the three services, by variable name.
+pub type Vars = Vec<(&'static str, String)>;
+
+pub struct World {
+    pub amqp_url: String,
+    pub exchange: String,
+    pub inventory_addr: SocketAddr,
+    pub payments_addr: SocketAddr,
+    pub orders_db: TestDatabase,
+    pub inventory_db: TestDatabase,
+    pub payments_db: TestDatabase,
+    pub inventory: InventoryServiceClient<Channel>,
+    pub payments: PaymentsServiceClient<Channel>,
+    pub orders: Option<OrdersServiceClient<Channel>>,
+    shutdowns: Vec<Shutdown>,
+}
+
+fn env(prefix: &str, vars: Vars) -> Env {
+    Env::from_map(
+        prefix,
+        vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<HashMap<_, _>>(),
+    )
+}
+
+impl World {
+    /// Inventory and payments running; orders started separately (in-process or as a binary).
+    pub async fn participants(payments_vars: Vars) -> Self {
+        let amqp_url = testkit::amqp_url().await;
+        let redis_url = testkit::redis_url().await;
+        let exchange = testkit::unique_name("orders.test.events");
+        let (inventory_db, payments_db, orders_db) = (
+            testkit::fresh_database().await,
+            testkit::fresh_database().await,
+            testkit::fresh_database().await,
+        );
+        let mut shutdowns = Vec::new();
+
+        let inventory = inventory::Application::build(
+            inventory::Config::from(&env(
+                "inventory",
+                vec![
+                    ("INVENTORY_DATABASE_URL", inventory_db.url.clone()),
+                    ("INVENTORY_GRPC_ADDR", "127.0.0.1:0".into()),
+                    ("INVENTORY_ADMIN_ADDR", "127.0.0.1:0".into()),
+                    ("INVENTORY_AMQP_URL", amqp_url.clone()),
+                    ("INVENTORY_EVENTS_EXCHANGE", exchange.clone()),
+                    ("INVENTORY_REDIS_URL", redis_url.clone()),
+                    ("INVENTORY_CACHE_PREFIX", testkit::unique_name("inventory")),
+                    ("INVENTORY_DB_MAX_CONNECTIONS", "20".into()),
+                ],
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        let inventory_addr = inventory.grpc_addr();
+        let shutdown = Shutdown::new();
+        tokio::spawn(inventory.run(shutdown.clone()));
+        shutdowns.push(shutdown);
+
+        let mut vars = vec![
+            ("PAYMENTS_DATABASE_URL", payments_db.url.clone()),
+            ("PAYMENTS_GRPC_ADDR", "127.0.0.1:0".into()),
+            ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:0".into()),
+            ("PAYMENTS_AMQP_URL", amqp_url.clone()),
+            ("PAYMENTS_EVENTS_EXCHANGE", exchange.clone()),
+            ("PAYMENTS_DB_MAX_CONNECTIONS", "20".into()),
+        ];
+        vars.extend(payments_vars);
+        let payments = payments::Application::build(payments::Config::from(&env("payments", vars)).unwrap())
+            .await
+            .unwrap();
+        let payments_addr = payments.grpc_addr();
+        let shutdown = Shutdown::new();
+        tokio::spawn(payments.run(shutdown.clone()));
+        shutdowns.push(shutdown);
+
+        Self {
+            inventory: InventoryServiceClient::connect(format!("http://{inventory_addr}"))
+                .await
+                .unwrap(),
+            payments: PaymentsServiceClient::connect(format!("http://{payments_addr}"))
+                .await
+                .unwrap(),
+            orders: None,
+            amqp_url,
+            exchange,
+            inventory_addr,
+            payments_addr,
+            orders_db,
+            inventory_db,
+            payments_db,
+            shutdowns,
+        }
+    }
+
+    /// The settings an orders instance of this world needs.
+    pub fn orders_vars(&self, grpc_addr: &str, admin_addr: &str) -> Vars {
+        vec![
+            ("ORDERS_DATABASE_URL", self.orders_db.url.clone()),
+            ("ORDERS_GRPC_ADDR", grpc_addr.to_owned()),
+            ("ORDERS_ADMIN_ADDR", admin_addr.to_owned()),
+            ("ORDERS_AMQP_URL", self.amqp_url.clone()),
+            ("ORDERS_EVENTS_EXCHANGE", self.exchange.clone()),
+            ("ORDERS_QUEUE_PREFIX", format!("{}.", self.exchange)),
+            ("ORDERS_INVENTORY_URL", format!("http://{}", self.inventory_addr)),
+            ("ORDERS_PAYMENTS_URL", format!("http://{}", self.payments_addr)),
+            ("ORDERS_SAGA_POLL_INTERVAL", "100ms".into()),
+            ("ORDERS_SAGA_RETRY_BASE", "50ms".into()),
+            ("ORDERS_SAGA_RETRY_CAP", "500ms".into()),
+            ("ORDERS_DB_MAX_CONNECTIONS", "20".into()),
+        ]
+    }
+
+    /// Starts orders in this process.
+    pub async fn start_orders(&mut self, extra: Vars) {
+        let mut vars = self.orders_vars("127.0.0.1:0", "127.0.0.1:0");
+        vars.extend(extra);
+        let app = orders::Application::build(orders::Config::from(&env("orders", vars)).unwrap())
+            .await
+            .unwrap();
+        let addr = app.grpc_addr();
+        let shutdown = Shutdown::new();
+        tokio::spawn(app.run(shutdown.clone()));
+        self.shutdowns.push(shutdown);
+        self.orders = Some(
+            OrdersServiceClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap(),
+        );
+    }
+
+    pub async fn full(payments_vars: Vars, orders_vars: Vars) -> Self {
+        let mut world = Self::participants(payments_vars).await;
+        world.start_orders(orders_vars).await;
+        world
+    }
+
+    pub fn orders(&self) -> OrdersServiceClient<Channel> {
+        self.orders.clone().expect("orders started")
+    }
+
+    /// A product priced in EUR with `stock` units available.
+    pub async fn product(&self, sku: &str, price_minor: i64, stock: i64) {
+        let mut inventory = self.inventory.clone();
+        inventory
+            .upsert_product(UpsertProductRequest {
+                sku: sku.to_owned(),
+                name: format!("Product {sku}"),
+                description: "A test product".into(),
+                price: Some(Money {
+                    amount_minor: price_minor,
+                    currency: "EUR".into(),
+                }),
+                active: true,
+            })
+            .await
+            .unwrap();
+        if stock > 0 {
+            inventory
+                .adjust_stock(AdjustStockRequest {
+                    sku: sku.to_owned(),
+                    delta: stock,
+                    reason: "test delivery".into(),
+                })
+                .await
+                .unwrap();
+        }
+    }
+
+    pub async fn place(
+        &self,
+        customer: Uuid,
+        lines: &[(&str, i64)],
+        card: &str,
+        key: &str,
+    ) -> Result<Order, tonic::Status> {
+        self.orders()
+            .place_order(PlaceOrderRequest {
+                customer_id: customer.to_string(),
+                lines: lines
+                    .iter()
+                    .map(|(sku, quantity)| PlaceOrderLine {
+                        sku: (*sku).to_owned(),
+                        quantity: *quantity,
+                    })
+                    .collect(),
+                payment_method: card.to_owned(),
+                idempotency_key: key.to_owned(),
+            })
+            .await
+            .map(|response| response.into_inner().order.unwrap())
+    }
+
+    pub async fn order(&self, id: &str) -> Order {
+        self.orders()
+            .get_order(GetOrderRequest {
+                order_id: id.to_owned(),
+                customer_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .order
+            .unwrap()
+    }
+
+    /// Polls until the order leaves PENDING (every saga must reach a terminal state).
+    pub async fn terminal(&self, id: &str, deadline: Duration) -> Order {
+        testkit::poll_until("the order to leave PENDING", deadline, || async {
+            let order = self.order(id).await;
+            (order.status() != OrderStatus::Pending).then_some(order)
+        })
+        .await
+        .unwrap()
+    }
+
+    pub async fn reservation(&self, order_id: &str) -> Option<ReservationStatus> {
+        self.inventory
+            .clone()
+            .get_reservation(GetReservationRequest {
+                order_id: order_id.to_owned(),
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().reservation)
+            .map(|r| r.status())
+    }
+
+    pub async fn payment(&self, order_id: &str) -> Option<Payment> {
+        self.payments
+            .clone()
+            .get_payment(GetPaymentRequest {
+                key: Some(Key::OrderId(order_id.to_owned())),
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().payment)
+    }
+
+    pub async fn available(&self, sku: &str) -> i64 {
+        self.inventory
+            .clone()
+            .get_product(GetProductRequest {
+                sku: sku.to_owned(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .product
+            .unwrap()
+            .available
+    }
+
+    /// Stock conservation, read straight from inventory's database:
+    /// on_hand = available + reserved + sold, nothing negative.
+    pub async fn assert_stock_conserved(&self, sku: &str) -> (i64, i64, i64, i64) {
+        let pool = self.inventory_db.pool().await;
+        let (on_hand, available, reserved, sold): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT on_hand, available, reserved, sold FROM stock WHERE sku = $1",
+        )
+        .bind(sku)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        assert_eq!(on_hand, available + reserved + sold, "stock of {sku} not conserved");
+        assert!(available >= 0 && reserved >= 0 && sold >= 0);
+        (on_hand, available, reserved, sold)
+    }
+
+    pub fn stop(&self) {
+        for shutdown in &self.shutdowns {
+            shutdown.trigger();
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The payments service's configuration, from `PAYMENTS_*` environment variables.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PAYMENTS_GRPC_ADDR` | `0.0.0.0:50054` | gRPC API |
+//! | `PAYMENTS_ADMIN_ADDR` | `0.0.0.0:9104` | `/healthz`, `/readyz`, `/metrics` |
+//! | `PAYMENTS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/payments` | this service's database |
+//! | `PAYMENTS_DB_MAX_CONNECTIONS` | `10` | pool size |
+//! | `PAYMENTS_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
+//! | `PAYMENTS_PROVIDER_LATENCY` | `0ms` | simulated provider: delay before every answer |
+//! | `PAYMENTS_PROVIDER_ERROR_RATE` | `0` | simulated provider: probability (0.0–1.0) of a transient error |
+//! | `PAYMENTS_PROVIDER_HANG` | `false` | simulated provider: never answer (`true`/`false`) |
+//!
+//! The provider knobs exist for failure tests (`tests/` faults tier, the saga's retries and
+//! deadlines); they are validated at start like every other setting.
+
+use std::time::Duration;
+
+use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
+
+use crate::provider::ProviderFaults;
+
+pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
+    grpc_port: 50054,
+    admin_port: 9104,
+    database: "payments",
+};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub runtime: RuntimeConfig,
+    pub provider: ProviderFaults,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::new("payments"))
+    }
+
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let error_rate: f64 = env.parse_or("PROVIDER_ERROR_RATE", 0.0)?;
+        // `contains` is false for NaN, so "NaN" is refused here too.
+        if !(0.0..=1.0).contains(&error_rate) {
+            return Err(ConfigError {
+                variable: env.name("PROVIDER_ERROR_RATE"),
+                value: env.raw("PROVIDER_ERROR_RATE").unwrap_or_default(),
+                reason: "must be a probability between 0.0 and 1.0".to_owned(),
+            });
+        }
+        let hang = match env.raw("PROVIDER_HANG") {
+            None => false,
+            Some(raw) => match raw.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError {
+                        variable: env.name("PROVIDER_HANG"),
+                        value: raw,
+                        reason: "must be true or false".to_owned(),
+                    });
+                }
+            },
+        };
+        Ok(Self {
+            runtime: RuntimeConfig::from_env(env, DEFAULTS)?,
+            provider: ProviderFaults {
+                latency: env.duration_or("PROVIDER_LATENCY", Duration::ZERO)?,
+                error_rate,
+                hang,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env {
+        Env::from_map(
+            "payments",
+            vars.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn local_defaults_need_no_variables() {
+        let config = Config::from(&env(&[])).unwrap();
+        assert_eq!(config.runtime.grpc_addr.port(), 50054);
+        assert_eq!(config.runtime.admin_addr.port(), 9104);
+        assert_eq!(
+            config.runtime.database_url,
+            "postgres://postgres@127.0.0.1:5432/payments"
+        );
+        assert_eq!(config.provider, ProviderFaults::default());
+    }
+
+    #[test]
+    fn fault_knobs_are_read() {
+        let config = Config::from(&env(&[
+            ("PAYMENTS_PROVIDER_LATENCY", "250ms"),
+            ("PAYMENTS_PROVIDER_ERROR_RATE", "0.25"),
+            ("PAYMENTS_PROVIDER_HANG", "TRUE"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.provider,
+            ProviderFaults {
+                latency: Duration::from_millis(250),
+                error_rate: 0.25,
+                hang: true,
+            }
+        );
+        let config = Config::from(&env(&[("PAYMENTS_PROVIDER_ERROR_RATE", "1")])).unwrap();
+        assert!((config.provider.error_rate - 1.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn invalid_knobs_name_their_variable() {
+        let cases = [
+            ("PAYMENTS_PROVIDER_LATENCY", "250"),
+            ("PAYMENTS_PROVIDER_LATENCY", "fast"),
+            ("PAYMENTS_PROVIDER_ERROR_RATE", "1.5"),
+            ("PAYMENTS_PROVIDER_ERROR_RATE", "-0.1"),
+            ("PAYMENTS_PROVIDER_ERROR_RATE", "NaN"),
+            ("PAYMENTS_PROVIDER_ERROR_RATE", "often"),
+            ("PAYMENTS_PROVIDER_HANG", "yes"),
+            ("PAYMENTS_GRPC_ADDR", "localhost"),
+        ];
+        for (variable, value) in cases {
+            let err = Config::from(&env(&[(variable, value)])).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+            assert!(err.to_string().contains(variable), "{err}");
+        }
+    }
+}

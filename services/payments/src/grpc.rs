@@ -1,0 +1,195 @@
+//! The gRPC API: decode → ledger (domain + store) → encode, nothing else.
+//!
+//! Every handler runs within the caller's deadline ([`deadline`](crate::deadline)).
+
+use contracts::payments::{
+    self as api, AuthorizePaymentRequest, AuthorizePaymentResponse, CapturePaymentRequest,
+    CapturePaymentResponse, GetPaymentRequest, GetPaymentResponse, RefundPaymentRequest,
+    RefundPaymentResponse, VoidPaymentRequest, VoidPaymentResponse, get_payment_request::Key,
+};
+use messaging::envelope::timestamp;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    deadline,
+    domain::{self, Authorize, InvalidInput, Money, Payment, PaymentMethod, PaymentStatus, Reason},
+    error::PaymentsError,
+    events::money,
+    ledger::Ledger,
+    provider::PaymentProvider,
+};
+
+pub struct PaymentsApi<P> {
+    ledger: Ledger<P>,
+}
+
+impl<P: PaymentProvider> PaymentsApi<P> {
+    pub fn new(ledger: Ledger<P>) -> Self {
+        Self { ledger }
+    }
+
+    async fn authorize(&self, request: AuthorizePaymentRequest) -> Result<Payment, PaymentsError> {
+        let command = Authorize {
+            order_id: domain::parse_id("order_id", &request.order_id)?,
+            customer_id: domain::parse_id("customer_id", &request.customer_id)?,
+            amount: amount(request.amount.as_ref())?,
+            payment_method: PaymentMethod::parse(&request.payment_method)?,
+        };
+        self.ledger.authorize(command).await
+    }
+
+    async fn refund(&self, request: RefundPaymentRequest) -> Result<Payment, PaymentsError> {
+        let payment_id = domain::parse_id("payment_id", &request.payment_id)?;
+        let amount = amount(request.amount.as_ref())?;
+        let reason = Reason::parse(&request.reason)?;
+        self.ledger.refund(payment_id, amount, reason).await
+    }
+
+    async fn void(&self, request: VoidPaymentRequest) -> Result<Payment, PaymentsError> {
+        let payment_id = domain::parse_id("payment_id", &request.payment_id)?;
+        let reason = Reason::parse(&request.reason)?;
+        self.ledger.void(payment_id, reason).await
+    }
+
+    async fn get(&self, request: GetPaymentRequest) -> Result<Payment, PaymentsError> {
+        match request.key {
+            Some(Key::PaymentId(id)) => self.ledger.get(domain::parse_id("payment_id", &id)?).await,
+            Some(Key::OrderId(id)) => {
+                self.ledger
+                    .get_by_order(domain::parse_id("order_id", &id)?)
+                    .await
+            }
+            None => Err(InvalidInput::new("key", "set payment_id or order_id").into()),
+        }
+    }
+}
+
+fn amount(amount: Option<&contracts::Money>) -> Result<Money, InvalidInput> {
+    let amount = amount.ok_or_else(|| InvalidInput::new("amount", "is required"))?;
+    domain::parse_amount(amount.amount_minor, &amount.currency)
+}
+
+#[tonic::async_trait]
+impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
+    async fn authorize_payment(
+        &self,
+        request: Request<AuthorizePaymentRequest>,
+    ) -> Result<Response<AuthorizePaymentResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let payment = deadline::within(budget, self.authorize(request.into_inner())).await?;
+        Ok(Response::new(AuthorizePaymentResponse {
+            payment: Some(encode(&payment)),
+        }))
+    }
+
+    async fn capture_payment(
+        &self,
+        request: Request<CapturePaymentRequest>,
+    ) -> Result<Response<CapturePaymentResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let work = async {
+            let payment_id = domain::parse_id("payment_id", &request.get_ref().payment_id)?;
+            self.ledger.capture(payment_id).await
+        };
+        let payment = deadline::within(budget, work).await?;
+        Ok(Response::new(CapturePaymentResponse {
+            payment: Some(encode(&payment)),
+        }))
+    }
+
+    async fn refund_payment(
+        &self,
+        request: Request<RefundPaymentRequest>,
+    ) -> Result<Response<RefundPaymentResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let payment = deadline::within(budget, self.refund(request.into_inner())).await?;
+        Ok(Response::new(RefundPaymentResponse {
+            payment: Some(encode(&payment)),
+        }))
+    }
+
+    async fn void_payment(
+        &self,
+        request: Request<VoidPaymentRequest>,
+    ) -> Result<Response<VoidPaymentResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let payment = deadline::within(budget, self.void(request.into_inner())).await?;
+        Ok(Response::new(VoidPaymentResponse {
+            payment: Some(encode(&payment)),
+        }))
+    }
+
+    async fn get_payment(
+        &self,
+        request: Request<GetPaymentRequest>,
+    ) -> Result<Response<GetPaymentResponse>, Status> {
+        let budget = deadline::budget(request.metadata());
+        let payment = deadline::within(budget, self.get(request.into_inner())).await?;
+        Ok(Response::new(GetPaymentResponse {
+            payment: Some(encode(&payment)),
+        }))
+    }
+}
+
+/// The wire form of a payment: its folded state plus its full event history.
+pub fn encode(payment: &Payment) -> api::Payment {
+    let state = &payment.state;
+    api::Payment {
+        id: payment.header.id.to_string(),
+        order_id: payment.header.order_id.to_string(),
+        customer_id: payment.header.customer_id.to_string(),
+        status: encode_status(state.status).into(),
+        authorized: Some(money(state.authorized())),
+        captured: Some(money(state.captured())),
+        refunded: Some(money(state.refunded())),
+        decline_reason: state.decline_reason.clone().unwrap_or_default(),
+        events: payment
+            .history
+            .iter()
+            .map(|recorded| api::PaymentEvent {
+                seq: recorded.seq,
+                kind: recorded.event.kind().to_owned(),
+                amount: recorded.event.amount().map(money),
+                detail: recorded.event.detail().to_owned(),
+                occurred_at: Some(timestamp(recorded.occurred_at)),
+            })
+            .collect(),
+    }
+}
+
+pub fn encode_status(status: PaymentStatus) -> api::PaymentStatus {
+    match status {
+        PaymentStatus::Opened => api::PaymentStatus::Unspecified,
+        PaymentStatus::Authorized => api::PaymentStatus::Authorized,
+        PaymentStatus::Declined => api::PaymentStatus::Declined,
+        PaymentStatus::Captured => api::PaymentStatus::Captured,
+        PaymentStatus::PartiallyRefunded => api::PaymentStatus::PartiallyRefunded,
+        PaymentStatus::Refunded => api::PaymentStatus::Refunded,
+        PaymentStatus::Voided => api::PaymentStatus::Voided,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_the_api_enum_of_the_same_name() {
+        for status in PaymentStatus::ALL {
+            let encoded = encode_status(status);
+            if status == PaymentStatus::Opened {
+                assert_eq!(encoded, api::PaymentStatus::Unspecified);
+            } else {
+                assert_eq!(
+                    encoded.as_str_name(),
+                    format!("PAYMENT_STATUS_{}", status.as_str())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_amount_is_named() {
+        assert_eq!(amount(None).unwrap_err().to_string(), "amount: is required");
+    }
+}

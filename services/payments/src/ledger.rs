@@ -1,0 +1,158 @@
+//! The commands of the payment ledger: load → fold → decide → append, with the two
+//! concurrency patterns that make them safe to call more than once and from many places at once.
+//!
+//! **Idempotent command (AuthorizePayment).** The order id is the idempotency key. A call first
+//! looks for the order's payment and, if there is one, returns it — approved or declined — after
+//! checking that the call repeats the first one. Only then is the provider asked (with the order
+//! id as *its* idempotency key), and the stream opened. Two concurrent first calls both get past
+//! the look-up; `payments.order_id UNIQUE` lets exactly one open the stream, and the other reads
+//! and returns the winner's payment. So the saga may retry freely: one order, one payment.
+//!
+//! **Optimistic concurrency (capture, refund, void).** No lock is held while deciding. The
+//! command reads the stream, folds it, decides, and appends at `seq = version + 1`. If another
+//! writer appended first, the append conflicts, and the command starts over on the fresher
+//! stream — where the rules see the other writer's event (a second capture is then refused as
+//! "already captured", not silently doubled). After [`MAX_ATTEMPTS`] conflicts in a row the
+//! caller gets ABORTED and may retry.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    domain::{Authorize, Money, Payment, PaymentEvent, PaymentState, Reason, Rejected},
+    error::PaymentsError,
+    events,
+    provider::{AuthorizationRequest, PaymentProvider},
+    store::{Appended, Opened, PaymentStore},
+};
+
+/// How many times a command is decided again after losing a race before giving up.
+pub const MAX_ATTEMPTS: usize = 5;
+
+pub struct Ledger<P> {
+    store: PaymentStore,
+    provider: P,
+}
+
+impl<P: PaymentProvider> Ledger<P> {
+    pub fn new(store: PaymentStore, provider: P) -> Self {
+        Self { store, provider }
+    }
+
+    /// Authorizes the order's payment once; every retry returns that same payment.
+    pub async fn authorize(&self, command: Authorize) -> Result<Payment, PaymentsError> {
+        if let Some(existing) = self.store.load_by_order(command.order_id).await? {
+            existing.check_retry(&command)?;
+            tracing::info!(payment_id = %existing.header.id, "authorization retried: same payment");
+            return Ok(existing);
+        }
+        let outcome = self
+            .provider
+            .authorize(AuthorizationRequest {
+                idempotency_key: command.order_id,
+                amount: command.amount,
+                payment_method: &command.payment_method,
+            })
+            .await?;
+        let payment = Payment::open(&command, outcome, OffsetDateTime::now_utc());
+        let first = payment
+            .first_event()
+            .map(|recorded| events::envelope(&payment.header, &recorded.event))
+            .ok_or_else(|| PaymentsError::Corrupt("opened without an event".into()))?;
+        match self.store.open(&payment, &first).await? {
+            Opened::Created => {
+                tracing::info!(
+                    payment_id = %payment.header.id,
+                    order_id = %command.order_id,
+                    status = payment.state.status.as_str(),
+                    "payment opened"
+                );
+                Ok(payment)
+            }
+            Opened::OrderTaken => {
+                let winner = self
+                    .store
+                    .load_by_order(command.order_id)
+                    .await?
+                    .ok_or_else(|| {
+                        PaymentsError::Corrupt(format!(
+                            "order {} is taken but has no payment",
+                            command.order_id
+                        ))
+                    })?;
+                winner.check_retry(&command)?;
+                tracing::info!(payment_id = %winner.header.id, "concurrent authorization lost: same payment");
+                Ok(winner)
+            }
+        }
+    }
+
+    pub async fn capture(&self, payment_id: Uuid) -> Result<Payment, PaymentsError> {
+        self.execute(payment_id, PaymentState::decide_capture).await
+    }
+
+    pub async fn refund(
+        &self,
+        payment_id: Uuid,
+        amount: Money,
+        reason: Reason,
+    ) -> Result<Payment, PaymentsError> {
+        self.execute(payment_id, |state| state.decide_refund(amount, &reason))
+            .await
+    }
+
+    pub async fn void(&self, payment_id: Uuid, reason: Reason) -> Result<Payment, PaymentsError> {
+        self.execute(payment_id, |state| state.decide_void(&reason))
+            .await
+    }
+
+    pub async fn get(&self, payment_id: Uuid) -> Result<Payment, PaymentsError> {
+        self.store
+            .load(payment_id)
+            .await?
+            .ok_or(PaymentsError::NotFound)
+    }
+
+    pub async fn get_by_order(&self, order_id: Uuid) -> Result<Payment, PaymentsError> {
+        self.store
+            .load_by_order(order_id)
+            .await?
+            .ok_or(PaymentsError::NotFound)
+    }
+
+    /// The optimistic-concurrency loop shared by every command on an existing payment.
+    async fn execute(
+        &self,
+        payment_id: Uuid,
+        decide: impl Fn(&PaymentState) -> Result<PaymentEvent, Rejected>,
+    ) -> Result<Payment, PaymentsError> {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let payment = self.get(payment_id).await?;
+            let event = decide(&payment.state)?;
+            let envelope = events::envelope(&payment.header, &event);
+            let (recorded, payment) = payment.record(event, OffsetDateTime::now_utc());
+            match self.store.append(payment_id, &recorded, &envelope).await? {
+                Appended::Appended => {
+                    tracing::info!(
+                        payment_id = %payment_id,
+                        seq = recorded.seq,
+                        kind = recorded.event.kind(),
+                        status = payment.state.status.as_str(),
+                        "payment event appended"
+                    );
+                    return Ok(payment);
+                }
+                Appended::Conflict => {
+                    tracing::debug!(
+                        payment_id = %payment_id,
+                        seq = recorded.seq,
+                        attempt,
+                        "a concurrent writer appended first; deciding again"
+                    );
+                }
+            }
+        }
+        tracing::warn!(payment_id = %payment_id, "gave up after {MAX_ATTEMPTS} conflicting appends");
+        Err(PaymentsError::Contention(payment_id))
+    }
+}
