@@ -2,8 +2,11 @@
 //!
 //! * `cargo xtask up`: infrastructure check (or start), databases, every service with coloured,
 //!   prefixed logs; Ctrl-C stops everything cleanly.
-//! * `cargo xtask test`: the whole test suite, exactly what CI runs.
+//! * `cargo xtask test`: the whole test suite, exactly what CI runs, including the deploy check.
+//! * `cargo xtask deploy-check`: the offline gate for Dockerfile, compose, Kubernetes manifests
+//!   and Terraform (see `deploy_check.rs`).
 
+mod deploy_check;
 mod infra;
 mod services;
 mod up;
@@ -23,12 +26,15 @@ struct Cli {
 enum Command {
     /// Build and run every service locally, starting infrastructure if needed.
     Up(up::UpArgs),
-    /// Run the whole test suite (what CI runs).
+    /// Run the whole test suite (what CI runs): the deploy check, then every test.
     Test {
         /// Extra arguments for the test runner, after `--`.
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Check the deployment files offline: lint, render, schema-validate, policy-check, and
+    /// compare them with the services' configuration code.
+    DeployCheck,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +50,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Test { args } => test(args).await,
+            Command::DeployCheck => deploy_check::run(),
         }
     });
     match outcome {
@@ -55,11 +62,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// The test suite: infrastructure check, then every test of the workspace.
+/// The test suite: the deploy check, infrastructure check, then every test of the workspace.
 ///
-/// cargo-nextest runs each test in its own process, test binaries in parallel, and ends with one
-/// summary line; without it, `cargo test` runs the same tests.
+/// The deploy check runs first (it needs no infrastructure and takes well under a minute once
+/// its tools are installed); the tests run even when it fails, so one run reports both, and the
+/// command fails if either failed. cargo-nextest runs each test in its own process, test
+/// binaries in parallel, and ends with one summary line; without it, `cargo test` runs the same
+/// tests.
 async fn test(extra: Vec<String>) -> anyhow::Result<()> {
+    let deploy_check = tokio::task::spawn_blocking(deploy_check::run).await?;
+    if let Err(err) = &deploy_check {
+        eprintln!("xtask: {err:#}; running the tests anyway");
+    }
     infra::require_reachable().await?;
     let mut command = tokio::process::Command::new(cargo());
     if nextest_available().await {
@@ -72,7 +86,7 @@ async fn test(extra: Vec<String>) -> anyhow::Result<()> {
     }
     let status = command.args(extra).status().await?;
     anyhow::ensure!(status.success(), "tests failed ({status})");
-    Ok(())
+    deploy_check.map_err(|err| err.context("the deploy check failed (the tests passed)"))
 }
 
 async fn nextest_available() -> bool {

@@ -4,7 +4,10 @@ use std::path::Path;
 
 pub struct Service {
     pub name: &'static str,
-    pub grpc_port: u16,
+    /// The API port: gRPC for the services, HTTP for the gateway.
+    pub api_port: u16,
+    /// The setting that moves it: `GRPC_ADDR` or `HTTP_ADDR`.
+    pub api_setting: &'static str,
     pub admin_port: u16,
     /// ANSI colour of its log prefix.
     pub colour: &'static str,
@@ -15,7 +18,8 @@ pub struct Service {
 pub const SERVICES: &[Service] = &[
     Service {
         name: "users",
-        grpc_port: 50051,
+        api_port: 50051,
+        api_setting: "GRPC_ADDR",
         admin_port: 9101,
         colour: "\x1b[36m",
         // The account that registers with this address is the local administrator.
@@ -23,23 +27,35 @@ pub const SERVICES: &[Service] = &[
     },
     Service {
         name: "inventory",
-        grpc_port: 50052,
+        api_port: 50052,
+        api_setting: "GRPC_ADDR",
         admin_port: 9102,
         colour: "\x1b[33m",
-        extra_env: &[],
+        // A demo catalog, so the storefront has something to sell.
+        extra_env: &[("INVENTORY_SEED_DEMO", "true")],
     },
     Service {
         name: "orders",
-        grpc_port: 50053,
+        api_port: 50053,
+        api_setting: "GRPC_ADDR",
         admin_port: 9103,
         colour: "\x1b[35m",
         extra_env: &[],
     },
     Service {
         name: "payments",
-        grpc_port: 50054,
+        api_port: 50054,
+        api_setting: "GRPC_ADDR",
         admin_port: 9104,
         colour: "\x1b[32m",
+        extra_env: &[],
+    },
+    Service {
+        name: "gateway",
+        api_port: 8080,
+        api_setting: "HTTP_ADDR",
+        admin_port: 9100,
+        colour: "\x1b[34m",
         extra_env: &[],
     },
 ];
@@ -61,8 +77,8 @@ impl Service {
         let mut env = vec![
             (format!("{prefix}_DATABASE_URL"), database_url.to_owned()),
             (
-                format!("{prefix}_GRPC_ADDR"),
-                format!("127.0.0.1:{}", self.grpc_port),
+                format!("{prefix}_{}", self.api_setting),
+                format!("127.0.0.1:{}", self.api_port),
             ),
             (
                 format!("{prefix}_ADMIN_ADDR"),

@@ -84,10 +84,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!();
     println!("Ferroshop is up. Ctrl-C stops everything.");
     for service in &services {
+        let api = if service.api_setting == "HTTP_ADDR" {
+            "HTTP"
+        } else {
+            "gRPC"
+        };
         println!(
-            "  {:<10} gRPC http://127.0.0.1:{}   admin http://127.0.0.1:{}/readyz",
-            service.name, service.grpc_port, service.admin_port
+            "  {:<10} {api} http://127.0.0.1:{}   admin http://127.0.0.1:{}/readyz",
+            service.name, service.api_port, service.admin_port
         );
+    }
+    if services.iter().any(|service| service.name == "gateway") {
+        println!();
+        println!("  storefront  http://127.0.0.1:8080/   API docs http://127.0.0.1:8080/api/docs");
     }
     println!();
 

@@ -36,14 +36,15 @@ use lapin::{
 use platform::Shutdown;
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use time::OffsetDateTime;
 use uuid::Uuid;
+
+use resilience::backoff::Backoff;
 
 use crate::{
     amqp::{self, HeaderExtractor},
-    backoff::Backoff,
     topology::ConsumerTopology,
 };
 
@@ -164,6 +165,34 @@ impl Consumer {
     pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = max_attempts;
         self
+    }
+
+    /// Declares the queues and bindings now, so that events published from here on are kept
+    /// even before the consumer runs. Best effort: without a broker the consumer declares them
+    /// when it connects.
+    pub async fn declare_topology(&self) -> Result<(), lapin::Error> {
+        let connection = amqp::connect(&self.amqp_url, &self.topology.queue).await?;
+        let declared = async {
+            let channel = connection.create_channel().await?;
+            self.topology.declare(&channel).await
+        }
+        .await;
+        let _ = connection.close(200, "topology declared".into()).await;
+        declared
+    }
+
+    /// [`Consumer::declare_topology`] at start-up, waiting at most 5 s: a missing broker only
+    /// delays the declaration to the consumer's first connection.
+    pub async fn prepare(&self) {
+        match tokio::time::timeout(Duration::from_secs(5), self.declare_topology()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(queue = %self.topology.queue, error = %err, "cannot declare queues yet")
+            }
+            Err(_) => {
+                tracing::warn!(queue = %self.topology.queue, "the broker did not answer; queues will be declared later")
+            }
+        }
     }
 
     /// Consumes until `shutdown` fires, reconnecting after any failure.

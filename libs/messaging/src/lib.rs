@@ -11,13 +11,11 @@
 //!   transaction, ack after commit, delayed retries, parking after repeated failure.
 //! * [`topology`]: the exchange, per-consumer quorum queues, delayed-retry tiers and parking.
 //! * [`amqp`]: connections, and W3C trace context in AMQP headers.
-//! * [`backoff`]: capped exponential backoff with jitter, for reconnects and retries.
 //!
 //! Tables owned by this library come with their own migrations ([`migrator`]), recorded in a
 //! ledger of their own so they never collide with a service's migration versions.
 
 pub mod amqp;
-pub mod backoff;
 pub mod catalog;
 pub mod consumer;
 pub mod envelope;

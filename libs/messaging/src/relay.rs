@@ -37,9 +37,10 @@ use sqlx::{PgConnection, PgPool, postgres::PgListener};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use resilience::backoff::Backoff;
+
 use crate::{
     amqp::{self, HeaderInjector},
-    backoff::Backoff,
     outbox::NOTIFY_CHANNEL,
     topology,
 };

@@ -89,6 +89,24 @@ impl ConsumerTopology {
         }
     }
 
+    /// One of a service's queues, named (`<QUEUE_PREFIX><queue>`) and configured
+    /// (`<PREFIX>_QUEUE_EXPIRY`) from its runtime settings.
+    pub fn for_service(
+        runtime: &platform::config::RuntimeConfig,
+        queue: &str,
+        bindings: &[&str],
+    ) -> Self {
+        let topology = Self::new(
+            &runtime.events_exchange,
+            &runtime.queue_name(queue),
+            bindings,
+        );
+        match runtime.queue_expiry {
+            Some(unused_for) => topology.with_expiry(unused_for),
+            None => topology,
+        }
+    }
+
     pub fn with_expiry(mut self, unused_for: Duration) -> Self {
         self.expires = Some(unused_for);
         self

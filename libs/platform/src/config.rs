@@ -157,6 +157,10 @@ pub struct RuntimeConfig {
     /// `<PREFIX>_QUEUE_PREFIX`: prepended to this service's queue names (empty by default).
     /// Tests set a unique one so that concurrent test runs never share a queue.
     pub queue_prefix: String,
+    /// `<PREFIX>_QUEUE_EXPIRY`: the broker deletes this service's queues after this long without
+    /// a consumer (`x-expires`). Unset (the default) keeps them: only tests, whose queue names
+    /// are unique per run, set it so they do not pile up in a shared broker.
+    pub queue_expiry: Option<Duration>,
 }
 
 /// Local-development defaults of one service (see ARCHITECTURE.md §5 for the port plan).
@@ -192,6 +196,20 @@ impl RuntimeConfig {
             amqp_url: env.string_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             events_exchange: env.string_or("EVENTS_EXCHANGE", "shop.events"),
             queue_prefix: env.string_or("QUEUE_PREFIX", ""),
+            queue_expiry: match env.raw("QUEUE_EXPIRY") {
+                None => None,
+                Some(raw) => match env.duration_or("QUEUE_EXPIRY", Duration::ZERO)? {
+                    Duration::ZERO => {
+                        return Err(ConfigError {
+                            variable: env.name("QUEUE_EXPIRY"),
+                            value: raw,
+                            reason: "must be longer than zero (leave it unset to keep the queues)"
+                                .to_owned(),
+                        });
+                    }
+                    expiry => Some(expiry),
+                },
+            },
         };
         if !config.database_url.starts_with("postgres://")
             && !config.database_url.starts_with("postgresql://")
@@ -266,6 +284,20 @@ mod tests {
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(config.events_exchange, "shop.events");
+    }
+
+    #[test]
+    fn queue_expiry_is_optional_and_never_zero() {
+        let config = RuntimeConfig::from_env(&env(&[]), DEFAULTS).unwrap();
+        assert_eq!(config.queue_expiry, None);
+        let config =
+            RuntimeConfig::from_env(&env(&[("USERS_QUEUE_EXPIRY", "60s")]), DEFAULTS).unwrap();
+        assert_eq!(config.queue_expiry, Some(Duration::from_secs(60)));
+        for bad in ["0s", "soon", "60"] {
+            let err = RuntimeConfig::from_env(&env(&[("USERS_QUEUE_EXPIRY", bad)]), DEFAULTS)
+                .unwrap_err();
+            assert_eq!(err.variable, "USERS_QUEUE_EXPIRY");
+        }
     }
 
     #[test]

@@ -118,6 +118,8 @@ impl ServiceHost {
             }
         };
 
+        // The API may also have stopped on its own (an error): the workers must stop too.
+        shutdown.trigger();
         let drained = tokio::time::timeout(grace, async {
             while let Some(joined) = running.join_next().await {
                 if let Err(err) = joined {

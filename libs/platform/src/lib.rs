@@ -3,12 +3,12 @@
 //! A service's `main` is meant to read like a table of contents:
 //!
 //! ```text
-//! let config = Config::from_env()?;              // platform::config
-//! let telemetry = platform::telemetry::init(..)?; // logs, traces, metrics
-//! let pool = platform::db::connect(..).await?;    // Postgres + embedded migrations
-//! let shutdown = Shutdown::on_signals();          // SIGTERM / Ctrl-C
-//! ServiceHost::bind(..).await?.serve(routes, shutdown).await?; // gRPC + admin HTTP
-//! telemetry.shutdown();                          // flush spans before exit
+//! platform::entrypoint::run("users", |shutdown| async move {   // telemetry, SIGTERM, exit code
+//!     let config = Config::from_env()?;                         // platform::config
+//!     let app = Application::build(config).await?;              // db::connect + migrate, GrpcServer,
+//!     app.run(shutdown).await?;                                 //   ServiceHost: gRPC + admin HTTP
+//!     Ok(())
+//! })
 //! ```
 //!
 //! Each module does one job and is small enough to read in one sitting:
@@ -23,12 +23,14 @@
 //! | [`grpc`] | gRPC server with health, reflection, tracing and RED metrics; client plumbing |
 //! | [`host`] | binds both ports and serves them until shutdown |
 //! | [`db`] | Postgres pool and embedded migrations |
+//! | [`entrypoint`] | the `main` every binary shares: telemetry, signals, exit code |
 //! | [`shutdown`] | graceful shutdown as a small type |
 //! | [`error`] | the one place where service errors become `tonic::Status` |
 
 pub mod admin;
 pub mod config;
 pub mod db;
+pub mod entrypoint;
 pub mod error;
 pub mod grpc;
 pub mod host;

@@ -81,9 +81,11 @@
 //! | [`retry`](mod@retry) | [`RetryPolicy`], the shared [`RetryBudget`], the [`retry()`] loop |
 //! | [`breaker`] | the [`CircuitBreaker`] state machine and its metrics |
 //! | [`grpc`] | which `tonic::Status` codes are transient or upstream failures; [`grpc::Upstream`] |
+//! | [`balance`] | client-side load balancing over replicas: round-robin, least-requests (P2C), consistent hash, passive ejection |
 //! | [`clock`] | time as a dependency, so tests move it by hand instead of sleeping |
 
 pub mod backoff;
+pub mod balance;
 pub mod breaker;
 pub mod clock;
 pub mod grpc;
@@ -93,6 +95,7 @@ pub mod retry;
 mod testing;
 
 pub use backoff::Backoff;
+pub use balance::{Balancer, EjectionConfig, Strategy};
 pub use breaker::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use grpc::Upstream;

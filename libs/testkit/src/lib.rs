@@ -20,7 +20,7 @@ mod proxy;
 
 pub use events::EventProbe;
 pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admin_url, redis_url};
-pub use process::{ServiceProcess, free_port, poll_until};
+pub use process::{RunningService, ServiceProcess, free_port, poll_until};
 pub use proxy::TcpProxy;
 
 /// A name no other test run uses: `<prefix>.<uuid>`, for exchanges, queues and consumer names.

@@ -174,3 +174,118 @@ fn collect_lines(
         }
     });
 }
+
+/// A service binary started on free loopback ports and ready: the standard contract every
+/// Ferroshop service keeps (gRPC API, admin port with `/healthz`, `/readyz`, `/metrics`,
+/// `grpc.health.v1`, clean exit on SIGTERM), checked the same way for each.
+pub struct RunningService {
+    pub process: ServiceProcess,
+    pub grpc_port: u16,
+    pub admin_port: u16,
+}
+
+impl RunningService {
+    /// Starts `binary` with `<PREFIX>_GRPC_ADDR` / `<PREFIX>_ADMIN_ADDR` on free ports (PREFIX is
+    /// `name` upper-cased) plus `env`, and waits until `/readyz` answers 200.
+    pub async fn start(
+        name: &str,
+        binary: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let (grpc_port, admin_port) = (free_port(), free_port());
+        let prefix = name.to_ascii_uppercase();
+        let mut vars: HashMap<String, String> = env.into_iter().collect();
+        vars.insert(
+            format!("{prefix}_GRPC_ADDR"),
+            format!("127.0.0.1:{grpc_port}"),
+        );
+        vars.insert(
+            format!("{prefix}_ADMIN_ADDR"),
+            format!("127.0.0.1:{admin_port}"),
+        );
+        let mut process = ServiceProcess::start(name, binary, &vars)?;
+        process
+            .wait_until_ready(
+                &format!("http://127.0.0.1:{admin_port}/readyz"),
+                Duration::from_secs(30),
+            )
+            .await?;
+        Ok(Self {
+            process,
+            grpc_port,
+            admin_port,
+        })
+    }
+
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// `/healthz` 200, `/readyz` 200 with Postgres ok, and `grpc.health.v1` SERVING for the
+    /// server as a whole and for `grpc_service` (e.g. `shop.users.v1.UsersService`).
+    ///
+    /// # Panics
+    /// When any of them is not as it should be.
+    pub async fn assert_healthy(&self, grpc_service: &str) {
+        let http = reqwest::Client::new();
+        for (path, expected) in [("/healthz", 200), ("/readyz", 200)] {
+            let response = http
+                .get(format!("{}{path}", self.admin_url()))
+                .send()
+                .await
+                .unwrap_or_else(|err| panic!("GET {path}: {err}"));
+            assert_eq!(response.status().as_u16(), expected, "GET {path}");
+            if path == "/readyz" {
+                let body: serde_json::Value = response
+                    .json()
+                    .await
+                    .unwrap_or_else(|err| panic!("/readyz body: {err}"));
+                assert_eq!(body["checks"]["postgres"], "ok", "{body}");
+            }
+        }
+        let channel = tonic::transport::Endpoint::from_shared(self.grpc_endpoint())
+            .unwrap_or_else(|err| panic!("endpoint: {err}"))
+            .connect()
+            .await
+            .unwrap_or_else(|err| panic!("cannot connect to the gRPC port: {err}"));
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        for service in ["", grpc_service] {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await
+                .unwrap_or_else(|err| panic!("health check of {service:?}: {err}"))
+                .into_inner()
+                .status();
+            assert_eq!(
+                status,
+                tonic_health::pb::health_check_response::ServingStatus::Serving,
+                "health of {service:?}"
+            );
+        }
+    }
+
+    /// The Prometheus text at `/metrics`.
+    ///
+    /// # Panics
+    /// When the admin port does not answer.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin_url()))
+            .await
+            .unwrap_or_else(|err| panic!("GET /metrics: {err}"))
+            .text()
+            .await
+            .unwrap_or_else(|err| panic!("/metrics body: {err}"))
+    }
+
+    /// SIGTERM, then the exit code, which must come within `deadline`.
+    pub async fn stop(&mut self, deadline: Duration) -> anyhow::Result<Option<i32>> {
+        self.process.terminate().await?;
+        self.process.wait_for_exit(deadline).await
+    }
+}

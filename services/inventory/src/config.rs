@@ -6,7 +6,11 @@
 //! | `INVENTORY_ADMIN_ADDR` | `0.0.0.0:9102` | `/healthz`, `/readyz`, `/metrics` |
 //! | `INVENTORY_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/inventory` | this service's database |
 //! | `INVENTORY_DB_MAX_CONNECTIONS` | `10` | pool size |
-//! | `INVENTORY_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
+//! | `INVENTORY_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM (API calls, then the background workers) |
+//! | `INVENTORY_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ: the outbox relay publishes here, the order-event consumer reads here |
+//! | `INVENTORY_EVENTS_EXCHANGE` | `shop.events` | the topic exchange of integration events |
+//! | `INVENTORY_QUEUE_PREFIX` | *(empty)* | prepended to this service's queue names (`inventory.orders`); tests set a unique one |
+//! | `INVENTORY_QUEUE_EXPIRY` | *(unset: never)* | delete this service's queues after this long without a consumer (`x-expires`, e.g. `60s`); for tests' uniquely named queues, never set in production |
 //! | `INVENTORY_REDIS_URL` | `redis://127.0.0.1:6379` | the catalog cache (optional at run time: reads fall back to Postgres) |
 //! | `INVENTORY_CACHE_PREFIX` | `inventory:v1` | namespace of every cache key; bump the version when the cached format changes |
 //! | `INVENTORY_CACHE_TTL` | `60s` | lifetime of a cached entry (±20% jitter), 1s to 1h |
@@ -14,6 +18,9 @@
 //! | `INVENTORY_RESERVATION_TTL` | `15m` | how long reserved units are held without a commit, 1s to 24h |
 //! | `INVENTORY_SWEEP_INTERVAL` | `5s` | how often expired reservations are released, 100ms to 1h |
 //! | `INVENTORY_SEED_DEMO` | `false` | fill an empty catalog with the demo products at start |
+//!
+//! The broker is not needed to start: the relay and the consumer connect (and reconnect) in the
+//! background, and events wait in the outbox meanwhile.
 
 use std::{ops::RangeInclusive, time::Duration};
 
@@ -148,6 +155,16 @@ mod tests {
         assert_eq!(config.reservation_ttl, Duration::from_secs(900));
         assert_eq!(config.sweep_interval, Duration::from_secs(5));
         assert!(!config.seed_demo);
+        assert_eq!(
+            config.runtime.amqp_url,
+            "amqp://guest:guest@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(config.runtime.events_exchange, "shop.events");
+        assert_eq!(
+            config.runtime.queue_name("inventory.orders"),
+            "inventory.orders"
+        );
+        assert_eq!(config.runtime.queue_expiry, None);
     }
 
     #[test]
@@ -159,6 +176,10 @@ mod tests {
             ("INVENTORY_RESERVATION_TTL", "2s"),
             ("INVENTORY_SWEEP_INTERVAL", "250ms"),
             ("INVENTORY_SEED_DEMO", "true"),
+            ("INVENTORY_AMQP_URL", "amqp://shop:secret@rabbit:5672/shop"),
+            ("INVENTORY_EVENTS_EXCHANGE", "test.events"),
+            ("INVENTORY_QUEUE_PREFIX", "run-7."),
+            ("INVENTORY_QUEUE_EXPIRY", "60s"),
         ]))
         .unwrap();
         assert_eq!(config.redis_url, "redis://cache:6380/2");
@@ -167,6 +188,16 @@ mod tests {
         assert_eq!(config.reservation_ttl, Duration::from_secs(2));
         assert_eq!(config.sweep_interval, Duration::from_millis(250));
         assert!(config.seed_demo);
+        assert_eq!(
+            config.runtime.amqp_url,
+            "amqp://shop:secret@rabbit:5672/shop"
+        );
+        assert_eq!(config.runtime.events_exchange, "test.events");
+        assert_eq!(
+            config.runtime.queue_name("inventory.orders"),
+            "run-7.inventory.orders"
+        );
+        assert_eq!(config.runtime.queue_expiry, Some(Duration::from_secs(60)));
     }
 
     #[test]
@@ -183,6 +214,9 @@ mod tests {
             ("INVENTORY_SWEEP_INTERVAL", "10ms"),
             ("INVENTORY_SEED_DEMO", "maybe"),
             ("INVENTORY_GRPC_ADDR", "localhost"),
+            ("INVENTORY_AMQP_URL", "http://rabbit:5672"),
+            ("INVENTORY_QUEUE_EXPIRY", "0s"),
+            ("INVENTORY_QUEUE_EXPIRY", "soon"),
         ];
         for (variable, value) in cases {
             let err = Config::from(&env(&[(variable, value)])).unwrap_err();

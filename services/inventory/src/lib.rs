@@ -12,14 +12,25 @@
 //! | [`cache`] | cache-aside in Redis: versioned keys, generation, TTL jitter, outage handling |
 //! | [`single_flight`] | one load per key per process (stampede guard) |
 //! | [`catalog`] | the catalog read and write paths, wiring store, cache and single-flight |
-//! | [`sweeper`] | expires reservations nobody committed in time |
+//! | [`sweeper`] | expires reservations nobody committed in time (a background worker) |
 //! | [`seed`] | the demo catalog |
 //! | [`grpc`] | the `shop.inventory.v1.InventoryService` implementation |
 //! | [`wire`] | domain ⇄ protobuf, for the API and the cache |
-//! | [`events`] | `ProductUpdated`, `StockReserved`, … through the outbox |
+//! | [`events`] | `ProductUpdated`, `StockReserved`, `StockRestocked`, … through the outbox; the `inventory.orders` consumer's handler ([`events::OrderLifecycle`]) |
+//!
+//! Besides the gRPC API, [`Application::run`] runs three background workers, each stopping on
+//! shutdown (within `INVENTORY_SHUTDOWN_GRACE`, after the API has drained):
+//!
+//! | worker | job |
+//! |---|---|
+//! | outbox relay (`messaging::OutboxRelay`) | publishes `inventory.*` events from this database's outbox to the events exchange |
+//! | order-event consumer (`messaging::Consumer`, queue `inventory.orders`) | the choreography after confirmation: commits the reservation on `orders.order.confirmed`, restocks on `orders.order.cancelled` of a confirmed order |
+//! | reservation sweeper ([`sweeper::Sweeper`]) | expires reservations past their TTL, every `INVENTORY_SWEEP_INTERVAL` |
 //!
 //! Dependencies: Postgres is required (and checked by `/readyz`); Redis is optional at run time
-//! — without it catalog reads go to Postgres — and is therefore not part of `/readyz`.
+//! — without it catalog reads go to Postgres — and is therefore not part of `/readyz`. Neither
+//! is RabbitMQ: the service starts without it, events wait in the outbox, order events wait in
+//! the queue, and the relay and the consumer reconnect on their own.
 
 pub mod cache;
 pub mod catalog;
@@ -34,10 +45,16 @@ pub mod store;
 pub mod sweeper;
 pub mod wire;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use contracts::inventory::InventoryServiceServer;
-use platform::{ServiceHost, Shutdown, admin::Readiness, grpc::GrpcServer, host::HostError};
+use messaging::{Consumer, OutboxRelay, RelayConfig, topology::ConsumerTopology};
+use platform::{
+    ServiceHost, Shutdown,
+    admin::Readiness,
+    grpc::GrpcServer,
+    host::{HostError, Worker},
+};
 
 pub use config::Config;
 
@@ -45,6 +62,7 @@ use crate::{
     cache::CatalogCache,
     catalog::{Catalog, CatalogReads},
     error::InventoryError,
+    events::{ORDERS_BINDINGS, ORDERS_QUEUE, OrderLifecycle},
     grpc::InventoryApi,
     store::{CatalogStore, ReservationStore},
     sweeper::Sweeper,
@@ -75,16 +93,16 @@ pub struct Application {
     grace: Duration,
     sweeper: Sweeper,
     sweep_interval: Duration,
+    relay: OutboxRelay,
+    order_events: Consumer,
+    order_lifecycle: Arc<OrderLifecycle>,
     catalog_reads: CatalogReads,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let pool = platform::db::connect(
-            &config.runtime.database_url,
-            config.runtime.db_max_connections,
-        )
-        .await?;
+        let runtime = &config.runtime;
+        let pool = platform::db::connect(&runtime.database_url, runtime.db_max_connections).await?;
         platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
 
         let cache = CatalogCache::new(
@@ -109,20 +127,36 @@ impl Application {
         let reservations = ReservationStore::new(pool.clone());
         let sweeper = Sweeper::new(reservations.clone(), catalog.clone());
         let catalog_reads = catalog.reads();
+
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            RelayConfig::new(&runtime.amqp_url, &runtime.events_exchange, "inventory"),
+        );
+        let topology = ConsumerTopology::for_service(runtime, ORDERS_QUEUE, ORDERS_BINDINGS);
+        let order_events = Consumer::new(pool.clone(), &runtime.amqp_url, topology);
+        // Declared before serving, so that order events published from now on are kept for us
+        // even if the consumer only connects later. Best effort: without a broker, the consumer
+        // declares them when it first connects.
+        order_events.prepare().await;
+        let order_lifecycle = Arc::new(OrderLifecycle::new(reservations.clone(), catalog.clone()));
+
         let api = InventoryApi::new(catalog, reservations, config.reservation_ttl);
 
         let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
             .map_err(|err| StartError::Grpc(err.to_string()))?
             .add_service(InventoryServiceServer::new(api));
-        let host = ServiceHost::bind(config.runtime.grpc_addr, config.runtime.admin_addr).await?;
+        let host = ServiceHost::bind(runtime.grpc_addr, runtime.admin_addr).await?;
         Ok(Self {
             host,
             grpc,
-            // Redis is left out on purpose: see the crate docs.
+            // Redis and RabbitMQ are left out on purpose: see the crate docs.
             readiness: Readiness::new().with_postgres(pool),
-            grace: config.runtime.shutdown_grace,
+            grace: runtime.shutdown_grace,
             sweeper,
             sweep_interval: config.sweep_interval,
+            relay,
+            order_events,
+            order_lifecycle,
             catalog_reads,
         })
     }
@@ -145,23 +179,21 @@ impl Application {
         self.catalog_reads.clone()
     }
 
-    /// Serves, and sweeps expired reservations, until `shutdown` fires and in-flight calls have
-    /// drained.
+    /// Serves the API, with the outbox relay, the order-event consumer and the reservation
+    /// sweeper running beside it, until `shutdown` fires, in-flight calls have drained and the
+    /// workers have stopped.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
-        let sweeper = tokio::spawn(self.sweeper.run(self.sweep_interval, shutdown.clone()));
-        let served = self
-            .host
-            .serve(self.grpc, self.readiness, shutdown.clone(), self.grace)
-            .await;
-        if shutdown.is_triggered() {
+        let workers = vec![
+            Worker::new(self.relay.run(shutdown.clone())),
+            Worker::new(
+                self.order_events
+                    .run(self.order_lifecycle, shutdown.clone()),
+            ),
             // It stops at its next check of the shutdown signal: within one sweep.
-            if let Err(err) = sweeper.await {
-                tracing::warn!(error = %err, "the reservation sweeper ended abnormally");
-            }
-        } else {
-            // The server failed on its own: do not leave the sweeper running behind it.
-            sweeper.abort();
-        }
-        served
+            Worker::new(self.sweeper.run(self.sweep_interval, shutdown.clone())),
+        ];
+        self.host
+            .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, workers)
+            .await
     }
 }

@@ -6,6 +6,9 @@
 //! reservation. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so every replica can run a
 //! sweeper without coordination: each claims different rows, and a row that a
 //! `CommitReservation` holds right now is skipped rather than waited for.
+//!
+//! [`Sweeper::run`] is the loop the service runs as a background worker of its host (see
+//! `Application::run`); [`Sweeper::sweep_once`] is one pass, for tests and operations.
 
 use std::time::Duration;
 

@@ -62,6 +62,7 @@ pub fn reservation(reservation: &Reservation) -> api::Reservation {
         ReservationStatus::Released => api::ReservationStatus::Released,
         ReservationStatus::Committed => api::ReservationStatus::Committed,
         ReservationStatus::Expired => api::ReservationStatus::Expired,
+        ReservationStatus::Restocked => api::ReservationStatus::Restocked,
     };
     api::Reservation {
         order_id: reservation.order_id.to_string(),

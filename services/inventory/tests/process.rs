@@ -4,71 +4,57 @@
 use std::{collections::HashMap, time::Duration};
 
 use contracts::inventory::{GetProductRequest, InventoryServiceClient, ListProductsRequest};
-use testkit::{ServiceProcess, free_port};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use testkit::{RunningService, ServiceProcess, free_port};
 
-fn environment(pairs: &[(&str, String)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
+/// `pairs`, plus the broker and an exchange (and queue prefix) unique to this test, so the
+/// relay and the order-event consumer run as in production without meeting other tests.
+async fn environment(pairs: &[(&str, String)]) -> HashMap<String, String> {
+    let exchange = testkit::unique_name("inventory.test.events");
+    let mut env: HashMap<String, String> = [
+        ("INVENTORY_AMQP_URL", testkit::amqp_url().await),
+        ("INVENTORY_QUEUE_PREFIX", format!("{exchange}.")),
+        ("INVENTORY_EVENTS_EXCHANGE", exchange),
+        ("INVENTORY_QUEUE_EXPIRY", "60s".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    env
 }
 
 #[tokio::test]
 async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm() {
     let db = testkit::fresh_database().await;
-    let (grpc_port, admin_port) = (free_port(), free_port());
     let env = environment(&[
         ("INVENTORY_DATABASE_URL", db.url.clone()),
-        ("INVENTORY_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
-        ("INVENTORY_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")),
         ("INVENTORY_REDIS_URL", testkit::redis_url().await),
         ("INVENTORY_CACHE_PREFIX", testkit::unique_name("inventory")),
         ("INVENTORY_SEED_DEMO", "true".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
-    ]);
-    let mut process =
-        ServiceProcess::start("inventory", env!("CARGO_BIN_EXE_inventory").as_ref(), &env).unwrap();
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    process
-        .wait_until_ready(&format!("{admin}/readyz"), Duration::from_secs(30))
+    ])
+    .await;
+    let mut service =
+        RunningService::start("inventory", env!("CARGO_BIN_EXE_inventory").as_ref(), env)
+            .await
+            .unwrap();
+    service
+        .assert_healthy("shop.inventory.v1.InventoryService")
+        .await;
+    let readyz: serde_json::Value = reqwest::get(format!("{}/readyz", service.admin_url()))
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-
-    let http = reqwest::Client::new();
-    let healthz = http.get(format!("{admin}/healthz")).send().await.unwrap();
-    assert_eq!(healthz.status(), 200);
-    let readyz = http.get(format!("{admin}/readyz")).send().await.unwrap();
-    assert_eq!(readyz.status(), 200);
-    let body: serde_json::Value = readyz.json().await.unwrap();
-    assert_eq!(body["checks"]["postgres"], "ok");
     assert!(
-        body["checks"].get("redis").is_none(),
+        readyz["checks"].get("redis").is_none(),
         "Redis is not a readiness dependency"
     );
 
-    let endpoint = format!("http://127.0.0.1:{grpc_port}");
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-        .unwrap()
-        .connect()
+    let mut inventory = InventoryServiceClient::connect(service.grpc_endpoint())
         .await
         .unwrap();
-    let mut health = HealthClient::new(channel);
-    for service in ["", "shop.inventory.v1.InventoryService"] {
-        let status = health
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status();
-        assert_eq!(status, ServingStatus::Serving, "health of {service:?}");
-    }
-
-    let mut inventory = InventoryServiceClient::connect(endpoint).await.unwrap();
     let page = inventory
         .list_products(ListProductsRequest {
             page_size: 100,
@@ -97,14 +83,7 @@ async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm
         .await;
     assert!(missing.is_err());
 
-    let metrics = http
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = service.metrics().await;
     let line_with = |name: &str, needles: &[&str]| {
         metrics
             .lines()
@@ -140,9 +119,39 @@ async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm
         "db read counter missing:\n{metrics}"
     );
 
-    process.terminate().await.unwrap();
-    let code = process.wait_for_exit(Duration::from_secs(5)).await.unwrap();
+    // The background workers are up: the relay is connected to the broker, the order-event
+    // consumer is consuming (and the sweeper ticks) when SIGTERM arrives.
+    testkit::poll_until(
+        "the relay and the consumer to connect",
+        Duration::from_secs(15),
+        || async {
+            let logs = service.process.logs();
+            let logged = |needle: &str| logs.iter().any(|line| line.contains(needle));
+            (logged("outbox relay connected") && logged("consuming")).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+
+    let code = service.stop(Duration::from_secs(5)).await.unwrap();
     assert_eq!(code, Some(0), "SIGTERM must lead to a clean exit");
+    // The workers stopped on their own rather than being abandoned. (The log collector reads
+    // the closed pipes a moment after the exit, hence the polling.)
+    let logs = testkit::poll_until(
+        "the workers' last log lines",
+        Duration::from_secs(5),
+        || async {
+            let logs = service.process.logs();
+            let logged = |needle: &str| logs.iter().any(|line| line.contains(needle));
+            (logged("outbox relay stopped") && logged("consumer stopped")).then_some(logs)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !logs.iter().any(|line| line.contains("still busy")),
+        "no worker outlived the grace period"
+    );
 }
 
 #[tokio::test]
@@ -159,7 +168,8 @@ async fn the_service_is_ready_and_answers_without_redis() {
         ),
         ("INVENTORY_SEED_DEMO", "true".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
-    ]);
+    ])
+    .await;
     let mut process =
         ServiceProcess::start("inventory", env!("CARGO_BIN_EXE_inventory").as_ref(), &env).unwrap();
     process

@@ -68,6 +68,7 @@ CREATE TABLE order_summaries (
     total_minor    BIGINT      NOT NULL,
     item_count     BIGINT      NOT NULL,
     payment_status TEXT        NOT NULL DEFAULT 'none',
+    stock_status   TEXT        NOT NULL DEFAULT 'none',
     created_at     TIMESTAMPTZ NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL
 );

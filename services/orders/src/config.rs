@@ -129,7 +129,8 @@ mod tests {
 
     #[test]
     fn the_crash_knob_names_a_step() {
-        let config = Config::from(&env(&[("ORDERS_FAULT_CRASH_AFTER", "authorize_payment")])).unwrap();
+        let config =
+            Config::from(&env(&[("ORDERS_FAULT_CRASH_AFTER", "authorize_payment")])).unwrap();
         assert_eq!(config.crash_after, Some(SagaStep::AuthorizePayment));
     }
 }

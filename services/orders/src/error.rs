@@ -29,16 +29,17 @@ pub enum OrdersError {
 impl From<OrdersError> for ServiceError {
     fn from(error: OrdersError) -> Self {
         match error {
-            OrdersError::InvalidInput(invalid) => ServiceError::invalid(invalid.field, invalid.reason),
+            OrdersError::InvalidInput(invalid) => {
+                ServiceError::invalid(invalid.field, invalid.reason)
+            }
             OrdersError::NotFound => ServiceError::NotFound(error.to_string()),
             OrdersError::KeyReused(message) | OrdersError::NotCancellable(message) => {
                 ServiceError::FailedPrecondition(message)
             }
             OrdersError::Conflict(message) => ServiceError::Aborted(message),
-            OrdersError::Upstream(status) => ServiceError::Unavailable(format!(
-                "inventory unavailable: {}",
-                status.message()
-            )),
+            OrdersError::Upstream(status) => {
+                ServiceError::Unavailable(format!("inventory unavailable: {}", status.message()))
+            }
             OrdersError::Store(err) => err.into(),
             OrdersError::Corrupt(_) => ServiceError::internal(error),
         }
@@ -65,7 +66,10 @@ mod tests {
             ),
             (OrdersError::NotFound, Code::NotFound),
             (OrdersError::KeyReused("x".into()), Code::FailedPrecondition),
-            (OrdersError::NotCancellable("x".into()), Code::FailedPrecondition),
+            (
+                OrdersError::NotCancellable("x".into()),
+                Code::FailedPrecondition,
+            ),
             (OrdersError::Conflict("x".into()), Code::Aborted),
             (
                 OrdersError::Upstream(tonic::Status::unavailable("down")),

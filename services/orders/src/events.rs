@@ -8,15 +8,16 @@
 //! | queue | binds | job |
 //! |---|---|---|
 //! | `orders.fulfilment` | `payments.payment.*`, `inventory.reservation.*` | records what the choreographed steps after confirmation did (captured, refunded, committed, restocked) on the order and its timeline |
-//! | `orders.order-summaries` | `orders.order.*`, `payments.payment.*` | the CQRS projection: builds `order_summaries`, the read model behind `ListOrders` |
+//! | `orders.order-summaries` | `orders.order.*`, `payments.payment.*`, `inventory.reservation.*` | the CQRS projection: builds `order_summaries`, the read model behind `ListOrders` |
 //!
 //! The projection is written only from events, so it lags the write side by the time an event
 //! takes to go round the broker: `ListOrders` is eventually consistent, `GetOrder` (write side)
 //! is not. The storefront shows both and says so.
 
 use contracts::events::{
-    OrderCancelled, OrderConfirmed, OrderPlaced, PaymentCaptured, PaymentDeclined,
-    PaymentRefunded, PaymentVoided, ReservationCommitted, StockRestocked,
+    OrderCancelled, OrderConfirmed, OrderPlaced, PaymentCaptured, PaymentDeclined, PaymentRefunded,
+    PaymentVoided, ReservationCommitted, ReservationExpired, StockReleased, StockReserved,
+    StockRestocked,
 };
 use futures::future::BoxFuture;
 use messaging::{EventHandler, HandlerError, ReceivedEvent};
@@ -29,7 +30,11 @@ use crate::store::{OrderStore, OutcomeColumn};
 pub const FULFILMENT_QUEUE: &str = "orders.fulfilment";
 pub const FULFILMENT_BINDINGS: &[&str] = &["payments.payment.*", "inventory.reservation.*"];
 pub const SUMMARIES_QUEUE: &str = "orders.order-summaries";
-pub const SUMMARIES_BINDINGS: &[&str] = &["orders.order.*", "payments.payment.*"];
+pub const SUMMARIES_BINDINGS: &[&str] = &[
+    "orders.order.*",
+    "payments.payment.*",
+    "inventory.reservation.*",
+];
 
 fn order_id(raw: &str) -> Result<Uuid, HandlerError> {
     Uuid::parse_str(raw).map_err(|_| HandlerError::Permanent(format!("bad order id {raw:?}")))
@@ -50,13 +55,28 @@ impl EventHandler for Fulfilment {
             let t = event.event_type.as_str();
             let (order, column, status, step) = if t == PaymentCaptured::full_name() {
                 let e: PaymentCaptured = event.decode()?;
-                (e.order_id, OutcomeColumn::Payment, "captured", "capture_payment")
+                (
+                    e.order_id,
+                    OutcomeColumn::Payment,
+                    "captured",
+                    "capture_payment",
+                )
             } else if t == PaymentRefunded::full_name() {
                 let e: PaymentRefunded = event.decode()?;
-                (e.order_id, OutcomeColumn::Payment, "refunded", "refund_payment")
+                (
+                    e.order_id,
+                    OutcomeColumn::Payment,
+                    "refunded",
+                    "refund_payment",
+                )
             } else if t == ReservationCommitted::full_name() {
                 let e: ReservationCommitted = event.decode()?;
-                (e.order_id, OutcomeColumn::Stock, "committed", "commit_stock")
+                (
+                    e.order_id,
+                    OutcomeColumn::Stock,
+                    "committed",
+                    "commit_stock",
+                )
             } else if t == StockRestocked::full_name() {
                 let e: StockRestocked = event.decode()?;
                 (e.order_id, OutcomeColumn::Stock, "restocked", "restock")
@@ -108,34 +128,21 @@ impl EventHandler for SummaryProjection {
                 .await?;
                 return Ok(());
             }
-            let (order, status, payment_status) = if t == OrderConfirmed::full_name() {
-                let e: OrderConfirmed = event.decode()?;
-                (e.order_id, Some("CONFIRMED"), Some("authorized"))
-            } else if t == OrderCancelled::full_name() {
-                let e: OrderCancelled = event.decode()?;
-                let payment = e.was_confirmed.then_some("refund_pending");
-                (e.order_id, Some("CANCELLED"), payment)
-            } else if t == PaymentCaptured::full_name() {
-                (event.decode::<PaymentCaptured>()?.order_id, None, Some("captured"))
-            } else if t == PaymentRefunded::full_name() {
-                (event.decode::<PaymentRefunded>()?.order_id, None, Some("refunded"))
-            } else if t == PaymentVoided::full_name() {
-                (event.decode::<PaymentVoided>()?.order_id, None, Some("voided"))
-            } else if t == PaymentDeclined::full_name() {
-                (event.decode::<PaymentDeclined>()?.order_id, None, Some("declined"))
-            } else {
+            let Some(change) = summary_change(event)? else {
                 return Ok(());
             };
             let updated = sqlx::query(
                 "UPDATE order_summaries
                  SET status = coalesce($2, status),
                      payment_status = coalesce($3, payment_status),
-                     updated_at = greatest(updated_at, $4)
+                     stock_status = coalesce($4, stock_status),
+                     updated_at = greatest(updated_at, $5)
                  WHERE order_id = $1",
             )
-            .bind(order_id(&order)?)
-            .bind(status)
-            .bind(payment_status)
+            .bind(order_id(&change.order_id)?)
+            .bind(change.status)
+            .bind(change.payment)
+            .bind(change.stock)
             .bind(event.occurred_at)
             .execute(&mut *tx)
             .await?;
@@ -145,10 +152,105 @@ impl EventHandler for SummaryProjection {
                 // time OrderPlaced has arrived; payments of orders we do not know never match
                 // and end up parked, visible to an operator.
                 return Err(HandlerError::Transient(format!(
-                    "no summary for order {order} yet"
+                    "no summary for order {} yet",
+                    change.order_id
                 )));
             }
             Ok(())
         })
+    }
+}
+
+/// What one event changes in an order's summary.
+struct SummaryChange {
+    order_id: String,
+    status: Option<&'static str>,
+    payment: Option<&'static str>,
+    stock: Option<&'static str>,
+}
+
+fn summary_change(event: &ReceivedEvent) -> Result<Option<SummaryChange>, HandlerError> {
+    let t = event.event_type.as_str();
+    let change = |order_id: String, status, payment, stock| {
+        Ok(Some(SummaryChange {
+            order_id,
+            status,
+            payment,
+            stock,
+        }))
+    };
+    if t == OrderConfirmed::full_name() {
+        let e: OrderConfirmed = event.decode()?;
+        change(
+            e.order_id,
+            Some("CONFIRMED"),
+            Some("authorized"),
+            Some("reserved"),
+        )
+    } else if t == OrderCancelled::full_name() {
+        let e: OrderCancelled = event.decode()?;
+        let payment = e.was_confirmed.then_some("refund_pending");
+        change(e.order_id, Some("CANCELLED"), payment, None)
+    } else if t == PaymentCaptured::full_name() {
+        change(
+            event.decode::<PaymentCaptured>()?.order_id,
+            None,
+            Some("captured"),
+            None,
+        )
+    } else if t == PaymentRefunded::full_name() {
+        change(
+            event.decode::<PaymentRefunded>()?.order_id,
+            None,
+            Some("refunded"),
+            None,
+        )
+    } else if t == PaymentVoided::full_name() {
+        change(
+            event.decode::<PaymentVoided>()?.order_id,
+            None,
+            Some("voided"),
+            None,
+        )
+    } else if t == PaymentDeclined::full_name() {
+        change(
+            event.decode::<PaymentDeclined>()?.order_id,
+            None,
+            Some("declined"),
+            None,
+        )
+    } else if t == StockReserved::full_name() {
+        change(
+            event.decode::<StockReserved>()?.order_id,
+            None,
+            None,
+            Some("reserved"),
+        )
+    } else if t == StockReleased::full_name() {
+        change(
+            event.decode::<StockReleased>()?.order_id,
+            None,
+            None,
+            Some("released"),
+        )
+    } else if t == ReservationCommitted::full_name() {
+        let order_id = event.decode::<ReservationCommitted>()?.order_id;
+        change(order_id, None, None, Some("committed"))
+    } else if t == ReservationExpired::full_name() {
+        change(
+            event.decode::<ReservationExpired>()?.order_id,
+            None,
+            None,
+            Some("expired"),
+        )
+    } else if t == StockRestocked::full_name() {
+        change(
+            event.decode::<StockRestocked>()?.order_id,
+            None,
+            None,
+            Some("restocked"),
+        )
+    } else {
+        Ok(None)
     }
 }

@@ -64,7 +64,10 @@ impl OrdersApi {
             return self.view(existing).await;
         }
         // Prices come from inventory, never from the client.
-        let lookups = order.lines.iter().map(|line| self.participants.price(&line.sku));
+        let lookups = order
+            .lines
+            .iter()
+            .map(|line| self.participants.price(&line.sku));
         let prices = futures::future::try_join_all(lookups)
             .await
             .map_err(OrdersError::Upstream)?;
@@ -128,11 +131,9 @@ impl OrdersApi {
         let size = match request.page_size {
             0 => DEFAULT_PAGE_SIZE,
             n if n > MAX_PAGE_SIZE => {
-                return Err(InvalidInput::new(
-                    "page_size",
-                    format!("at most {MAX_PAGE_SIZE}"),
-                )
-                .into());
+                return Err(
+                    InvalidInput::new("page_size", format!("at most {MAX_PAGE_SIZE}")).into(),
+                );
             }
             n => n,
         };
@@ -173,6 +174,7 @@ impl OrdersApi {
                     }),
                     item_count: row.item_count,
                     payment_status: row.payment_status,
+                    stock_status: row.stock_status,
                     created_at: Some(timestamp(row.created_at)),
                     updated_at: Some(timestamp(row.updated_at)),
                 })

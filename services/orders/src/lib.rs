@@ -33,7 +33,10 @@ use platform::{
 pub use config::Config;
 
 use crate::{
-    events::{FULFILMENT_BINDINGS, FULFILMENT_QUEUE, Fulfilment, SUMMARIES_BINDINGS, SUMMARIES_QUEUE, SummaryProjection},
+    events::{
+        FULFILMENT_BINDINGS, FULFILMENT_QUEUE, Fulfilment, SUMMARIES_BINDINGS, SUMMARIES_QUEUE,
+        SummaryProjection,
+    },
     grpc::OrdersApi,
     participants::Participants,
     saga::{RunnerConfig, SagaRunner},
@@ -46,8 +49,8 @@ pub enum StartError {
     Database(#[from] sqlx::Error),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("bad participant address: {0}")]
-    Participants(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Participants(#[from] participants::ConnectError),
     #[error("cannot build the gRPC server: {0}")]
     Grpc(String),
     #[error(transparent)]
@@ -68,8 +71,11 @@ impl Application {
         let pool = platform::db::connect(&runtime.database_url, runtime.db_max_connections).await?;
         platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
         let store = OrderStore::new(pool.clone());
-        let participants =
-            Participants::connect(&config.inventory_url, &config.payments_url, config.call_timeout)?;
+        let participants = Participants::connect(
+            &config.inventory_url,
+            &config.payments_url,
+            config.call_timeout,
+        )?;
 
         let runner = Arc::new(SagaRunner::new(
             store.clone(),
@@ -90,21 +96,16 @@ impl Application {
         let fulfilment = Consumer::new(
             pool.clone(),
             &runtime.amqp_url,
-            ConsumerTopology::new(
-                &runtime.events_exchange,
-                &runtime.queue_name(FULFILMENT_QUEUE),
-                FULFILMENT_BINDINGS,
-            ),
+            ConsumerTopology::for_service(runtime, FULFILMENT_QUEUE, FULFILMENT_BINDINGS),
         );
         let summaries = Consumer::new(
             pool.clone(),
             &runtime.amqp_url,
-            ConsumerTopology::new(
-                &runtime.events_exchange,
-                &runtime.queue_name(SUMMARIES_QUEUE),
-                SUMMARIES_BINDINGS,
-            ),
+            ConsumerTopology::for_service(runtime, SUMMARIES_QUEUE, SUMMARIES_BINDINGS),
         );
+        for consumer in [&fulfilment, &summaries] {
+            consumer.prepare().await;
+        }
         let fulfilment_handler = Arc::new(Fulfilment {
             store: store.clone(),
         });

@@ -1,9 +1,18 @@
 //! The saga's participants, inventory and payments, behind typed gRPC clients.
 //!
-//! Each call carries a deadline (`CallContext`), and every call is idempotent per order id on
-//! the participant's side, which is what makes retrying and resuming after a crash safe. gRPC
-//! errors are classified once, here: codes that mean "try again later" become
-//! [`StepResult::Transient`]; anything else is a refusal, [`StepResult::Permanent`].
+//! Every call goes through `libs/resilience`, in this order from the outside in:
+//!
+//! * a **circuit breaker per participant**: after repeated failures the breaker opens and calls
+//!   fail at once with UNAVAILABLE instead of piling up on a sick service; half-open probes
+//!   close it again once the participant recovers;
+//! * **retries with a budget**: every call here is idempotent (per order id, or a read), so
+//!   transient failures are retried a few times with jittered backoff, within a budget shared
+//!   by all calls to that participant so that retries cannot multiply an outage;
+//! * a **deadline per attempt** (`CallContext`, sent as `grpc-timeout`).
+//!
+//! What is still failing after that is classified once, here: codes that mean "try again later"
+//! become [`StepResult::Transient`] (the saga retries the step later, durably); anything else is
+//! a refusal, [`StepResult::Permanent`].
 
 use std::time::Duration;
 
@@ -19,6 +28,7 @@ use contracts::{
     },
 };
 use platform::grpc::client::{CallContext, connect_lazy};
+use resilience::{BreakerConfig, BudgetConfig, CircuitBreaker, RetryBudget, RetryPolicy, Upstream};
 use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
 use uuid::Uuid;
 
@@ -37,6 +47,25 @@ pub type Price = (String, i64, String);
 pub struct Participants {
     inventory: Inventory,
     payments: Payments,
+    inventory_upstream: Upstream,
+    payments_upstream: Upstream,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("bad participant address: {0}")]
+    Address(#[from] tonic::transport::Error),
+    #[error("bad resilience settings: {0}")]
+    Resilience(#[from] resilience::InvalidConfig),
+}
+
+fn upstream(name: &str) -> Result<Upstream, resilience::InvalidConfig> {
+    Ok(Upstream::new(
+        name.to_owned(),
+        CircuitBreaker::new(name.to_owned(), BreakerConfig::default())?,
+        RetryBudget::new(BudgetConfig::default())?,
+        RetryPolicy::default(),
+    ))
 }
 
 impl Participants {
@@ -44,7 +73,7 @@ impl Participants {
         inventory_url: &str,
         payments_url: &str,
         call_timeout: Duration,
-    ) -> Result<Self, tonic::transport::Error> {
+    ) -> Result<Self, ConnectError> {
         let context = CallContext::new(call_timeout);
         Ok(Self {
             inventory: InventoryServiceClient::with_interceptor(
@@ -52,16 +81,21 @@ impl Participants {
                 context,
             ),
             payments: PaymentsServiceClient::with_interceptor(connect_lazy(payments_url)?, context),
+            inventory_upstream: upstream("inventory")?,
+            payments_upstream: upstream("payments")?,
         })
     }
 
     /// Looks up the current price of a product; `None` if unknown or not for sale.
     pub async fn price(&self, sku: &str) -> Result<Option<Price>, Status> {
+        let request = GetProductRequest {
+            sku: sku.to_owned(),
+        };
         let response = self
-            .inventory
-            .clone()
-            .get_product(GetProductRequest {
-                sku: sku.to_owned(),
+            .inventory_upstream
+            .call(true, || {
+                let (mut client, request) = (self.inventory.clone(), request.clone());
+                async move { client.get_product(request).await }
             })
             .await;
         match response {
@@ -90,7 +124,14 @@ impl Participants {
                 })
                 .collect(),
         };
-        match self.inventory.clone().reserve_stock(request).await {
+        let response = self
+            .inventory_upstream
+            .call(true, || {
+                let (mut client, request) = (self.inventory.clone(), request.clone());
+                async move { client.reserve_stock(request).await }
+            })
+            .await;
+        match response {
             Ok(response) => match response.into_inner().reservation.map(|r| r.status()) {
                 Some(ReservationStatus::Reserved | ReservationStatus::Committed) => {
                     StepResult::Reserved
@@ -107,7 +148,14 @@ impl Participants {
             order_id: order_id.to_string(),
             reason: "checkout compensation".to_owned(),
         };
-        match self.inventory.clone().release_stock(request).await {
+        let response = self
+            .inventory_upstream
+            .call(true, || {
+                let (mut client, request) = (self.inventory.clone(), request.clone());
+                async move { client.release_stock(request).await }
+            })
+            .await;
+        match response {
             Ok(_) => StepResult::Released,
             Err(status) => classify(&status),
         }
@@ -123,7 +171,14 @@ impl Participants {
             customer_id: context.customer_id.to_string(),
             payment_method: context.payment_method.clone(),
         };
-        match self.payments.clone().authorize_payment(request).await {
+        let response = self
+            .payments_upstream
+            .call(true, || {
+                let (mut client, request) = (self.payments.clone(), request.clone());
+                async move { client.authorize_payment(request).await }
+            })
+            .await;
+        match response {
             Ok(response) => match response.into_inner().payment {
                 Some(payment) => {
                     let Ok(payment_id) = Uuid::parse_str(&payment.id) else {
@@ -149,7 +204,14 @@ impl Participants {
         let lookup = GetPaymentRequest {
             key: Some(Key::OrderId(order_id.to_string())),
         };
-        let payment = match self.payments.clone().get_payment(lookup).await {
+        let response = self
+            .payments_upstream
+            .call(true, || {
+                let (mut client, lookup) = (self.payments.clone(), lookup.clone());
+                async move { client.get_payment(lookup).await }
+            })
+            .await;
+        let payment = match response {
             Ok(response) => response.into_inner().payment,
             Err(status) if status.code() == Code::NotFound => return StepResult::Voided,
             Err(status) => return classify(&status),
@@ -164,7 +226,14 @@ impl Participants {
             payment_id: payment.id,
             reason: "checkout compensation".to_owned(),
         };
-        match self.payments.clone().void_payment(request).await {
+        let response = self
+            .payments_upstream
+            .call(true, || {
+                let (mut client, request) = (self.payments.clone(), request.clone());
+                async move { client.void_payment(request).await }
+            })
+            .await;
+        match response {
             Ok(_) => StepResult::Voided,
             Err(status) => classify(&status),
         }
@@ -180,7 +249,9 @@ pub fn classify(status: &Status) -> StepResult {
         | Code::Aborted
         | Code::Unknown
         | Code::Internal
-        | Code::Cancelled => StepResult::Transient(format!("{:?}: {}", status.code(), status.message())),
+        | Code::Cancelled => {
+            StepResult::Transient(format!("{:?}: {}", status.code(), status.message()))
+        }
         _ => StepResult::Permanent(format!("{:?}: {}", status.code(), status.message())),
     }
 }
@@ -191,13 +262,22 @@ mod tests {
 
     #[test]
     fn transient_and_permanent_failures_are_told_apart() {
-        for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Aborted, Code::Internal] {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::Internal,
+        ] {
             assert!(matches!(
                 classify(&Status::new(code, "x")),
                 StepResult::Transient(_)
             ));
         }
-        for code in [Code::InvalidArgument, Code::FailedPrecondition, Code::NotFound] {
+        for code in [
+            Code::InvalidArgument,
+            Code::FailedPrecondition,
+            Code::NotFound,
+        ] {
             assert!(matches!(
                 classify(&Status::new(code, "x")),
                 StepResult::Permanent(_)

@@ -112,7 +112,10 @@ impl SagaRunner {
                 return;
             }
             if let Some(compensating) = saga.check_deadline(OffsetDateTime::now_utc()) {
-                tracing::warn!(step = saga.step.as_str(), "saga deadline passed; compensating");
+                tracing::warn!(
+                    step = saga.step.as_str(),
+                    "saga deadline passed; compensating"
+                );
                 let finished = (saga.step.as_str(), "timed_out", "saga deadline passed");
                 if !self.persist_advance(&compensating, finished).await {
                     return;
@@ -136,7 +139,11 @@ impl SagaRunner {
             let outcome = describe(&result);
             match saga.advance(result, backoff) {
                 Ok(Transition::Advance(next)) => {
-                    tracing::info!(from = saga.step.as_str(), to = next.step.as_str(), "saga step done");
+                    tracing::info!(
+                        from = saga.step.as_str(),
+                        to = next.step.as_str(),
+                        "saga step done"
+                    );
                     let local = matches!(saga.step, SagaStep::Confirm | SagaStep::Cancel);
                     if next.is_done() {
                         metrics::counter!(
@@ -146,15 +153,24 @@ impl SagaRunner {
                         .increment(1);
                     }
                     // Local steps persisted their own transition to done atomically.
-                    if !local && !self.persist_advance(&next, (saga.step.as_str(), &outcome.0, &outcome.1)).await {
+                    if !local
+                        && !self
+                            .persist_advance(&next, (saga.step.as_str(), &outcome.0, &outcome.1))
+                            .await
+                    {
                         return;
                     }
                     saga = next;
                 }
                 Ok(Transition::Retry { saga: retry, delay }) => {
                     tracing::warn!(step = saga.step.as_str(), attempt = retry.attempts, ?delay, error = %outcome.1, "saga step will be retried");
-                    metrics::counter!("saga_step_retries_total", "step" => saga.step.as_str()).increment(1);
-                    if let Err(err) = self.store.save_retry(&self.owner, &retry, delay, &outcome.1).await {
+                    metrics::counter!("saga_step_retries_total", "step" => saga.step.as_str())
+                        .increment(1);
+                    if let Err(err) = self
+                        .store
+                        .save_retry(&self.owner, &retry, delay, &outcome.1)
+                        .await
+                    {
                         tracing::warn!(error = %err, "cannot schedule the retry; the lease will expire");
                     }
                     return;

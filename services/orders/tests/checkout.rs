@@ -141,9 +141,16 @@ async fn bad_requests_name_the_field() {
         (vec![("PEN-1", 0)], "lines[0].quantity"),
         (vec![("PEN-1", 1), ("NOPE-1", 1)], "lines[1].sku"),
     ] {
-        let err = world.place(customer, &lines, APPROVE, "k").await.unwrap_err();
+        let err = world
+            .place(customer, &lines, APPROVE, "k")
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().starts_with(&format!("{field}: ")), "{}", err.message());
+        assert!(
+            err.message().starts_with(&format!("{field}: ")),
+            "{}",
+            err.message()
+        );
     }
     world.stop();
 }
@@ -153,7 +160,10 @@ async fn customers_only_see_their_own_orders() {
     let world = World::full(vec![], vec![]).await;
     world.product("CUP-1", 800, 10).await;
     let (alice, mallory) = (Uuid::now_v7(), Uuid::now_v7());
-    let order = world.place(alice, &[("CUP-1", 1)], APPROVE, "k").await.unwrap();
+    let order = world
+        .place(alice, &[("CUP-1", 1)], APPROVE, "k")
+        .await
+        .unwrap();
     let err = world
         .orders()
         .get_order(GetOrderRequest {
@@ -162,7 +172,11 @@ async fn customers_only_see_their_own_orders() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound, "404, not 403: existence is not disclosed");
+    assert_eq!(
+        err.code(),
+        Code::NotFound,
+        "404, not 403: existence is not disclosed"
+    );
     let err = world
         .orders()
         .cancel_order(CancelOrderRequest {
@@ -213,8 +227,7 @@ async fn the_read_model_lists_orders_from_events() {
             }
             token = page.next_page_token;
         }
-        (all.len() == 5 && all.iter().all(|o| o.status() == OrderStatus::Confirmed))
-            .then_some(all)
+        (all.len() == 5 && all.iter().all(|o| o.status() == OrderStatus::Confirmed)).then_some(all)
     })
     .await
     .unwrap();
@@ -294,5 +307,33 @@ async fn a_hundred_customers_race_for_the_last_ten_units() {
     let (on_hand, available, reserved, sold) = world.assert_stock_conserved("LAST-1").await;
     assert_eq!((on_hand, available), (10, 0));
     assert_eq!(reserved + sold, 10);
+    world.stop();
+}
+
+#[tokio::test]
+async fn a_dead_participant_opens_its_circuit_breaker() {
+    let dead = format!("http://127.0.0.1:{}", testkit::free_port());
+    let world = World::full(
+        vec![],
+        vec![
+            ("ORDERS_INVENTORY_URL", dead),
+            ("ORDERS_CALL_TIMEOUT", "200ms".into()),
+        ],
+    )
+    .await;
+    let customer = Uuid::now_v7();
+    let mut messages = Vec::new();
+    for n in 0..8 {
+        let err = world
+            .place(customer, &[("ANY-1", 1)], APPROVE, &format!("k{n}"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+        messages.push(err.message().to_owned());
+    }
+    // The first calls try (and retry) the dead participant; once the breaker has seen enough
+    // failures it answers at once without calling.
+    assert!(!messages[0].contains("circuit open"), "{messages:?}");
+    assert!(messages[7].contains("circuit open"), "{messages:?}");
     world.stop();
 }

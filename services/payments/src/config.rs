@@ -7,9 +7,16 @@
 //! | `PAYMENTS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/payments` | this service's database |
 //! | `PAYMENTS_DB_MAX_CONNECTIONS` | `10` | pool size |
 //! | `PAYMENTS_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
+//! | `PAYMENTS_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ: the outbox relay publishes here, the order-event consumer reads here |
+//! | `PAYMENTS_EVENTS_EXCHANGE` | `shop.events` | the topic exchange of integration events |
+//! | `PAYMENTS_QUEUE_PREFIX` | *(empty)* | prepended to this service's queue names (`payments.orders`); tests set a unique one |
+//! | `PAYMENTS_QUEUE_EXPIRY` | *(unset: never)* | delete this service's queues after this long without a consumer (`x-expires`, e.g. `60s`); for tests' uniquely named queues, never set in production |
 //! | `PAYMENTS_PROVIDER_LATENCY` | `0ms` | simulated provider: delay before every answer |
 //! | `PAYMENTS_PROVIDER_ERROR_RATE` | `0` | simulated provider: probability (0.0–1.0) of a transient error |
 //! | `PAYMENTS_PROVIDER_HANG` | `false` | simulated provider: never answer (`true`/`false`) |
+//!
+//! The broker is not needed to start: the relay and the consumer connect (and reconnect) in the
+//! background, and events wait in the outbox meanwhile.
 //!
 //! The provider knobs exist for failure tests (`tests/` faults tier, the saga's retries and
 //! deadlines); they are validated at start like every other setting.
@@ -95,6 +102,30 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/payments"
         );
         assert_eq!(config.provider, ProviderFaults::default());
+        assert_eq!(config.runtime.events_exchange, "shop.events");
+        assert_eq!(
+            config.runtime.queue_name("payments.orders"),
+            "payments.orders"
+        );
+        assert_eq!(config.runtime.queue_expiry, None);
+    }
+
+    #[test]
+    fn broker_settings_are_read_with_the_payments_prefix() {
+        let config = Config::from(&env(&[
+            ("PAYMENTS_AMQP_URL", "amqp://user:pw@rabbit:5672/%2f"),
+            ("PAYMENTS_EVENTS_EXCHANGE", "test.events"),
+            ("PAYMENTS_QUEUE_PREFIX", "test.events."),
+            ("PAYMENTS_QUEUE_EXPIRY", "60s"),
+        ]))
+        .unwrap();
+        assert_eq!(config.runtime.amqp_url, "amqp://user:pw@rabbit:5672/%2f");
+        assert_eq!(config.runtime.events_exchange, "test.events");
+        assert_eq!(
+            config.runtime.queue_name("payments.orders"),
+            "test.events.payments.orders"
+        );
+        assert_eq!(config.runtime.queue_expiry, Some(Duration::from_secs(60)));
     }
 
     #[test]
@@ -128,6 +159,9 @@ mod tests {
             ("PAYMENTS_PROVIDER_ERROR_RATE", "often"),
             ("PAYMENTS_PROVIDER_HANG", "yes"),
             ("PAYMENTS_GRPC_ADDR", "localhost"),
+            ("PAYMENTS_AMQP_URL", "http://rabbit"),
+            ("PAYMENTS_QUEUE_EXPIRY", "0s"),
+            ("PAYMENTS_QUEUE_EXPIRY", "60"),
         ];
         for (variable, value) in cases {
             let err = Config::from(&env(&[(variable, value)])).unwrap_err();

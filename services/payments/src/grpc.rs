@@ -1,6 +1,6 @@
 //! The gRPC API: decode → ledger (domain + store) → encode, nothing else.
 //!
-//! Every handler runs within the caller's deadline ([`deadline`](crate::deadline)).
+//! Every handler runs within the caller's deadline ([`deadline`]).
 
 use contracts::payments::{
     self as api, AuthorizePaymentRequest, AuthorizePaymentResponse, CapturePaymentRequest,

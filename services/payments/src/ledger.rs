@@ -14,7 +14,16 @@
 //! stream — where the rules see the other writer's event (a second capture is then refused as
 //! "already captured", not silently doubled). After [`MAX_ATTEMPTS`] conflicts in a row the
 //! caller gets ABORTED and may retry.
+//!
+//! **In the caller's transaction (capture / refund after the order's fate).** The consumer of
+//! order events must commit its effect together with its inbox row, so
+//! [`capture_order_in`] and [`refund_cancelled_order_in`] run load → fold → decide → append on
+//! the connection they are given and commit nothing themselves. They cannot retry a lost race in
+//! place: the unique violation has aborted the caller's transaction. They report
+//! [`PaymentsError::Contention`] instead, the caller rolls back (inbox row included) and the
+//! event is delivered again later, when the rules see the other writer's event.
 
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -23,7 +32,7 @@ use crate::{
     error::PaymentsError,
     events,
     provider::{AuthorizationRequest, PaymentProvider},
-    store::{Appended, Opened, PaymentStore},
+    store::{self, Appended, Opened, PaymentStore},
 };
 
 /// How many times a command is decided again after losing a race before giving up.
@@ -154,5 +163,78 @@ impl<P: PaymentProvider> Ledger<P> {
         }
         tracing::warn!(payment_id = %payment_id, "gave up after {MAX_ATTEMPTS} conflicting appends");
         Err(PaymentsError::Contention(payment_id))
+    }
+}
+
+/// What a command answering an order event did to the order's payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    /// The event was appended, with its outbox row, in the caller's transaction: it counts once
+    /// the caller commits. The payment is as it will be after that commit.
+    Appended(Payment),
+    /// The payment already was where the order event would take it; nothing was written.
+    AlreadyDone(Payment),
+}
+
+impl FollowUp {
+    pub fn payment(&self) -> &Payment {
+        match self {
+            Self::Appended(payment) | Self::AlreadyDone(payment) => payment,
+        }
+    }
+}
+
+/// `OrderConfirmed`: captures the order's payment, on `conn` (inside the caller's transaction).
+/// A payment captured already is [`FollowUp::AlreadyDone`].
+pub async fn capture_order_in(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<FollowUp, PaymentsError> {
+    follow_up_in(conn, order_id, PaymentState::decide_on_order_confirmed).await
+}
+
+/// `OrderCancelled` of a confirmed order: refunds everything still refundable (or voids the
+/// authorization if the capture never ran), on `conn` (inside the caller's transaction). A
+/// payment refunded or voided already is [`FollowUp::AlreadyDone`].
+pub async fn refund_cancelled_order_in(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<FollowUp, PaymentsError> {
+    follow_up_in(conn, order_id, PaymentState::decide_on_order_cancelled).await
+}
+
+/// Load → fold → decide → append, once, on the caller's connection.
+///
+/// Errors: [`PaymentsError::NotFound`] when the order has no payment, [`PaymentsError::Rejected`]
+/// when its state cannot answer the event, [`PaymentsError::Contention`] when a concurrent
+/// writer appended first (the caller's transaction is then aborted and must be rolled back),
+/// [`PaymentsError::Store`] / [`PaymentsError::Corrupt`] from the store.
+async fn follow_up_in(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    decide: impl FnOnce(&PaymentState) -> Result<Option<PaymentEvent>, Rejected>,
+) -> Result<FollowUp, PaymentsError> {
+    let payment = store::load_by_order_in(conn, order_id)
+        .await?
+        .ok_or(PaymentsError::NotFound)?;
+    let Some(event) = decide(&payment.state)? else {
+        return Ok(FollowUp::AlreadyDone(payment));
+    };
+    let payment_id = payment.header.id;
+    let envelope = events::envelope(&payment.header, &event);
+    let (recorded, payment) = payment.record(event, OffsetDateTime::now_utc());
+    match store::append_in(conn, payment_id, &recorded, &envelope).await? {
+        Appended::Appended => {
+            tracing::info!(
+                payment_id = %payment_id,
+                order_id = %order_id,
+                seq = recorded.seq,
+                kind = recorded.event.kind(),
+                status = payment.state.status.as_str(),
+                "payment event appended in the inbox transaction"
+            );
+            Ok(FollowUp::Appended(payment))
+        }
+        Appended::Conflict => Err(PaymentsError::Contention(payment_id)),
     }
 }

@@ -10,19 +10,27 @@
 //! | event sourcing (state = fold of the events; decide / evolve) | [`domain`] |
 //! | optimistic concurrency on `(payment_id, seq)` | [`store`], [`ledger`] |
 //! | idempotent command (AuthorizePayment per order id) | [`ledger`] |
-//! | transactional outbox (each appended event → one integration event) | [`store`], [`events`] |
+//! | transactional outbox (each appended event → one integration event), published by the relay worker | [`store`], [`events`], [`Application::run`] |
+//! | choreography after confirmation (capture on `OrderConfirmed`, refund on `OrderCancelled`) | [`events::OrderFollowUp`], [`ledger::capture_order_in`] |
+//! | idempotent consumer: effect + outbox row + inbox row in one transaction | [`ledger::refund_cancelled_order_in`], [`store::append_in`] |
 //! | fault injection (latency, errors, hangs) behind a provider trait | [`provider`] |
 //! | honouring the caller's deadline | [`deadline`] |
 //!
 //! | module | job |
 //! |---|---|
-//! | [`config`] | `PAYMENTS_*` settings, provider fault knobs |
-//! | [`domain`] | money, events, the fold, the rules: pure |
+//! | [`config`] | `PAYMENTS_*` settings: ports, database, broker, provider fault knobs |
+//! | [`domain`] | money, events, the fold, the rules (and the answers to order events): pure |
 //! | [`provider`] | the `PaymentProvider` trait and its simulator |
-//! | [`store`] | all SQL: the event store |
-//! | [`ledger`] | the commands: load → fold → decide → append, with retries |
+//! | [`store`] | all SQL: the event store, on the pool or on a caller's transaction |
+//! | [`ledger`] | the commands: load → fold → decide → append, with retries; in a caller's transaction for order events |
 //! | [`grpc`] | the `shop.payments.v1.PaymentsService` implementation |
-//! | [`events`] | `Payment*` integration events, through the outbox |
+//! | [`events`] | `Payment*` integration events, through the outbox; the `payments.orders` consumer's handler |
+//!
+//! Besides the gRPC API, [`Application::run`] runs two background workers: the **outbox relay**
+//! (publishes `payments.payment.*` from this database's outbox to the events exchange) and the
+//! **order-event consumer** (queue `payments.orders`, bound to `orders.order.confirmed` and
+//! `orders.order.cancelled`). Neither needs the broker to be up for the service to start; both
+//! reconnect on their own and stop on shutdown.
 
 pub mod config;
 pub mod deadline;
@@ -34,14 +42,29 @@ pub mod ledger;
 pub mod provider;
 pub mod store;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use contracts::payments::PaymentsServiceServer;
-use platform::{ServiceHost, Shutdown, admin::Readiness, grpc::GrpcServer, host::HostError};
+use messaging::{Consumer, OutboxRelay, RelayConfig, topology::ConsumerTopology};
+use platform::{
+    ServiceHost, Shutdown,
+    admin::Readiness,
+    grpc::GrpcServer,
+    host::{HostError, Worker},
+};
 
 pub use config::Config;
 
-use crate::{grpc::PaymentsApi, ledger::Ledger, provider::SimulatedProvider, store::PaymentStore};
+use crate::{
+    events::{ORDERS_BINDINGS, ORDERS_QUEUE, OrderFollowUp},
+    grpc::PaymentsApi,
+    ledger::Ledger,
+    provider::SimulatedProvider,
+    store::PaymentStore,
+};
+
+/// Starts a background worker once the service runs, with the service's shutdown signal.
+type StartWorker = Box<dyn FnOnce(Shutdown) -> Worker + Send>;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +84,14 @@ pub struct Application {
     host: ServiceHost,
     grpc: GrpcServer,
     readiness: Readiness,
+    workers: Vec<StartWorker>,
     grace: Duration,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let pool = platform::db::connect(
-            &config.runtime.database_url,
-            config.runtime.db_max_connections,
-        )
-        .await?;
+        let runtime = &config.runtime;
+        let pool = platform::db::connect(&runtime.database_url, runtime.db_max_connections).await?;
         platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
 
         let faults = config.provider;
@@ -87,15 +108,33 @@ impl Application {
             SimulatedProvider::new(faults),
         );
 
+        let relay = OutboxRelay::new(
+            pool.clone(),
+            RelayConfig::new(&runtime.amqp_url, &runtime.events_exchange, "payments"),
+        );
+        let topology = ConsumerTopology::for_service(runtime, ORDERS_QUEUE, ORDERS_BINDINGS);
+        let order_events = Consumer::new(pool.clone(), &runtime.amqp_url, topology);
+        // Declared before serving, so that order events published from now on are kept for us
+        // even if the consumer only connects later. Best effort: without a broker, the consumer
+        // declares them when it first connects.
+        order_events.prepare().await;
+        let workers: Vec<StartWorker> = vec![
+            Box::new(move |shutdown| Worker::new(relay.run(shutdown))),
+            Box::new(move |shutdown| {
+                Worker::new(order_events.run(Arc::new(OrderFollowUp), shutdown))
+            }),
+        ];
+
         let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
             .map_err(|err| StartError::Grpc(err.to_string()))?
             .add_service(PaymentsServiceServer::new(PaymentsApi::new(ledger)));
-        let host = ServiceHost::bind(config.runtime.grpc_addr, config.runtime.admin_addr).await?;
+        let host = ServiceHost::bind(runtime.grpc_addr, runtime.admin_addr).await?;
         Ok(Self {
             host,
             grpc,
             readiness: Readiness::new().with_postgres(pool),
-            grace: config.runtime.shutdown_grace,
+            workers,
+            grace: runtime.shutdown_grace,
         })
     }
 
@@ -107,10 +146,16 @@ impl Application {
         self.host.admin_addr()
     }
 
-    /// Serves until `shutdown` fires and in-flight calls have drained.
+    /// Serves the API, with the outbox relay and the order-event consumer beside it, until
+    /// `shutdown` fires and in-flight calls and both workers have stopped.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
+        let workers = self
+            .workers
+            .into_iter()
+            .map(|start| start(shutdown.clone()))
+            .collect();
         self.host
-            .serve(self.grpc, self.readiness, shutdown, self.grace)
+            .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, workers)
             .await
     }
 }

@@ -12,6 +12,12 @@
 //!
 //! The same property keeps one payment's integration events in stream order in the outbox: an
 //! append only starts from a state that already includes the previous event's commit.
+//!
+//! **On the caller's connection.** The pool-based methods each run in a transaction of their
+//! own. [`load_in`], [`load_by_order_in`] and [`append_in`] do the same work on a connection the
+//! caller passes in, so that it can commit an append together with its own rows: the consumer of
+//! order events appends a capture or refund in the same transaction as its inbox row. The
+//! pool-based methods delegate to them, so both paths run the same SQL.
 
 use messaging::{Envelope, outbox};
 use sqlx::{PgConnection, PgPool};
@@ -61,46 +67,14 @@ impl PaymentStore {
 
     /// The payment and its whole stream, folded.
     pub async fn load(&self, id: Uuid) -> Result<Option<Payment>, PaymentsError> {
-        let header: Option<HeaderRow> = sqlx::query_as(
-            "SELECT id, order_id, customer_id, amount_minor, currency, created_at
-             FROM payments WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        self.with_history(header).await
+        let mut conn = self.pool.acquire().await?;
+        load_in(&mut conn, id).await
     }
 
     /// The payment of an order, if it has one.
     pub async fn load_by_order(&self, order_id: Uuid) -> Result<Option<Payment>, PaymentsError> {
-        let header: Option<HeaderRow> = sqlx::query_as(
-            "SELECT id, order_id, customer_id, amount_minor, currency, created_at
-             FROM payments WHERE order_id = $1",
-        )
-        .bind(order_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        self.with_history(header).await
-    }
-
-    async fn with_history(&self, row: Option<HeaderRow>) -> Result<Option<Payment>, PaymentsError> {
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let header = header_from(row)?;
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT seq, kind, amount_minor, currency, detail, occurred_at
-             FROM payment_events WHERE payment_id = $1 ORDER BY seq",
-        )
-        .bind(header.id)
-        .fetch_all(&self.pool)
-        .await?;
-        let history = rows
-            .into_iter()
-            .enumerate()
-            .map(|(index, row)| event_from(&header, index, row))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(Payment::rehydrate(header, history)))
+        let mut conn = self.pool.acquire().await?;
+        load_by_order_in(&mut conn, order_id).await
     }
 
     /// Creates the stream: header, first event and its integration event, in one transaction.
@@ -146,18 +120,90 @@ impl PaymentStore {
         event: &Envelope,
     ) -> Result<Appended, PaymentsError> {
         let mut tx = self.pool.begin().await?;
-        match insert_event(&mut tx, payment_id, recorded).await {
-            Ok(()) => {}
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                // Dropping the transaction rolls it back.
-                return Ok(Appended::Conflict);
+        match append_in(&mut tx, payment_id, recorded, event).await? {
+            Appended::Appended => {
+                tx.commit().await?;
+                Ok(Appended::Appended)
             }
-            Err(other) => return Err(other.into()),
+            // The unique violation aborted the transaction; dropping it rolls it back.
+            Appended::Conflict => Ok(Appended::Conflict),
         }
-        outbox::enqueue(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(Appended::Appended)
     }
+}
+
+/// [`PaymentStore::load`] on the caller's connection (inside its transaction, if it has one).
+pub async fn load_in(conn: &mut PgConnection, id: Uuid) -> Result<Option<Payment>, PaymentsError> {
+    let header: Option<HeaderRow> = sqlx::query_as(
+        "SELECT id, order_id, customer_id, amount_minor, currency, created_at
+         FROM payments WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    with_history(conn, header).await
+}
+
+/// [`PaymentStore::load_by_order`] on the caller's connection (inside its transaction, if it has
+/// one): how the order-event consumer reads a payment in its inbox transaction.
+pub async fn load_by_order_in(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<Payment>, PaymentsError> {
+    let header: Option<HeaderRow> = sqlx::query_as(
+        "SELECT id, order_id, customer_id, amount_minor, currency, created_at
+         FROM payments WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    with_history(conn, header).await
+}
+
+async fn with_history(
+    conn: &mut PgConnection,
+    row: Option<HeaderRow>,
+) -> Result<Option<Payment>, PaymentsError> {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let header = header_from(row)?;
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT seq, kind, amount_minor, currency, detail, occurred_at
+         FROM payment_events WHERE payment_id = $1 ORDER BY seq",
+    )
+    .bind(header.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let history = rows
+        .into_iter()
+        .enumerate()
+        .map(|(index, row)| event_from(&header, index, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Payment::rehydrate(header, history)))
+}
+
+/// Appends `recorded` (at its `seq`) and its integration event on the caller's connection,
+/// inside the caller's transaction, which commits them (or not) together with whatever else it
+/// holds — the order-event consumer's inbox row, for instance.
+///
+/// On [`Appended::Conflict`] nothing was written, but Postgres has **aborted the caller's
+/// transaction** (the unique violation is an error inside it): the caller must roll back, and
+/// may then start over on the fresher stream in a new transaction.
+pub async fn append_in(
+    conn: &mut PgConnection,
+    payment_id: Uuid,
+    recorded: &RecordedEvent,
+    event: &Envelope,
+) -> Result<Appended, PaymentsError> {
+    match insert_event(conn, payment_id, recorded).await {
+        Ok(()) => {}
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            return Ok(Appended::Conflict);
+        }
+        Err(other) => return Err(other.into()),
+    }
+    outbox::enqueue(conn, event).await?;
+    Ok(Appended::Appended)
 }
 
 async fn insert_event(

@@ -3,10 +3,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use contracts::payments::{AuthorizePaymentRequest, PaymentsServiceClient};
-use testkit::{ServiceProcess, free_port};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use testkit::RunningService;
 
 fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
     pairs
@@ -18,49 +15,28 @@ fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
 #[tokio::test]
 async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm() {
     let db = testkit::fresh_database().await;
-    let (grpc_port, admin_port) = (free_port(), free_port());
+    let exchange = testkit::unique_name("payments.test.events");
     let env = env(&[
         ("PAYMENTS_DATABASE_URL", db.url.clone()),
-        ("PAYMENTS_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
-        ("PAYMENTS_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")),
+        // The relay and the order-event consumer run beside the API, on this test's own
+        // exchange and queues.
+        ("PAYMENTS_AMQP_URL", testkit::amqp_url().await),
+        ("PAYMENTS_EVENTS_EXCHANGE", exchange.clone()),
+        ("PAYMENTS_QUEUE_PREFIX", format!("{exchange}.")),
+        ("PAYMENTS_QUEUE_EXPIRY", "60s".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
     ]);
-    let mut process =
-        ServiceProcess::start("payments", env!("CARGO_BIN_EXE_payments").as_ref(), &env).unwrap();
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    process
-        .wait_until_ready(&format!("{admin}/readyz"), Duration::from_secs(30))
-        .await
-        .unwrap();
-
-    let http = reqwest::Client::new();
-    let healthz = http.get(format!("{admin}/healthz")).send().await.unwrap();
-    assert_eq!(healthz.status(), 200);
-    let readyz = http.get(format!("{admin}/readyz")).send().await.unwrap();
-    assert_eq!(readyz.status(), 200);
-    let body: serde_json::Value = readyz.json().await.unwrap();
-    assert_eq!(body["checks"]["postgres"], "ok");
-
-    let endpoint = format!("http://127.0.0.1:{grpc_port}");
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    for service in ["", "shop.payments.v1.PaymentsService"] {
-        let status = health
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
+    let mut service =
+        RunningService::start("payments", env!("CARGO_BIN_EXE_payments").as_ref(), env)
             .await
-            .unwrap()
-            .into_inner()
-            .status();
-        assert_eq!(status, ServingStatus::Serving, "health of {service:?}");
-    }
+            .unwrap();
+    service
+        .assert_healthy("shop.payments.v1.PaymentsService")
+        .await;
 
-    let mut payments = PaymentsServiceClient::connect(endpoint).await.unwrap();
+    let mut payments = PaymentsServiceClient::connect(service.grpc_endpoint())
+        .await
+        .unwrap();
     let request = || AuthorizePaymentRequest {
         order_id: uuid::Uuid::now_v7().to_string(),
         amount: Some(contracts::Money {
@@ -75,14 +51,7 @@ async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm
     invalid.amount = None;
     assert!(payments.authorize_payment(invalid).await.is_err());
 
-    let metrics = http
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = service.metrics().await;
     let has = |needle: &str| {
         metrics
             .lines()
@@ -97,8 +66,7 @@ async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm
         "error counter missing:\n{metrics}"
     );
 
-    process.terminate().await.unwrap();
-    let code = process.wait_for_exit(Duration::from_secs(5)).await.unwrap();
+    let code = service.stop(Duration::from_secs(5)).await.unwrap();
     assert_eq!(code, Some(0), "SIGTERM must lead to a clean exit");
 }
 

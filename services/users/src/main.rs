@@ -1,34 +1,15 @@
-//! `users` binary: configuration → telemetry → service → serve until SIGTERM.
+//! `users` binary: configuration → service → serve until SIGTERM (see `platform::entrypoint`).
 
 use std::process::ExitCode;
 
-use platform::{Shutdown, telemetry};
 use users::{Application, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let telemetry = match telemetry::init(&telemetry::TelemetryConfig::from_env("users")) {
-        Ok(telemetry) => telemetry,
-        Err(err) => {
-            eprintln!("users: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = run().await;
-    if let Err(err) = &outcome {
-        tracing::error!(error = %err, "users stopped with an error");
-    }
-    telemetry.shutdown();
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(_) => ExitCode::FAILURE,
-    }
-}
-
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::from_env()?;
-    let shutdown = Shutdown::on_signals();
-    let app = Application::build(config).await?;
-    app.run(shutdown).await?;
-    Ok(())
+    platform::entrypoint::run("users", |shutdown| async move {
+        let app = Application::build(Config::from_env()?).await?;
+        app.run(shutdown).await?;
+        Ok(())
+    })
+    .await
 }

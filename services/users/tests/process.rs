@@ -5,85 +5,36 @@
 use std::{collections::HashMap, time::Duration};
 
 use contracts::users::{RegisterRequest, UsersServiceClient};
-use testkit::{ServiceProcess, free_port};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use testkit::RunningService;
+
+fn base_env(db: &testkit::TestDatabase) -> Vec<(String, String)> {
+    vec![
+        ("USERS_DATABASE_URL".to_owned(), db.url.clone()),
+        ("LOG_FORMAT".to_owned(), "json".to_owned()),
+    ]
+}
 
 #[tokio::test]
 async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm() {
     let db = testkit::fresh_database().await;
-    let (grpc_port, admin_port) = (free_port(), free_port());
-    let env: HashMap<String, String> = [
-        ("USERS_DATABASE_URL", db.url.clone()),
-        ("USERS_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
-        ("USERS_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")),
-        ("LOG_FORMAT", "json".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let mut process =
-        ServiceProcess::start("users", env!("CARGO_BIN_EXE_users").as_ref(), &env).unwrap();
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    process
-        .wait_until_ready(&format!("{admin}/readyz"), Duration::from_secs(30))
-        .await
-        .unwrap();
-
-    let http = reqwest::Client::new();
-    let healthz = http.get(format!("{admin}/healthz")).send().await.unwrap();
-    assert_eq!(healthz.status(), 200);
-    let readyz = http.get(format!("{admin}/readyz")).send().await.unwrap();
-    assert_eq!(readyz.status(), 200);
-    let body: serde_json::Value = readyz.json().await.unwrap();
-    assert_eq!(body["checks"]["postgres"], "ok");
-
-    let endpoint = format!("http://127.0.0.1:{grpc_port}");
-    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    for service in ["", "shop.users.v1.UsersService"] {
-        let status = health
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
+    let mut users =
+        RunningService::start("users", env!("CARGO_BIN_EXE_users").as_ref(), base_env(&db))
             .await
-            .unwrap()
-            .into_inner()
-            .status();
-        assert_eq!(status, ServingStatus::Serving, "health of {service:?}");
-    }
+            .unwrap();
+    users.assert_healthy("shop.users.v1.UsersService").await;
 
-    let mut users = UsersServiceClient::connect(endpoint).await.unwrap();
-    users
-        .register(RegisterRequest {
-            email: "hedy@example.com".into(),
-            password: "frequency hopping 1942".into(),
-            display_name: "Hedy".into(),
-        })
+    let mut client = UsersServiceClient::connect(users.grpc_endpoint())
         .await
         .unwrap();
-    let duplicate = users
-        .register(RegisterRequest {
-            email: "hedy@example.com".into(),
-            password: "frequency hopping 1942".into(),
-            display_name: "Hedy".into(),
-        })
-        .await;
-    assert!(duplicate.is_err());
+    let register = || RegisterRequest {
+        email: "hedy@example.com".into(),
+        password: "frequency hopping 1942".into(),
+        display_name: "Hedy".into(),
+    };
+    client.register(register()).await.unwrap();
+    assert!(client.register(register()).await.is_err(), "duplicate");
 
-    let metrics = http
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = users.metrics().await;
     let has = |needle: &str| {
         metrics
             .lines()
@@ -102,33 +53,17 @@ async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm
         "duration histogram missing:\n{metrics}"
     );
 
-    process.terminate().await.unwrap();
-    let code = process.wait_for_exit(Duration::from_secs(5)).await.unwrap();
+    let code = users.stop(Duration::from_secs(5)).await.unwrap();
     assert_eq!(code, Some(0), "SIGTERM must lead to a clean exit");
 }
 
 #[tokio::test]
 async fn logs_are_json_lines_carrying_the_trace_id_of_the_callers_traceparent() {
     let db = testkit::fresh_database().await;
-    let (grpc_port, admin_port) = (free_port(), free_port());
-    let env: HashMap<String, String> = [
-        ("USERS_DATABASE_URL", db.url.clone()),
-        ("USERS_GRPC_ADDR", format!("127.0.0.1:{grpc_port}")),
-        ("USERS_ADMIN_ADDR", format!("127.0.0.1:{admin_port}")),
-        ("LOG_FORMAT", "json".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let mut process =
-        ServiceProcess::start("users", env!("CARGO_BIN_EXE_users").as_ref(), &env).unwrap();
-    process
-        .wait_until_ready(
-            &format!("http://127.0.0.1:{admin_port}/readyz"),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
+    let mut users =
+        RunningService::start("users", env!("CARGO_BIN_EXE_users").as_ref(), base_env(&db))
+            .await
+            .unwrap();
 
     // A caller that is part of a trace sends W3C trace context in the gRPC metadata.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -143,13 +78,13 @@ async fn logs_are_json_lines_carrying_the_trace_id_of_the_callers_traceparent() 
             .parse()
             .unwrap(),
     );
-    let mut users = UsersServiceClient::connect(format!("http://127.0.0.1:{grpc_port}"))
+    let mut client = UsersServiceClient::connect(users.grpc_endpoint())
         .await
         .unwrap();
-    users.register(request).await.unwrap();
+    client.register(request).await.unwrap();
 
     let line = testkit::poll_until("the registration log line", Duration::from_secs(5), || {
-        let logs = process.logs();
+        let logs = users.process.logs();
         async move {
             logs.into_iter()
                 .find(|line| line.contains("user registered"))
@@ -161,17 +96,13 @@ async fn logs_are_json_lines_carrying_the_trace_id_of_the_callers_traceparent() 
     assert_eq!(json["level"], "INFO");
     assert_eq!(json["spans"][0]["trace_id"], trace_id, "{line}");
     assert_eq!(json["spans"][0]["rpc.method"], "Register", "{line}");
-    for line in process.logs() {
+    for line in users.process.logs() {
         assert!(
             serde_json::from_str::<serde_json::Value>(&line).is_ok(),
             "not JSON: {line}"
         );
     }
-    process.terminate().await.unwrap();
-    assert_eq!(
-        process.wait_for_exit(Duration::from_secs(5)).await.unwrap(),
-        Some(0)
-    );
+    assert_eq!(users.stop(Duration::from_secs(5)).await.unwrap(), Some(0));
 }
 
 #[tokio::test]

@@ -5,12 +5,14 @@
 //!   when it flips to NOT_SERVING so load balancers drain the replica;
 //! * server reflection (`grpcurl -plaintext localhost:50051 list` works out of the box);
 //! * the [`observe`] layer: trace context extraction, a request span with the trace id, and RED
-//!   metrics per method.
+//!   metrics per method;
+//! * the [`deadline`] layer: the caller's `grpc-timeout`, answered with DEADLINE_EXCEEDED.
 //!
-//! Deadlines: tonic's server honours the caller's `grpc-timeout` header and answers
+//! Deadlines: the [`deadline`] layer honours the caller's `grpc-timeout` header and answers
 //! DEADLINE_EXCEEDED when it passes; [`client`] sets one on every outgoing call.
 
 pub mod client;
+pub mod deadline;
 pub mod observe;
 
 use tonic::{
@@ -92,6 +94,7 @@ impl GrpcServer {
         };
         Server::builder()
             .layer(observe::ObserveLayer)
+            .layer(deadline::DeadlineLayer)
             .serve_with_incoming_shutdown(self.routes.routes().prepare(), incoming, drained)
             .await
     }

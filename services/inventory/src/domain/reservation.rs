@@ -10,10 +10,10 @@
 //!   retry with the same lines gets the stored reservation back — whatever its outcome was,
 //!   REJECTED included — and a retry with different lines is a caller bug, refused.
 //! * **State machine** ([`Reservation::release`], [`Reservation::commit`],
-//!   [`Reservation::expire`]):
+//!   [`Reservation::expire`], [`Reservation::restock`]):
 //!
 //! ```text
-//!              ┌──── commit ────► COMMITTED
+//!              ┌──── commit ────► COMMITTED ──── restock ───► RESTOCKED
 //!   RESERVED ──┼──── release ───► RELEASED
 //!              └──── expire ────► EXPIRED
 //!   REJECTED   (terminal: nothing was held)
@@ -21,6 +21,10 @@
 //!
 //! Repeating a transition that already happened is a no-op ([`Transition::Unchanged`]), so every
 //! saga step can be retried safely; a transition out of the wrong state is an error.
+//!
+//! RESTOCKED is the choreographed undo of a sale: the customer cancelled an order after it was
+//! confirmed, and its sold units went back to `available` (`on_hand` unchanged, so the
+//! conservation law still holds).
 
 use std::{collections::BTreeMap, fmt};
 
@@ -35,9 +39,19 @@ pub enum ReservationStatus {
     Released,
     Committed,
     Expired,
+    Restocked,
 }
 
 impl ReservationStatus {
+    const ALL: [Self; 6] = [
+        Self::Reserved,
+        Self::Rejected,
+        Self::Released,
+        Self::Committed,
+        Self::Expired,
+        Self::Restocked,
+    ];
+
     /// The spelling in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,19 +60,12 @@ impl ReservationStatus {
             Self::Released => "released",
             Self::Committed => "committed",
             Self::Expired => "expired",
+            Self::Restocked => "restocked",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Reserved,
-            Self::Rejected,
-            Self::Released,
-            Self::Committed,
-            Self::Expired,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == raw)
+        Self::ALL.into_iter().find(|status| status.as_str() == raw)
     }
 }
 
@@ -181,26 +188,50 @@ impl Reservation {
     }
 
     /// `ReleaseStock`: the saga compensates or the customer cancelled before confirmation.
-    /// Releasing something that holds nothing (already released, expired or rejected) is a
-    /// no-op; a sold reservation cannot be released (that is a restock, a different command).
+    /// Releasing something that holds nothing (already released, expired, rejected or
+    /// restocked) is a no-op; a sold reservation cannot be released (that is a restock,
+    /// [`Reservation::restock`]).
     pub fn release(&self) -> Result<Transition, InvalidTransition> {
         match self.status {
             ReservationStatus::Reserved => Ok(Transition::Apply(ReservationStatus::Released)),
             ReservationStatus::Released
             | ReservationStatus::Expired
-            | ReservationStatus::Rejected => Ok(Transition::Unchanged),
+            | ReservationStatus::Rejected
+            | ReservationStatus::Restocked => Ok(Transition::Unchanged),
             ReservationStatus::Committed => Err(self.invalid("released")),
         }
     }
 
-    /// `CommitReservation`: the order was confirmed, the held units are sold.
+    /// `CommitReservation` and `OrderConfirmed`: the order was confirmed, the held units are
+    /// sold. A restocked reservation was committed before its order was cancelled: the commit
+    /// already happened, so asking again changes nothing (and must not sell the units twice).
     pub fn commit(&self) -> Result<Transition, InvalidTransition> {
         match self.status {
             ReservationStatus::Reserved => Ok(Transition::Apply(ReservationStatus::Committed)),
-            ReservationStatus::Committed => Ok(Transition::Unchanged),
+            ReservationStatus::Committed | ReservationStatus::Restocked => {
+                Ok(Transition::Unchanged)
+            }
             ReservationStatus::Released
             | ReservationStatus::Expired
             | ReservationStatus::Rejected => Err(self.invalid("committed")),
+        }
+    }
+
+    /// `OrderCancelled` of a confirmed order: give the order's units back.
+    ///
+    /// * COMMITTED → RESTOCKED: the sold units return to `available`.
+    /// * RESERVED → RELEASED: the cancellation overtook the confirmation (its `OrderConfirmed`
+    ///   is still waiting for a retry, say), so the units are merely held: release them, and the
+    ///   late confirmation finds nothing to sell.
+    /// * Anything else holds nothing to give back (or already gave it back): unchanged.
+    pub fn restock(&self) -> Transition {
+        match self.status {
+            ReservationStatus::Committed => Transition::Apply(ReservationStatus::Restocked),
+            ReservationStatus::Reserved => Transition::Apply(ReservationStatus::Released),
+            ReservationStatus::Restocked
+            | ReservationStatus::Released
+            | ReservationStatus::Expired
+            | ReservationStatus::Rejected => Transition::Unchanged,
         }
     }
 
@@ -248,15 +279,13 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for status in [
-            ReservationStatus::Reserved,
-            ReservationStatus::Rejected,
-            ReservationStatus::Released,
-            ReservationStatus::Committed,
-            ReservationStatus::Expired,
-        ] {
+        for status in ReservationStatus::ALL {
             assert_eq!(ReservationStatus::parse(status.as_str()), Some(status));
         }
+        assert_eq!(
+            ReservationStatus::parse("restocked"),
+            Some(ReservationStatus::Restocked)
+        );
         assert_eq!(ReservationStatus::parse("pending"), None);
     }
 
@@ -333,7 +362,7 @@ mod tests {
             reservation(Reserved, &[("MUG-1", 1)]).release(),
             Ok(Transition::Apply(Released))
         );
-        for status in [Released, Expired, Rejected] {
+        for status in [Released, Expired, Rejected, Restocked] {
             assert_eq!(
                 reservation(status, &[("MUG-1", 1)]).release(),
                 Ok(Transition::Unchanged),
@@ -354,10 +383,13 @@ mod tests {
             reservation(Reserved, &[("MUG-1", 1)]).commit(),
             Ok(Transition::Apply(Committed))
         );
-        assert_eq!(
-            reservation(Committed, &[("MUG-1", 1)]).commit(),
-            Ok(Transition::Unchanged)
-        );
+        for status in [Committed, Restocked] {
+            assert_eq!(
+                reservation(status, &[("MUG-1", 1)]).commit(),
+                Ok(Transition::Unchanged),
+                "{status}: committed once already"
+            );
+        }
         for status in [Released, Expired, Rejected] {
             assert!(
                 reservation(status, &[("MUG-1", 1)]).commit().is_err(),
@@ -373,10 +405,32 @@ mod tests {
             reservation(Reserved, &[("MUG-1", 1)]).expire(),
             Transition::Apply(Expired)
         );
-        for status in [Rejected, Released, Committed, Expired] {
+        for status in [Rejected, Released, Committed, Expired, Restocked] {
             assert_eq!(
                 reservation(status, &[("MUG-1", 1)]).expire(),
                 Transition::Unchanged
+            );
+        }
+    }
+
+    #[test]
+    fn restock_transitions() {
+        use ReservationStatus::*;
+        assert_eq!(
+            reservation(Committed, &[("MUG-1", 1)]).restock(),
+            Transition::Apply(Restocked),
+            "sold units go back"
+        );
+        assert_eq!(
+            reservation(Reserved, &[("MUG-1", 1)]).restock(),
+            Transition::Apply(Released),
+            "held units are released instead"
+        );
+        for status in [Restocked, Released, Expired, Rejected] {
+            assert_eq!(
+                reservation(status, &[("MUG-1", 1)]).restock(),
+                Transition::Unchanged,
+                "{status}"
             );
         }
     }

@@ -119,6 +119,15 @@ impl ReservationRequest {
 pub struct ReleaseReason(String);
 
 impl ReleaseReason {
+    /// The reason recorded when an `OrderCancelled` (of a confirmed order) releases units that
+    /// were still only reserved. A late `OrderConfirmed` recognises it and commits nothing.
+    pub const ORDER_CANCELLED: &'static str = "order_cancelled";
+
+    /// [`ReleaseReason::ORDER_CANCELLED`].
+    pub fn order_cancelled() -> Self {
+        Self(Self::ORDER_CANCELLED.to_owned())
+    }
+
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let reason = raw.trim();
         if reason.chars().count() > 200 {
@@ -225,6 +234,11 @@ mod tests {
             "payment_declined"
         );
         assert_eq!(ReleaseReason::parse("").unwrap().as_str(), "");
+        assert_eq!(
+            ReleaseReason::order_cancelled(),
+            ReleaseReason::parse(ReleaseReason::ORDER_CANCELLED).unwrap(),
+            "the built-in reason is a valid one"
+        );
         assert_eq!(
             ReleaseReason::parse(&"r".repeat(201)).unwrap_err().field(),
             "reason"

@@ -1,7 +1,9 @@
 //! All SQL of the inventory service.
 //!
 //! * [`catalog`]: products and stock levels — the catalog read path and the admin writes.
-//! * [`reservations`]: reserve, release, commit, expire — the stock moves of the checkout saga.
+//! * [`reservations`]: reserve, release, commit, expire, restock — the stock moves of the
+//!   checkout saga and of the choreography after it; on the pool, or on a caller's connection.
+//! * `reservation_rows`: loading and writing one reservation's header and lines (private).
 //! * [`stock_moves`]: the guarded UPDATEs (conditional updates) that move units between buckets.
 //!
 //! Two rules hold everywhere:
@@ -15,6 +17,7 @@
 //! needs no database.
 
 pub mod catalog;
+mod reservation_rows;
 pub mod reservations;
 pub mod stock_moves;
 

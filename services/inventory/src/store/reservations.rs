@@ -1,5 +1,11 @@
 //! Reservations: the stock moves of the checkout saga.
 //!
+//! The commands come in two forms. [`ReservationStore`] methods run in a transaction of their
+//! own (the gRPC API). The `*_in` functions ([`release_in`], [`commit_in`], [`restock_in`]) run
+//! on a connection the caller brings, inside the caller's transaction: that is how the order-event
+//! consumer (`events::OrderLifecycle`) commits a stock move, its outbox row and its inbox row
+//! together. The pool-based methods simply open a transaction and delegate to them.
+//!
 //! Three techniques keep stock right under any concurrency, each doing one job:
 //!
 //! 1. **Idempotent command, claimed by an insert.** `ReserveStock` first inserts the reservation
@@ -34,11 +40,14 @@ use std::{collections::BTreeMap, time::Duration};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use super::stock_moves::{Movement, move_units};
+use super::{
+    reservation_rows::{insert_lines, load, settle},
+    stock_moves::{Movement, move_units},
+};
 use crate::{
     domain::{
-        self, OrderId, Plan, Quantity, ReleaseReason, Reservation, ReservationLine,
-        ReservationRequest, ReservationStatus, Shortage, Sku, Transition,
+        self, OrderId, Plan, ReleaseReason, Reservation, ReservationRequest, ReservationStatus,
+        Sku, Transition,
     },
     error::InventoryError,
     events,
@@ -179,67 +188,18 @@ impl ReservationStore {
         reason: &ReleaseReason,
     ) -> Result<Applied, InventoryError> {
         let mut tx = self.pool.begin().await?;
-        let tombstoned = sqlx::query(
-            "INSERT INTO reservations (order_id, status, reason)
-             VALUES ($1, 'released', NULLIF($2, ''))
-             ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order_id.as_uuid())
-        .bind(reason.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if tombstoned {
-            tx.commit().await?;
-            tracing::info!(%order_id, "release before any reservation: tombstone recorded");
-            return Ok(Applied::unchanged(Reservation::tombstone(order_id)));
-        }
-        let existing = load(&mut tx, order_id, true)
-            .await?
-            .ok_or(InventoryError::ReservationNotFound(order_id))?;
-        match existing.release()? {
-            Transition::Unchanged => Ok(Applied::unchanged(existing)),
-            Transition::Apply(status) => {
-                let released = settle(&mut tx, existing, Movement::Release, status, reason).await?;
-                outbox::enqueue(&mut tx, &events::stock_released(&released, reason.as_str()))
-                    .await?;
-                tx.commit().await?;
-                Ok(Applied {
-                    reservation: released,
-                    available_changed: true,
-                })
-            }
-        }
+        let applied = release_in(&mut tx, order_id, reason).await?;
+        tx.commit().await?;
+        Ok(applied)
     }
 
     /// `CommitReservation`: RESERVED → COMMITTED, units from `reserved` to `sold`. Idempotent.
-    ///
-    /// A reservation is expired when the sweeper has expired it, not when the clock passes
-    /// `expires_at`: a commit that gets the row lock before the sweeper keeps the units (they
-    /// are still held), and the sweeper then skips the committed row.
+    /// See [`commit_in`].
     pub async fn commit(&self, order_id: OrderId) -> Result<Applied, InventoryError> {
         let mut tx = self.pool.begin().await?;
-        let existing = load(&mut tx, order_id, true)
-            .await?
-            .ok_or(InventoryError::ReservationNotFound(order_id))?;
-        match existing.commit()? {
-            Transition::Unchanged => Ok(Applied::unchanged(existing)),
-            Transition::Apply(status) => {
-                let committed = settle(
-                    &mut tx,
-                    existing,
-                    Movement::Sell,
-                    status,
-                    &ReleaseReason::default(),
-                )
-                .await?;
-                outbox::enqueue(&mut tx, &events::reservation_committed(&committed)).await?;
-                tx.commit().await?;
-                // Committing moves units from reserved to sold: `available` is unchanged.
-                Ok(Applied::unchanged(committed))
-            }
-        }
+        let applied = commit_in(&mut tx, order_id).await?;
+        tx.commit().await?;
+        Ok(applied)
     }
 
     /// `GetReservation`.
@@ -284,110 +244,155 @@ impl ReservationStore {
         tx.commit().await?;
         Ok(Some(expired))
     }
-}
 
-/// Moves every line's units and records the new status.
-async fn settle(
-    conn: &mut PgConnection,
-    reservation: Reservation,
-    movement: Movement,
-    status: ReservationStatus,
-    reason: &ReleaseReason,
-) -> Result<Reservation, InventoryError> {
-    for line in &reservation.lines {
-        move_units(conn, movement, line).await?;
+    /// Returns once no transaction holds a lock on the reservation row of `order_id`: at once
+    /// if none does, or when the one that does commits or rolls back.
+    ///
+    /// This is how work that must follow another connection's commit learns that the commit
+    /// happened (see `events::OrderLifecycle`, which runs inside the consumer's transaction):
+    /// every write to a reservation locks its row until the end of its transaction, and
+    /// `FOR SHARE` waits for that lock. Gives up with an error after `limit` (`lock_timeout`).
+    pub async fn wait_until_unlocked(
+        &self,
+        order_id: OrderId,
+        limit: Duration,
+    ) -> Result<(), InventoryError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", limit.as_millis().max(1)))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT 1 FROM reservations WHERE order_id = $1 FOR SHARE")
+            .bind(order_id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+        // Ending the transaction at once releases the share lock again.
+        tx.rollback().await?;
+        Ok(())
     }
-    sqlx::query(
-        "UPDATE reservations
-         SET status = $2, reason = COALESCE(NULLIF($3, ''), reason), updated_at = now()
-         WHERE order_id = $1",
-    )
-    .bind(reservation.order_id.as_uuid())
-    .bind(status.as_str())
-    .bind(reason.as_str())
-    .execute(&mut *conn)
-    .await?;
-    Ok(Reservation {
-        status,
-        ..reservation
-    })
 }
 
-async fn insert_lines(
-    conn: &mut PgConnection,
-    reservation: &Reservation,
-) -> Result<(), InventoryError> {
-    let short: BTreeMap<&Sku, i64> = reservation
-        .shortages
-        .iter()
-        .map(|shortage| (&shortage.sku, shortage.available))
-        .collect();
-    let skus: Vec<&str> = reservation.lines.iter().map(|l| l.sku.as_str()).collect();
-    let quantities: Vec<i64> = reservation.lines.iter().map(|l| l.quantity.get()).collect();
-    let short_available: Vec<Option<i64>> = reservation
-        .lines
-        .iter()
-        .map(|l| short.get(&l.sku).copied())
-        .collect();
-    sqlx::query(
-        "INSERT INTO reservation_lines (order_id, sku, quantity, short_available)
-         SELECT $1, line.sku, line.quantity, line.short_available
-         FROM UNNEST($2::text[], $3::bigint[], $4::bigint[])
-              AS line (sku, quantity, short_available)",
-    )
-    .bind(reservation.order_id.as_uuid())
-    .bind(&skus)
-    .bind(&quantities)
-    .bind(&short_available)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Reads a reservation with its lines; `lock` takes the row lock (`FOR UPDATE`) first.
-async fn load(
+/// `ReleaseStock` on the caller's connection (inside its transaction): RESERVED → RELEASED,
+/// units back to `available`, `StockReleased` in the outbox. Idempotent; leaves a tombstone for
+/// an order that has no reservation yet (see the module docs).
+pub async fn release_in(
     conn: &mut PgConnection,
     order_id: OrderId,
-    lock: bool,
-) -> Result<Option<Reservation>, InventoryError> {
-    let header: Option<(String, Option<OffsetDateTime>)> = sqlx::query_as(if lock {
-        "SELECT status, expires_at FROM reservations WHERE order_id = $1 FOR UPDATE"
-    } else {
-        "SELECT status, expires_at FROM reservations WHERE order_id = $1"
-    })
-    .bind(order_id.as_uuid())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((status, expires_at)) = header else {
-        return Ok(None);
-    };
-    let corrupt = |what: String| InventoryError::Corrupt(format!("reservation {order_id}: {what}"));
-    let status = ReservationStatus::parse(&status).ok_or_else(|| corrupt(status.clone()))?;
-    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT sku, quantity, short_available FROM reservation_lines
-         WHERE order_id = $1 ORDER BY sku",
+    reason: &ReleaseReason,
+) -> Result<Applied, InventoryError> {
+    let tombstoned = sqlx::query(
+        "INSERT INTO reservations (order_id, status, reason)
+         VALUES ($1, 'released', NULLIF($2, ''))
+         ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(order_id.as_uuid())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut lines = Vec::with_capacity(rows.len());
-    let mut shortages = Vec::new();
-    for (sku, quantity, short_available) in rows {
-        let sku = Sku::parse(&sku).map_err(|err| corrupt(err.to_string()))?;
-        let quantity = Quantity::parse(quantity).map_err(|err| corrupt(err.to_string()))?;
-        if let Some(available) = short_available {
-            shortages.push(Shortage {
-                sku: sku.clone(),
-                available,
-            });
-        }
-        lines.push(ReservationLine { sku, quantity });
+    .bind(reason.as_str())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if tombstoned {
+        tracing::info!(%order_id, "release before any reservation: tombstone recorded");
+        return Ok(Applied::unchanged(Reservation::tombstone(order_id)));
     }
-    Ok(Some(Reservation {
-        order_id,
-        status,
-        lines,
-        shortages,
-        expires_at,
+    let existing = load(conn, order_id, true)
+        .await?
+        .ok_or(InventoryError::ReservationNotFound(order_id))?;
+    match existing.release()? {
+        Transition::Unchanged => Ok(Applied::unchanged(existing)),
+        Transition::Apply(status) => {
+            let released = settle(conn, existing, Movement::Release, status, reason).await?;
+            outbox::enqueue(conn, &events::stock_released(&released, reason.as_str())).await?;
+            Ok(Applied {
+                reservation: released,
+                available_changed: true,
+            })
+        }
+    }
+}
+
+/// `CommitReservation` and `OrderConfirmed` on the caller's connection (inside its
+/// transaction): RESERVED → COMMITTED, units from `reserved` to `sold`,
+/// `ReservationCommitted` in the outbox. Idempotent.
+///
+/// A reservation is expired when the sweeper has expired it, not when the clock passes
+/// `expires_at`: a commit that gets the row lock before the sweeper keeps the units (they are
+/// still held), and the sweeper then skips the committed row.
+pub async fn commit_in(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Applied, InventoryError> {
+    let existing = load(conn, order_id, true)
+        .await?
+        .ok_or(InventoryError::ReservationNotFound(order_id))?;
+    match existing.commit()? {
+        Transition::Unchanged => Ok(Applied::unchanged(existing)),
+        Transition::Apply(status) => {
+            let committed = settle(
+                conn,
+                existing,
+                Movement::Sell,
+                status,
+                &ReleaseReason::default(),
+            )
+            .await?;
+            outbox::enqueue(conn, &events::reservation_committed(&committed)).await?;
+            // Committing moves units from reserved to sold: `available` is unchanged.
+            Ok(Applied::unchanged(committed))
+        }
+    }
+}
+
+/// `OrderCancelled` of a confirmed order, on the caller's connection (inside its transaction):
+/// COMMITTED → RESTOCKED, units from `sold` back to `available` (`on_hand` unchanged),
+/// `StockRestocked` in the outbox. A reservation still RESERVED (the cancellation overtook the
+/// confirmation) is released instead, with `StockReleased` and the reason
+/// [`ReleaseReason::ORDER_CANCELLED`]. Idempotent; `None` when the order has no reservation.
+pub async fn restock_in(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<Option<Applied>, InventoryError> {
+    let Some(existing) = load(conn, order_id, true).await? else {
+        return Ok(None);
+    };
+    let reason = ReleaseReason::order_cancelled();
+    let settled = match existing.restock() {
+        Transition::Unchanged => return Ok(Some(Applied::unchanged(existing))),
+        Transition::Apply(status @ ReservationStatus::Restocked) => {
+            let restocked = settle(conn, existing, Movement::Restock, status, &reason).await?;
+            outbox::enqueue(conn, &events::stock_restocked(&restocked)).await?;
+            restocked
+        }
+        Transition::Apply(status @ ReservationStatus::Released) => {
+            let released = settle(conn, existing, Movement::Release, status, &reason).await?;
+            outbox::enqueue(conn, &events::stock_released(&released, reason.as_str())).await?;
+            released
+        }
+        Transition::Apply(other) => {
+            return Err(InventoryError::Corrupt(format!(
+                "a restock of order {order_id} cannot lead to {other}"
+            )));
+        }
+    };
+    Ok(Some(Applied {
+        reservation: settled,
+        available_changed: true,
     }))
+}
+
+/// Whether the reservation of `order_id` was released by [`restock_in`], i.e. because its
+/// order was cancelled before its confirmation was applied.
+pub async fn released_by_cancellation_in(
+    conn: &mut PgConnection,
+    order_id: OrderId,
+) -> Result<bool, InventoryError> {
+    let found: Option<(bool,)> = sqlx::query_as(
+        "SELECT status = 'released' AND reason IS NOT DISTINCT FROM $2
+         FROM reservations WHERE order_id = $1",
+    )
+    .bind(order_id.as_uuid())
+    .bind(ReleaseReason::ORDER_CANCELLED)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some_and(|(released,)| released))
 }

@@ -24,6 +24,8 @@ pub enum Movement {
     Release,
     /// reserved → sold
     Sell,
+    /// sold → available: a confirmed order was cancelled and its units return to the shelf
+    Restock,
 }
 
 impl Movement {
@@ -42,6 +44,10 @@ impl Movement {
             Self::Sell => {
                 "UPDATE stock SET reserved = reserved - $2, sold = sold + $2, updated_at = now()
                  WHERE sku = $1 AND reserved >= $2"
+            }
+            Self::Restock => {
+                "UPDATE stock SET sold = sold - $2, available = available + $2, updated_at = now()
+                 WHERE sku = $1 AND sold >= $2"
             }
         }
     }
@@ -65,6 +71,10 @@ pub async fn move_units(
         (_, Movement::Reserve) => Err(InventoryError::Contended(line.sku.clone())),
         (_, Movement::Release | Movement::Sell) => Err(InventoryError::Corrupt(format!(
             "stock of {} holds fewer reserved units than a reservation",
+            line.sku
+        ))),
+        (_, Movement::Restock) => Err(InventoryError::Corrupt(format!(
+            "stock of {} holds fewer sold units than a committed reservation",
             line.sku
         ))),
     }

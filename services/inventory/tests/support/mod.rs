@@ -1,5 +1,6 @@
-//! `spawn_app`: an inventory service on random ports with its own fresh database and its own
-//! Redis key prefix, so tests never see each other's data.
+//! `spawn_app`: an inventory service on random ports with its own fresh database, its own Redis
+//! key prefix and its own events exchange (and queues), so tests never see each other's data or
+//! messages.
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
@@ -37,6 +38,12 @@ pub struct TestApp {
     pub reads: CatalogReads,
     pub redis_url: String,
     pub cache_prefix: String,
+    /// The broker and the exchange (unique to this test) the outbox relay publishes to and the
+    /// order-event consumer's queue is bound to.
+    pub amqp_url: String,
+    pub exchange: String,
+    /// The full name of the order-event consumer's queue (with this test's prefix).
+    pub orders_queue: String,
     shutdown: Shutdown,
     server: JoinHandle<()>,
 }
@@ -53,12 +60,20 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_on(db: Arc<TestDatabase>, extra: &[(&str, &str)]) -> TestApp {
     let redis_url = testkit::redis_url().await;
     let cache_prefix = testkit::unique_name("inventory");
+    let amqp_url = testkit::amqp_url().await;
+    let exchange = testkit::unique_name("inventory.test.events");
+    let queue_prefix = format!("{exchange}.");
     let mut vars: HashMap<String, String> = [
         ("INVENTORY_DATABASE_URL", db.url.as_str()),
         ("INVENTORY_GRPC_ADDR", "127.0.0.1:0"),
         ("INVENTORY_ADMIN_ADDR", "127.0.0.1:0"),
         ("INVENTORY_REDIS_URL", redis_url.as_str()),
         ("INVENTORY_CACHE_PREFIX", cache_prefix.as_str()),
+        ("INVENTORY_AMQP_URL", amqp_url.as_str()),
+        ("INVENTORY_EVENTS_EXCHANGE", exchange.as_str()),
+        ("INVENTORY_QUEUE_PREFIX", queue_prefix.as_str()),
+        // The broker deletes this test's queues once nobody has used them for a minute.
+        ("INVENTORY_QUEUE_EXPIRY", "60s"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -70,7 +85,10 @@ pub async fn spawn_app_on(db: Arc<TestDatabase>, extra: &[(&str, &str)]) -> Test
     );
     let redis_url = vars["INVENTORY_REDIS_URL"].clone();
     let cache_prefix = vars["INVENTORY_CACHE_PREFIX"].clone();
+    let amqp_url = vars["INVENTORY_AMQP_URL"].clone();
+    let exchange = vars["INVENTORY_EVENTS_EXCHANGE"].clone();
     let config = Config::from(&Env::from_map("inventory", vars)).expect("valid test config");
+    let orders_queue = config.runtime.queue_name(inventory::events::ORDERS_QUEUE);
     let app = Application::build(config)
         .await
         .expect("the service builds");
@@ -103,6 +121,9 @@ pub async fn spawn_app_on(db: Arc<TestDatabase>, extra: &[(&str, &str)]) -> Test
         reads,
         redis_url,
         cache_prefix,
+        amqp_url,
+        exchange,
+        orders_queue,
         shutdown,
         server,
     }

@@ -102,7 +102,10 @@ impl OrderRequest {
         let customer_id = Uuid::parse_str(customer_id.trim())
             .map_err(|_| InvalidInput::new("customer_id", "must be a UUID"))?;
         if lines.is_empty() {
-            return Err(InvalidInput::new("lines", "an order needs at least one line"));
+            return Err(InvalidInput::new(
+                "lines",
+                "an order needs at least one line",
+            ));
         }
         if lines.len() > MAX_LINES {
             return Err(InvalidInput::new(
@@ -115,7 +118,10 @@ impl OrderRequest {
         for (index, (sku, quantity)) in lines.into_iter().enumerate() {
             let sku = sku.trim().to_owned();
             if sku.is_empty() {
-                return Err(InvalidInput::new(format!("lines[{index}].sku"), "is required"));
+                return Err(InvalidInput::new(
+                    format!("lines[{index}].sku"),
+                    "is required",
+                ));
             }
             if !(1..=MAX_QUANTITY).contains(&quantity) {
                 return Err(InvalidInput::new(
@@ -264,8 +270,8 @@ mod tests {
         );
         assert_eq!(request(vec![(" ", 1)]).unwrap_err().field, "lines[0].sku");
         let too_many: Vec<(String, i64)> = (0..51).map(|i| (format!("S{i}"), 1)).collect();
-        let err = OrderRequest::parse(&Uuid::now_v7().to_string(), too_many, "tok", "k")
-            .unwrap_err();
+        let err =
+            OrderRequest::parse(&Uuid::now_v7().to_string(), too_many, "tok", "k").unwrap_err();
         assert_eq!(err.field, "lines");
     }
 
@@ -273,16 +279,22 @@ mod tests {
     fn customer_payment_method_and_key_are_required() {
         let lines = vec![("MUG".to_owned(), 1)];
         assert_eq!(
-            OrderRequest::parse("nope", lines.clone(), "tok", "k").unwrap_err().field,
+            OrderRequest::parse("nope", lines.clone(), "tok", "k")
+                .unwrap_err()
+                .field,
             "customer_id"
         );
         let customer = Uuid::now_v7().to_string();
         assert_eq!(
-            OrderRequest::parse(&customer, lines.clone(), " ", "k").unwrap_err().field,
+            OrderRequest::parse(&customer, lines.clone(), " ", "k")
+                .unwrap_err()
+                .field,
             "payment_method"
         );
         assert_eq!(
-            OrderRequest::parse(&customer, lines.clone(), "tok", "").unwrap_err().field,
+            OrderRequest::parse(&customer, lines.clone(), "tok", "")
+                .unwrap_err()
+                .field,
             "idempotency_key"
         );
         assert_eq!(

@@ -84,8 +84,12 @@ pub struct Saga {
 pub enum StepResult {
     Reserved,
     OutOfStock,
-    Authorized { payment_id: Uuid },
-    Declined { payment_id: Uuid },
+    Authorized {
+        payment_id: Uuid,
+    },
+    Declined {
+        payment_id: Uuid,
+    },
     /// The payment was voided, or there was none to void.
     Voided,
     Released,
@@ -222,7 +226,10 @@ mod tests {
     fn saga(step: SagaStep) -> Saga {
         Saga {
             step,
-            ..Saga::start(Uuid::now_v7(), OffsetDateTime::now_utc() + time::Duration::minutes(2))
+            ..Saga::start(
+                Uuid::now_v7(),
+                OffsetDateTime::now_utc() + time::Duration::minutes(2),
+            )
         }
     }
 
@@ -289,9 +296,15 @@ mod tests {
     #[test]
     fn permanent_failures_compensate() {
         let s = advanced(S::ReserveStock, R::Permanent("refused".into()));
-        assert_eq!((s.step, s.cancel_reason), (S::ReleaseStock, Some(CancelReason::Failed)));
+        assert_eq!(
+            (s.step, s.cancel_reason),
+            (S::ReleaseStock, Some(CancelReason::Failed))
+        );
         let s = advanced(S::AuthorizePayment, R::Permanent("refused".into()));
-        assert_eq!((s.step, s.cancel_reason), (S::VoidPayment, Some(CancelReason::Failed)));
+        assert_eq!(
+            (s.step, s.cancel_reason),
+            (S::VoidPayment, Some(CancelReason::Failed))
+        );
     }
 
     #[test]
@@ -326,7 +339,10 @@ mod tests {
         ] {
             let mut s = saga(step);
             s.attempts = 2;
-            match s.advance(R::Transient("unavailable".into()), backoff).unwrap() {
+            match s
+                .advance(R::Transient("unavailable".into()), backoff)
+                .unwrap()
+            {
                 Transition::Retry { saga, delay } => {
                     assert_eq!(saga.step, step);
                     assert_eq!(saga.attempts, 3);
@@ -363,12 +379,13 @@ mod tests {
         let legal = |step: SagaStep, result: &StepResult| {
             matches!(
                 (step, result),
-                (S::ReserveStock, R::Reserved | R::OutOfStock | R::Permanent(_))
-                    | (
-                        S::AuthorizePayment,
-                        R::Authorized { .. } | R::Declined { .. } | R::Permanent(_)
-                    )
-                    | (S::Confirm, R::Committed)
+                (
+                    S::ReserveStock,
+                    R::Reserved | R::OutOfStock | R::Permanent(_)
+                ) | (
+                    S::AuthorizePayment,
+                    R::Authorized { .. } | R::Declined { .. } | R::Permanent(_)
+                ) | (S::Confirm, R::Committed)
                     | (S::VoidPayment, R::Voided | R::Permanent(_))
                     | (S::ReleaseStock, R::Released | R::Permanent(_))
                     | (S::Cancel, R::Committed)
@@ -377,12 +394,18 @@ mod tests {
         for step in SagaStep::ALL {
             for result in &results {
                 let outcome = saga(step).advance(result.clone(), backoff);
-                assert_eq!(outcome.is_ok(), legal(step, result), "{step:?} + {result:?}");
+                assert_eq!(
+                    outcome.is_ok(),
+                    legal(step, result),
+                    "{step:?} + {result:?}"
+                );
             }
         }
-        assert!(saga(S::Done)
-            .advance(R::Transient("x".into()), backoff)
-            .is_err());
+        assert!(
+            saga(S::Done)
+                .advance(R::Transient("x".into()), backoff)
+                .is_err()
+        );
     }
 
     #[test]
@@ -391,11 +414,20 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         s.deadline = now - time::Duration::seconds(1);
         let next = s.check_deadline(now).unwrap();
-        assert_eq!((next.step, next.cancel_reason), (S::ReleaseStock, Some(CancelReason::Timeout)));
+        assert_eq!(
+            (next.step, next.cancel_reason),
+            (S::ReleaseStock, Some(CancelReason::Timeout))
+        );
         s.step = S::AuthorizePayment;
         let next = s.check_deadline(now).unwrap();
         assert_eq!(next.step, S::VoidPayment);
-        for step in [S::Confirm, S::VoidPayment, S::ReleaseStock, S::Cancel, S::Done] {
+        for step in [
+            S::Confirm,
+            S::VoidPayment,
+            S::ReleaseStock,
+            S::Cancel,
+            S::Done,
+        ] {
             s.step = step;
             assert_eq!(s.check_deadline(now), None, "{step:?} ignores the deadline");
         }

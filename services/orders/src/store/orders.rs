@@ -66,13 +66,12 @@ impl OrderStore {
         customer_id: Uuid,
         key: &str,
     ) -> Result<Option<(Uuid, Vec<OrderLine>)>, OrdersError> {
-        let found: Option<(Uuid,)> = sqlx::query_as(
-            "SELECT id FROM orders WHERE customer_id = $1 AND idempotency_key = $2",
-        )
-        .bind(customer_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
+        let found: Option<(Uuid,)> =
+            sqlx::query_as("SELECT id FROM orders WHERE customer_id = $1 AND idempotency_key = $2")
+                .bind(customer_id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some((id,)) = found else {
             return Ok(None);
         };
@@ -241,7 +240,15 @@ impl OrderStore {
         let Some((customer_id, payment_id)) = updated else {
             return Ok(false);
         };
-        add_timeline(&mut tx, order_id, "cancel", "requested", "by the customer", at).await?;
+        add_timeline(
+            &mut tx,
+            order_id,
+            "cancel",
+            "requested",
+            "by the customer",
+            at,
+        )
+        .await?;
         let event = events::OrderCancelled {
             order_id: order_id.to_string(),
             customer_id: customer_id.to_string(),

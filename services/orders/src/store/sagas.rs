@@ -254,7 +254,15 @@ impl OrderStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        add_timeline(&mut tx, saga.order_id, "cancel", "succeeded", reason.as_str(), at).await?;
+        add_timeline(
+            &mut tx,
+            saga.order_id,
+            "cancel",
+            "succeeded",
+            reason.as_str(),
+            at,
+        )
+        .await?;
         let event = events::OrderCancelled {
             order_id: saga.order_id.to_string(),
             customer_id: context.customer_id.to_string(),

@@ -13,6 +13,7 @@ pub struct SummaryRow {
     pub total_minor: i64,
     pub item_count: i64,
     pub payment_status: String,
+    pub stock_status: String,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -50,23 +51,21 @@ impl OrderStore {
         after: Option<SummaryCursor>,
         limit: i64,
     ) -> Result<Vec<SummaryRow>, OrdersError> {
-        let rows = match after {
-            None => {
-                sqlx::query_as(
+        let rows =
+            match after {
+                None => sqlx::query_as(
                     "SELECT order_id, status, currency, total_minor, item_count, payment_status,
-                            created_at, updated_at
+                            stock_status, created_at, updated_at
                      FROM order_summaries WHERE customer_id = $1
                      ORDER BY created_at DESC, order_id DESC LIMIT $2",
                 )
                 .bind(customer_id)
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?
-            }
-            Some(cursor) => {
-                sqlx::query_as(
+                .await?,
+                Some(cursor) => sqlx::query_as(
                     "SELECT order_id, status, currency, total_minor, item_count, payment_status,
-                            created_at, updated_at
+                            stock_status, created_at, updated_at
                      FROM order_summaries
                      WHERE customer_id = $1 AND (created_at, order_id) < ($2, $3)
                      ORDER BY created_at DESC, order_id DESC LIMIT $4",
@@ -76,9 +75,8 @@ impl OrderStore {
                 .bind(cursor.order_id)
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?
-            }
-        };
+                .await?,
+            };
         Ok(rows)
     }
 }

@@ -12,8 +12,7 @@ use contracts::{
         ReservationStatus, UpsertProductRequest,
     },
     orders::{
-        GetOrderRequest, Order, OrderStatus, OrdersServiceClient, PlaceOrderLine,
-        PlaceOrderRequest,
+        GetOrderRequest, Order, OrderStatus, OrdersServiceClient, PlaceOrderLine, PlaceOrderRequest,
     },
     payments::{GetPaymentRequest, Payment, PaymentsServiceClient, get_payment_request::Key},
 };
@@ -45,14 +44,21 @@ pub struct World {
 fn env(prefix: &str, vars: Vars) -> Env {
     Env::from_map(
         prefix,
-        vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<HashMap<_, _>>(),
+        vars.into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<HashMap<_, _>>(),
     )
 }
 
 impl World {
     /// Inventory and payments running; orders started separately (in-process or as a binary).
     pub async fn participants(payments_vars: Vars) -> Self {
-        let amqp_url = testkit::amqp_url().await;
+        Self::participants_via(payments_vars, testkit::amqp_url().await).await
+    }
+
+    /// Like [`World::participants`], with every service reaching the broker at `amqp_url`
+    /// (e.g. through a [`testkit::TcpProxy`] a test can cut).
+    pub async fn participants_via(payments_vars: Vars, amqp_url: String) -> Self {
         let redis_url = testkit::redis_url().await;
         let exchange = testkit::unique_name("orders.test.events");
         let (inventory_db, payments_db, orders_db) = (
@@ -71,6 +77,8 @@ impl World {
                     ("INVENTORY_ADMIN_ADDR", "127.0.0.1:0".into()),
                     ("INVENTORY_AMQP_URL", amqp_url.clone()),
                     ("INVENTORY_EVENTS_EXCHANGE", exchange.clone()),
+                    ("INVENTORY_QUEUE_PREFIX", format!("{exchange}.")),
+                    ("INVENTORY_QUEUE_EXPIRY", "60s".into()),
                     ("INVENTORY_REDIS_URL", redis_url.clone()),
                     ("INVENTORY_CACHE_PREFIX", testkit::unique_name("inventory")),
                     ("INVENTORY_DB_MAX_CONNECTIONS", "20".into()),
@@ -91,12 +99,15 @@ impl World {
             ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:0".into()),
             ("PAYMENTS_AMQP_URL", amqp_url.clone()),
             ("PAYMENTS_EVENTS_EXCHANGE", exchange.clone()),
+            ("PAYMENTS_QUEUE_PREFIX", format!("{exchange}.")),
+            ("PAYMENTS_QUEUE_EXPIRY", "60s".into()),
             ("PAYMENTS_DB_MAX_CONNECTIONS", "20".into()),
         ];
         vars.extend(payments_vars);
-        let payments = payments::Application::build(payments::Config::from(&env("payments", vars)).unwrap())
-            .await
-            .unwrap();
+        let payments =
+            payments::Application::build(payments::Config::from(&env("payments", vars)).unwrap())
+                .await
+                .unwrap();
         let payments_addr = payments.grpc_addr();
         let shutdown = Shutdown::new();
         tokio::spawn(payments.run(shutdown.clone()));
@@ -130,8 +141,15 @@ impl World {
             ("ORDERS_AMQP_URL", self.amqp_url.clone()),
             ("ORDERS_EVENTS_EXCHANGE", self.exchange.clone()),
             ("ORDERS_QUEUE_PREFIX", format!("{}.", self.exchange)),
-            ("ORDERS_INVENTORY_URL", format!("http://{}", self.inventory_addr)),
-            ("ORDERS_PAYMENTS_URL", format!("http://{}", self.payments_addr)),
+            ("ORDERS_QUEUE_EXPIRY", "60s".into()),
+            (
+                "ORDERS_INVENTORY_URL",
+                format!("http://{}", self.inventory_addr),
+            ),
+            (
+                "ORDERS_PAYMENTS_URL",
+                format!("http://{}", self.payments_addr),
+            ),
             ("ORDERS_SAGA_POLL_INTERVAL", "100ms".into()),
             ("ORDERS_SAGA_RETRY_BASE", "50ms".into()),
             ("ORDERS_SAGA_RETRY_CAP", "500ms".into()),
@@ -283,17 +301,36 @@ impl World {
     /// on_hand = available + reserved + sold, nothing negative.
     pub async fn assert_stock_conserved(&self, sku: &str) -> (i64, i64, i64, i64) {
         let pool = self.inventory_db.pool().await;
-        let (on_hand, available, reserved, sold): (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT on_hand, available, reserved, sold FROM stock WHERE sku = $1",
-        )
-        .bind(sku)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        let (on_hand, available, reserved, sold): (i64, i64, i64, i64) =
+            sqlx::query_as("SELECT on_hand, available, reserved, sold FROM stock WHERE sku = $1")
+                .bind(sku)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         pool.close().await;
-        assert_eq!(on_hand, available + reserved + sold, "stock of {sku} not conserved");
+        assert_eq!(
+            on_hand,
+            available + reserved + sold,
+            "stock of {sku} not conserved"
+        );
         assert!(available >= 0 && reserved >= 0 && sold >= 0);
         (on_hand, available, reserved, sold)
+    }
+
+    /// Unpublished outbox rows across the three databases.
+    pub async fn unpublished_events(&self) -> i64 {
+        let mut total = 0;
+        for db in [&self.orders_db, &self.inventory_db, &self.payments_db] {
+            let pool = db.pool().await;
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            pool.close().await;
+            total += count;
+        }
+        total
     }
 
     pub fn stop(&self) {

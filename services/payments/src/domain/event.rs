@@ -136,6 +136,11 @@ impl Reason {
     pub fn into_string(self) -> String {
         self.0
     }
+
+    /// Why a confirmed order's payment is given back when its customer cancels the order.
+    pub fn customer_cancellation() -> Self {
+        Self("customer_cancellation".to_owned())
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +205,13 @@ mod tests {
         let err = Reason::parse(&"r".repeat(201)).unwrap_err();
         assert_eq!(err.field(), "reason");
         assert!(Reason::parse("line\nbreak").is_err());
+    }
+
+    #[test]
+    fn the_cancellation_reason_is_a_valid_reason() {
+        assert_eq!(
+            Reason::customer_cancellation(),
+            Reason::parse("customer_cancellation").unwrap()
+        );
     }
 }

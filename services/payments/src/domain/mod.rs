@@ -14,6 +14,9 @@
 //!   [`Rejected`] that says why not. Nothing is written by the domain: the store appends what was
 //!   decided (`store.rs`), and if a concurrent writer appended first, the command is decided
 //!   again on the fresher state (`ledger.rs`, optimistic concurrency).
+//! * `decide_on_order_confirmed` / `decide_on_order_cancelled` (`order_outcome.rs`) answer the
+//!   order events of the choreography with the same rules, where "already done" is a no-op,
+//!   not a rejection, because events may be delivered again.
 //!
 //! What this buys: a complete audit trail for free (the history *is* the data), and any state,
 //! present or past, can be rebuilt by folding the stream — which the integration tests do
@@ -26,6 +29,7 @@
 mod decide;
 mod event;
 mod money;
+mod order_outcome;
 mod payment;
 mod state;
 

@@ -1,13 +1,20 @@
-//! `spawn_app`: a payments service on random ports with its own fresh database.
+//! `spawn_app`: a payments service on random ports with its own fresh database, publishing to and
+//! consuming from a broker exchange unique to the test.
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use contracts::payments::{
-    AuthorizePaymentRequest, CapturePaymentRequest, GetPaymentRequest, Payment,
+    AuthorizePaymentRequest, CapturePaymentRequest, GetPaymentRequest, Payment, PaymentStatus,
     PaymentsServiceClient, RefundPaymentRequest, VoidPaymentRequest, get_payment_request::Key,
 };
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::ShortString,
+};
+use messaging::Envelope;
 use payments::{
     Application, Config,
     domain::{Currency, Money, PaymentEvent, RecordedEvent},
@@ -36,6 +43,10 @@ pub struct TestApp {
     pub admin_addr: SocketAddr,
     pub client: PaymentsServiceClient<Channel>,
     pub db: TestDatabase,
+    /// The broker, and the exchange (unique to this test) the relay publishes to and the
+    /// order-event consumer's queue is bound to.
+    pub amqp_url: String,
+    pub exchange: String,
     /// The customer every helper pays for.
     pub customer_id: Uuid,
     shutdown: Shutdown,
@@ -48,12 +59,20 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let db = testkit::fresh_database().await;
+    let amqp_url = testkit::amqp_url().await;
+    let exchange = testkit::unique_name("payments.test.events");
+    let queue_prefix = format!("{exchange}.");
     let mut vars: HashMap<String, String> = [
         ("PAYMENTS_DATABASE_URL", db.url.as_str()),
         ("PAYMENTS_GRPC_ADDR", "127.0.0.1:0"),
         ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:0"),
         // Room for the concurrency tests' parallel calls.
         ("PAYMENTS_DB_MAX_CONNECTIONS", "20"),
+        ("PAYMENTS_AMQP_URL", amqp_url.as_str()),
+        ("PAYMENTS_EVENTS_EXCHANGE", exchange.as_str()),
+        // This test's queues are its own, and the broker deletes them once the test is over.
+        ("PAYMENTS_QUEUE_PREFIX", queue_prefix.as_str()),
+        ("PAYMENTS_QUEUE_EXPIRY", "60s"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -84,6 +103,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         admin_addr,
         client,
         db,
+        amqp_url,
+        exchange,
         customer_id: Uuid::now_v7(),
         shutdown,
         server,
@@ -222,6 +243,85 @@ impl TestApp {
     pub async fn outbox(&self) -> Vec<(String, String)> {
         let pool = self.db.pool().await;
         let rows = sqlx::query_as("SELECT routing_key, aggregate_id FROM outbox ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("read the outbox");
+        pool.close().await;
+        rows
+    }
+
+    /// The full name of one of this app's queues (`payments.orders` → `<exchange>.payments.orders`).
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}.{name}", self.exchange)
+    }
+
+    /// Publishes `envelope` to this test's exchange under its routing key, as another service's
+    /// outbox relay would, and waits for the broker to take it.
+    pub async fn publish(&self, envelope: &Envelope) {
+        let connection = Connection::connect(&self.amqp_url, ConnectionProperties::default())
+            .await
+            .expect("connects to the broker");
+        let channel = connection.create_channel().await.expect("opens a channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("publisher confirms");
+        let confirmation = channel
+            .basic_publish(
+                ShortString::from(self.exchange.as_str()),
+                ShortString::from(envelope.routing_key),
+                BasicPublishOptions::default(),
+                &envelope.bytes,
+                BasicProperties::default()
+                    .with_message_id(ShortString::from(envelope.event_id.to_string()))
+                    .with_type(ShortString::from(envelope.event_type.as_str()))
+                    .with_content_type(ShortString::from("application/x-protobuf")),
+            )
+            .await
+            .expect("publishes")
+            .await
+            .expect("the broker confirms");
+        assert!(confirmation.is_ack(), "the broker refused the event");
+        let _ = connection.close(200, "published".into()).await;
+    }
+
+    /// GetPayment by order id.
+    pub async fn by_order(&self, order_id: Uuid) -> Payment {
+        self.get(Key::OrderId(order_id.to_string()))
+            .await
+            .expect("the order has a payment")
+    }
+
+    /// Waits until the payment of `order_id` has `status` (the consumer works asynchronously).
+    pub async fn wait_for_status(&self, order_id: Uuid, status: PaymentStatus) -> Payment {
+        testkit::poll_until(
+            &format!("the payment of order {order_id} to be {status:?}"),
+            Duration::from_secs(20),
+            || async move {
+                let payment = self.by_order(order_id).await;
+                (payment.status() == status).then_some(payment)
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Message ids the order-event consumer has committed in its inbox.
+    pub async fn inbox(&self) -> Vec<Uuid> {
+        let pool = self.db.pool().await;
+        let rows: Vec<(Uuid,)> =
+            sqlx::query_as("SELECT message_id FROM inbox ORDER BY received_at, message_id")
+                .fetch_all(&pool)
+                .await
+                .expect("read the inbox");
+        pool.close().await;
+        rows.into_iter().map(|(id,)| id).collect()
+    }
+
+    /// `(routing_key, envelope)` of every outbox row, in insertion order.
+    pub async fn outbox_envelopes(&self) -> Vec<(String, Vec<u8>)> {
+        let pool = self.db.pool().await;
+        let rows = sqlx::query_as("SELECT routing_key, envelope FROM outbox ORDER BY seq")
             .fetch_all(&pool)
             .await
             .expect("read the outbox");

@@ -1,0 +1,362 @@
+//! The gateway's configuration, from `GATEWAY_*` environment variables.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `GATEWAY_HTTP_ADDR` | `0.0.0.0:8080` | the public REST API, docs and storefront |
+//! | `GATEWAY_ADMIN_ADDR` | `0.0.0.0:9100` | `/healthz`, `/readyz`, `/metrics` |
+//! | `GATEWAY_HTTP_WORKERS` | CPUs | actix worker threads |
+//! | `GATEWAY_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
+//! | `GATEWAY_USERS_URLS` … `GATEWAY_PAYMENTS_URLS` | `http://127.0.0.1:50051` … `:50054` | comma-separated `http://` endpoints, or one `dns://host:port` re-resolved periodically (a headless Service) |
+//! | `GATEWAY_LB_STRATEGY` | `round_robin` | `round_robin`, `least_requests` or `consistent_hash` |
+//! | `GATEWAY_<SERVICE>_LB_STRATEGY` | `GATEWAY_LB_STRATEGY` | per-upstream override, e.g. `GATEWAY_ORDERS_LB_STRATEGY` |
+//! | `GATEWAY_DNS_REFRESH` | `10s` | how often `dns://` endpoints are re-resolved |
+//! | `GATEWAY_HEALTH_CHECK_INTERVAL` | `10s` | active `grpc.health.v1` checks of every endpoint; `off` disables |
+//! | `GATEWAY_CALL_TIMEOUT` | `2s` | deadline of each upstream attempt (sent as `grpc-timeout`) |
+//! | `GATEWAY_EJECTION_FAILURES` / `GATEWAY_EJECTION_TIME` | `5` / `30s` | passive health: failures in a row that eject an endpoint, and for how long |
+//! | `GATEWAY_BREAKER_FAILURES` / `GATEWAY_BREAKER_OPEN_FOR` | `5` / `5s` | circuit breaker per upstream |
+//! | `GATEWAY_REDIS_URL` | `redis://127.0.0.1:6379` | shared rate-limit state |
+//! | `GATEWAY_REDIS_PREFIX` | `gateway:v1` | namespace of rate-limit keys |
+//! | `GATEWAY_REDIS_TIMEOUT` | `100ms` | longest wait for Redis before the local limiter decides |
+//! | `GATEWAY_RATE_LIMIT_PER_MINUTE` | `300` | sustained requests per minute per user (per IP when anonymous) |
+//! | `GATEWAY_RATE_LIMIT_BURST` | `50` | requests allowed at once |
+//! | `GATEWAY_TRUST_FORWARDED_FOR` | `false` | take the client IP from `X-Forwarded-For` (only behind a trusted ingress) |
+//! | `GATEWAY_JWT_ISSUER` / `GATEWAY_JWT_AUDIENCE` | `ferroshop-users` / `ferroshop` | required `iss` / `aud` |
+//! | `GATEWAY_JWKS_MIN_REFRESH` | `30s` | at most one JWKS refresh per this interval for unknown key ids |
+//! | `GATEWAY_BODY_LIMIT_BYTES` | `65536` | largest request body (413 beyond) |
+//! | `GATEWAY_SSE_POLL_INTERVAL` | `500ms` | how often an order event stream polls the order |
+//! | `GATEWAY_SSE_MAX_DURATION` | `5m` | longest life of one event stream |
+//! | `GATEWAY_STALE_MAX_AGE` | `10m` | oldest catalog page served while inventory is down |
+//! | `GATEWAY_STATIC_DIR` | `services/gateway/static` of the source tree | storefront files served at `/` |
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use platform::config::{ConfigError, Env};
+use resilience::Strategy;
+
+/// The largest page a client may ask for.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Where an upstream's endpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// A fixed list of `http://host:port` URLs.
+    Static(Vec<String>),
+    /// A DNS name resolved again and again; every address is an endpoint (`http://ip:port`).
+    Dns { host: String, port: u16 },
+}
+
+/// One upstream gRPC service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// `users`, `inventory`, `orders` or `payments`.
+    pub name: &'static str,
+    pub source: EndpointSource,
+    pub strategy: Strategy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub http_workers: usize,
+    pub shutdown_grace: Duration,
+    pub users: UpstreamConfig,
+    pub inventory: UpstreamConfig,
+    pub orders: UpstreamConfig,
+    pub payments: UpstreamConfig,
+    pub dns_refresh: Duration,
+    pub health_check_interval: Option<Duration>,
+    pub call_timeout: Duration,
+    pub ejection_failures: u32,
+    pub ejection_time: Duration,
+    pub breaker_failures: u32,
+    pub breaker_open_for: Duration,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub redis_timeout: Duration,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    pub trust_forwarded_for: bool,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub jwks_min_refresh: Duration,
+    pub body_limit: usize,
+    pub sse_poll_interval: Duration,
+    pub sse_max_duration: Duration,
+    pub stale_max_age: Duration,
+    pub static_dir: PathBuf,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&Env::new("gateway"))
+    }
+
+    pub fn from(env: &Env) -> Result<Self, ConfigError> {
+        let strategy = env.parse_or("LB_STRATEGY", Strategy::RoundRobin)?;
+        let upstream = |name: &'static str, port: u16| -> Result<UpstreamConfig, ConfigError> {
+            let prefix = name.to_ascii_uppercase();
+            let urls_setting = format!("{prefix}_URLS");
+            let raw = env.string_or(&urls_setting, &format!("http://127.0.0.1:{port}"));
+            let source = parse_source(&raw).map_err(|reason| ConfigError {
+                variable: env.name(&urls_setting),
+                value: raw.clone(),
+                reason,
+            })?;
+            Ok(UpstreamConfig {
+                name,
+                source,
+                strategy: env.parse_or(&format!("{prefix}_LB_STRATEGY"), strategy)?,
+            })
+        };
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        let config = Self {
+            http_addr: env.addr_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            admin_addr: env.addr_or("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9100)))?,
+            http_workers: env.parse_or("HTTP_WORKERS", workers)?,
+            shutdown_grace: env.duration_or("SHUTDOWN_GRACE", Duration::from_secs(10))?,
+            users: upstream("users", 50051)?,
+            inventory: upstream("inventory", 50052)?,
+            orders: upstream("orders", 50053)?,
+            payments: upstream("payments", 50054)?,
+            dns_refresh: env.duration_or("DNS_REFRESH", Duration::from_secs(10))?,
+            health_check_interval: match env.raw("HEALTH_CHECK_INTERVAL").as_deref() {
+                Some("off") => None,
+                _ => Some(env.duration_or("HEALTH_CHECK_INTERVAL", Duration::from_secs(10))?),
+            },
+            call_timeout: env.duration_or("CALL_TIMEOUT", Duration::from_secs(2))?,
+            ejection_failures: env.parse_or("EJECTION_FAILURES", 5)?,
+            ejection_time: env.duration_or("EJECTION_TIME", Duration::from_secs(30))?,
+            breaker_failures: env.parse_or("BREAKER_FAILURES", 5)?,
+            breaker_open_for: env.duration_or("BREAKER_OPEN_FOR", Duration::from_secs(5))?,
+            redis_url: env.string_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_prefix: env.string_or("REDIS_PREFIX", "gateway:v1"),
+            redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(100))?,
+            rate_limit_per_minute: env.parse_or("RATE_LIMIT_PER_MINUTE", 300)?,
+            rate_limit_burst: env.parse_or("RATE_LIMIT_BURST", 50)?,
+            trust_forwarded_for: env.parse_or("TRUST_FORWARDED_FOR", false)?,
+            jwt_issuer: env.string_or("JWT_ISSUER", "ferroshop-users"),
+            jwt_audience: env.string_or("JWT_AUDIENCE", "ferroshop"),
+            jwks_min_refresh: env.duration_or("JWKS_MIN_REFRESH", Duration::from_secs(30))?,
+            body_limit: env.parse_or("BODY_LIMIT_BYTES", 64 * 1024)?,
+            sse_poll_interval: env.duration_or("SSE_POLL_INTERVAL", Duration::from_millis(500))?,
+            sse_max_duration: env.duration_or("SSE_MAX_DURATION", Duration::from_secs(300))?,
+            stale_max_age: env.duration_or("STALE_MAX_AGE", Duration::from_secs(600))?,
+            static_dir: env.raw("STATIC_DIR").map_or_else(
+                || concat!(env!("CARGO_MANIFEST_DIR"), "/static").into(),
+                PathBuf::from,
+            ),
+        };
+        config.check(env)?;
+        Ok(config)
+    }
+
+    /// Range checks that need more than one parse.
+    fn check(&self, env: &Env) -> Result<(), ConfigError> {
+        let fail = |setting: &str, reason: &str| ConfigError {
+            variable: env.name(setting),
+            value: env.raw(setting).unwrap_or_default(),
+            reason: reason.to_owned(),
+        };
+        let positive: [(&str, bool); 8] = [
+            ("HTTP_WORKERS", self.http_workers == 0),
+            ("RATE_LIMIT_PER_MINUTE", self.rate_limit_per_minute == 0),
+            ("RATE_LIMIT_BURST", self.rate_limit_burst == 0),
+            ("EJECTION_FAILURES", self.ejection_failures == 0),
+            ("BREAKER_FAILURES", self.breaker_failures == 0),
+            ("CALL_TIMEOUT", self.call_timeout.is_zero()),
+            ("SSE_POLL_INTERVAL", self.sse_poll_interval.is_zero()),
+            ("EJECTION_TIME", self.ejection_time.is_zero()),
+        ];
+        if let Some((setting, _)) = positive.iter().find(|(_, broken)| *broken) {
+            return Err(fail(setting, "must be greater than zero"));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.body_limit) {
+            return Err(fail(
+                "BODY_LIMIT_BYTES",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
+            return Err(ConfigError {
+                variable: env.name("REDIS_URL"),
+                value: platform::config::redact_url(&self.redis_url),
+                reason: "expected a redis:// or rediss:// URL".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The four upstreams, in a fixed order.
+    pub fn upstreams(&self) -> [&UpstreamConfig; 4] {
+        [&self.users, &self.inventory, &self.orders, &self.payments]
+    }
+}
+
+/// `http://a:1,http://b:2` or `dns://name:port`.
+fn parse_source(raw: &str) -> Result<EndpointSource, String> {
+    let raw = raw.trim();
+    if let Some(rest) = raw.strip_prefix("dns://") {
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .ok_or("expected dns://host:port")?;
+        let port = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+        if host.is_empty() || host.contains(['/', ',', ' ']) {
+            return Err(format!("bad host {host:?}"));
+        }
+        return Ok(EndpointSource::Dns {
+            host: host.to_owned(),
+            port,
+        });
+    }
+    let urls: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if urls.is_empty() {
+        return Err("expected at least one URL".to_owned());
+    }
+    for url in &urls {
+        let Some(authority) = url.strip_prefix("http://") else {
+            return Err(format!(
+                "{url:?} is not an http:// URL (or use dns://host:port)"
+            ));
+        };
+        if authority.trim_end_matches('/').rsplit_once(':').is_none() {
+            return Err(format!("{url:?} has no port"));
+        }
+    }
+    Ok(EndpointSource::Static(urls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from(&Env::from_map(
+            "gateway",
+            vars.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ))
+    }
+
+    #[test]
+    fn local_defaults_need_no_variables() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.http_addr.port(), 8080);
+        assert_eq!(config.admin_addr.port(), 9100);
+        let ports: Vec<EndpointSource> = config
+            .upstreams()
+            .iter()
+            .map(|upstream| upstream.source.clone())
+            .collect();
+        assert_eq!(
+            ports,
+            (50051..=50054)
+                .map(|port| EndpointSource::Static(vec![format!("http://127.0.0.1:{port}")]))
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            config
+                .upstreams()
+                .iter()
+                .all(|u| u.strategy == Strategy::RoundRobin)
+        );
+        assert_eq!(config.jwt_issuer, "ferroshop-users");
+        assert_eq!(config.jwt_audience, "ferroshop");
+        assert_eq!(config.body_limit, 65536);
+        assert_eq!(config.health_check_interval, Some(Duration::from_secs(10)));
+        assert!(config.static_dir.join("index.html").exists());
+    }
+
+    #[test]
+    fn endpoint_lists_and_dns_names_are_parsed() {
+        let config = config(&[
+            (
+                "GATEWAY_INVENTORY_URLS",
+                "http://10.0.0.1:50052, http://10.0.0.2:50052",
+            ),
+            (
+                "GATEWAY_ORDERS_URLS",
+                "dns://orders-headless.shop.svc:50053",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.inventory.source,
+            EndpointSource::Static(vec![
+                "http://10.0.0.1:50052".into(),
+                "http://10.0.0.2:50052".into()
+            ])
+        );
+        assert_eq!(
+            config.orders.source,
+            EndpointSource::Dns {
+                host: "orders-headless.shop.svc".into(),
+                port: 50053
+            }
+        );
+    }
+
+    #[test]
+    fn the_strategy_has_a_default_and_per_upstream_overrides() {
+        let config = config(&[
+            ("GATEWAY_LB_STRATEGY", "least_requests"),
+            ("GATEWAY_ORDERS_LB_STRATEGY", "consistent_hash"),
+        ])
+        .unwrap();
+        assert_eq!(config.inventory.strategy, Strategy::LeastRequests);
+        assert_eq!(config.orders.strategy, Strategy::ConsistentHash);
+        let err = self::config(&[("GATEWAY_PAYMENTS_LB_STRATEGY", "random")]).unwrap_err();
+        assert_eq!(err.variable, "GATEWAY_PAYMENTS_LB_STRATEGY");
+    }
+
+    #[test]
+    fn bad_endpoints_name_the_variable() {
+        for bad in [
+            "grpc://x:1",
+            "http://nohost",
+            "dns://noport",
+            "dns://x:port",
+            " , ",
+        ] {
+            let err = config(&[("GATEWAY_USERS_URLS", bad)]).unwrap_err();
+            assert_eq!(err.variable, "GATEWAY_USERS_URLS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits_must_be_usable() {
+        for (variable, value) in [
+            ("GATEWAY_RATE_LIMIT_PER_MINUTE", "0"),
+            ("GATEWAY_RATE_LIMIT_BURST", "0"),
+            ("GATEWAY_BODY_LIMIT_BYTES", "10"),
+            ("GATEWAY_BODY_LIMIT_BYTES", "lots"),
+            ("GATEWAY_HTTP_WORKERS", "0"),
+            ("GATEWAY_CALL_TIMEOUT", "0ms"),
+            ("GATEWAY_HTTP_ADDR", "localhost"),
+            ("GATEWAY_TRUST_FORWARDED_FOR", "maybe"),
+        ] {
+            let err = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_non_redis_url_is_rejected_without_its_password() {
+        let err = config(&[("GATEWAY_REDIS_URL", "http://user:hunter2@cache")]).unwrap_err();
+        assert_eq!(err.variable, "GATEWAY_REDIS_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn active_health_checks_can_be_turned_off() {
+        let config = config(&[("GATEWAY_HEALTH_CHECK_INTERVAL", "off")]).unwrap();
+        assert_eq!(config.health_check_interval, None);
+    }
+}

@@ -1,0 +1,143 @@
+//! Service discovery: where each upstream's replicas are.
+//!
+//! * **Static** (`GATEWAY_INVENTORY_URLS=http://a:50052,http://b:50052`): the list is fixed at
+//!   start. Good for local runs and for tests with several in-process replicas.
+//! * **DNS** (`GATEWAY_INVENTORY_URLS=dns://inventory-headless:50052`): the name is resolved
+//!   every `GATEWAY_DNS_REFRESH`, and each address becomes an endpoint. Point it at a Kubernetes
+//!   **headless** Service (`clusterIP: None`), whose DNS answer lists every ready pod: pods that
+//!   scale in or out, or fail their readiness probe, join or leave the rotation within one
+//!   refresh. (A normal Service would answer with one virtual IP, and all calls would ride one
+//!   HTTP/2 connection to one pod — see `resilience::balance`.)
+//!
+//! Endpoints that stay keep their connection and their health record across refreshes; a failed
+//! lookup keeps the last known list rather than emptying the pool.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use platform::{Shutdown, grpc::client::connect_lazy};
+use tonic::transport::Channel;
+
+use super::Backend;
+use crate::config::EndpointSource;
+
+/// A lazily connecting channel to one endpoint URL (`None`, logged, if the URL is unusable).
+fn channel(url: &str) -> Option<Channel> {
+    connect_lazy(url)
+        .inspect_err(|error| tracing::error!(url, %error, "cannot use endpoint"))
+        .ok()
+}
+
+/// The endpoint URL of a resolved address.
+pub fn endpoint_url(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// Fills the backend's pool from a static source now. For a DNS source this does one lookup
+/// (best effort); [`keep_resolving`] does the rest.
+pub async fn initial(backend: &Backend, source: &EndpointSource) {
+    match source {
+        EndpointSource::Static(urls) => {
+            let names: Vec<Arc<str>> = urls.iter().map(|url| Arc::from(url.as_str())).collect();
+            backend.balancer().update(&names, channel);
+        }
+        EndpointSource::Dns { host, port } => resolve(backend, host, *port).await,
+    }
+}
+
+async fn resolve(backend: &Backend, host: &str, port: u16) {
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => {
+            let names: Vec<Arc<str>> = addrs.map(|addr| Arc::from(endpoint_url(addr))).collect();
+            if names.is_empty() {
+                tracing::warn!(
+                    upstream = backend.name(),
+                    host,
+                    "DNS answered with no address; keeping the last list"
+                );
+                return;
+            }
+            backend.balancer().update(&names, channel);
+        }
+        Err(error) => {
+            tracing::warn!(upstream = backend.name(), host, %error, "DNS lookup failed; keeping the last list");
+        }
+    }
+}
+
+/// Re-resolves a DNS source every `every` until shutdown; returns at once for static sources.
+pub async fn keep_resolving(
+    backend: Backend,
+    source: EndpointSource,
+    every: Duration,
+    shutdown: Shutdown,
+) {
+    let EndpointSource::Dns { host, port } = source else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = ticks.tick() => resolve(&backend, &host, port).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, UpstreamConfig};
+
+    fn backend() -> Backend {
+        let config = Config::from(&platform::config::Env::from_map(
+            "gateway",
+            Default::default(),
+        ))
+        .unwrap_or_else(|error| panic!("{error}"));
+        let upstream = UpstreamConfig {
+            name: "inventory",
+            source: EndpointSource::Dns {
+                host: "localhost".into(),
+                port: 50052,
+            },
+            strategy: resilience::Strategy::RoundRobin,
+        };
+        Backend::new(&upstream, &config).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    #[tokio::test]
+    async fn a_dns_name_becomes_one_endpoint_per_address() {
+        let backend = backend();
+        initial(
+            &backend,
+            &EndpointSource::Dns {
+                host: "localhost".into(),
+                port: 50052,
+            },
+        )
+        .await;
+        let names: Vec<String> = backend
+            .balancer()
+            .endpoints()
+            .iter()
+            .map(|status| status.name.to_string())
+            .collect();
+        assert!(
+            names.contains(&"http://127.0.0.1:50052".to_owned()),
+            "{names:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_keeps_the_last_list() {
+        let backend = backend();
+        initial(
+            &backend,
+            &EndpointSource::Static(vec!["http://10.9.9.9:1".into()]),
+        )
+        .await;
+        resolve(&backend, "no-such-host.invalid", 1).await;
+        assert_eq!(backend.balancer().endpoints().len(), 1);
+    }
+}

@@ -1,0 +1,225 @@
+//! A customer's journey through the gateway, against the real services: register, log in,
+//! browse, order with an idempotency key, watch checkout settle, list orders, see the payment.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{ADMIN_EMAIL, Parts, World, spawn_gateway};
+
+async fn world() -> (World, support::TestGateway, String) {
+    let world = World::start(Parts {
+        inventory: 1,
+        everything: true,
+    })
+    .await;
+    let gateway = spawn_gateway(world.gateway_vars()).await;
+    let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
+    (world, gateway, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn register_login_browse_order_and_see_it_confirmed() {
+    let (world, gateway, admin) = world().await;
+    gateway.seed(&admin, "MUG-1", 1299, 10).await;
+    gateway.seed(&admin, "TEA-1", 450, 10).await;
+    let (token, user_id) = gateway.sign_up("ada@example.com").await;
+
+    let me: Value = gateway
+        .get("/api/v1/me", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["role"], "customer");
+
+    let page = gateway.get("/api/v1/products?page_size=1", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers().contains_key("ratelimit-remaining"));
+    let page: Value = page.json().await.unwrap();
+    assert_eq!(page["products"].as_array().unwrap().len(), 1);
+    let cursor = page["next_page_token"].as_str().expect("a second page");
+    let second: Value = gateway
+        .get(
+            &format!("/api/v1/products?page_size=1&page_token={cursor}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let skus: Vec<&str> = [&page, &second]
+        .iter()
+        .map(|p| p["products"][0]["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, ["MUG-1", "TEA-1"]);
+    let product: Value = gateway
+        .get("/api/v1/products/MUG-1", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        product["price"],
+        json!({"amount_minor": 1299, "currency": "EUR"})
+    );
+
+    let placed = gateway
+        .place(&token, "journey-1", &[("MUG-1", 2), ("TEA-1", 1)])
+        .await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let location = placed.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = placed.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/v1/orders/{}", order["id"].as_str().unwrap())
+    );
+    assert_eq!(order["customer_id"], user_id.as_str());
+    assert_eq!(
+        order["total"],
+        json!({"amount_minor": 2 * 1299 + 450, "currency": "EUR"})
+    );
+
+    let id = order["id"].as_str().unwrap();
+    let settled = gateway.settled(&token, id).await;
+    assert_eq!(settled["status"], "CONFIRMED", "{settled}");
+    let steps: Vec<&str> = settled["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["step"].as_str().unwrap())
+        .collect();
+    assert!(steps.contains(&"reserve_stock"), "{steps:?}");
+
+    // The list comes from the CQRS read model: eventually consistent, so poll.
+    let listed = testkit::poll_until("the order in my list", Duration::from_secs(20), || async {
+        let page: Value = gateway
+            .get("/api/v1/orders", Some(&token))
+            .await
+            .json()
+            .await
+            .ok()?;
+        let orders = page["orders"].as_array()?.clone();
+        orders
+            .iter()
+            .any(|o| o["id"] == id && o["status"] == "CONFIRMED")
+            .then_some(orders)
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed.len(), 1);
+
+    let payment: Value = gateway
+        .get(&format!("/api/v1/orders/{id}/payment"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(payment["order_id"], id);
+    assert!(
+        ["AUTHORIZED", "CAPTURED"].contains(&payment["status"].as_str().unwrap()),
+        "{payment}"
+    );
+    gateway.stop().await;
+    world.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_idempotency_key_places_one_order() {
+    let (world, gateway, admin) = world().await;
+    gateway.seed(&admin, "PEN-1", 199, 10).await;
+    let (token, _) = gateway.sign_up("bob@example.com").await;
+
+    let first: Value = gateway
+        .place(&token, "retry-me", &[("PEN-1", 1)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = gateway.place(&token, "retry-me", &[("PEN-1", 1)]).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["id"], again["id"]);
+
+    let conflicting = gateway.place(&token, "retry-me", &[("PEN-1", 3)]).await;
+    support::problem(conflicting, StatusCode::CONFLICT).await;
+    let missing_key = gateway
+        .post(
+            "/api/v1/orders",
+            Some(&token),
+            &json!({"lines": [{"sku": "PEN-1", "quantity": 1}], "payment_method": support::APPROVE}),
+        )
+        .await;
+    let problem = support::problem(missing_key, StatusCode::BAD_REQUEST).await;
+    assert_eq!(problem["field"], "Idempotency-Key");
+
+    let id = first["id"].as_str().unwrap();
+    gateway.settled(&token, id).await;
+    let orders = testkit::poll_until("the order in my list", Duration::from_secs(20), || async {
+        let page: Value = gateway
+            .get("/api/v1/orders", Some(&token))
+            .await
+            .json()
+            .await
+            .ok()?;
+        let orders = page["orders"].as_array()?.clone();
+        (!orders.is_empty()).then_some(orders)
+    })
+    .await
+    .unwrap();
+    assert_eq!(orders.len(), 1, "one order for one key: {orders:?}");
+    gateway.stop().await;
+    world.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_order_event_stream_delivers_the_confirmation() {
+    let (world, gateway, admin) = world().await;
+    gateway.seed(&admin, "LAMP-1", 2500, 5).await;
+    let (token, _) = gateway.sign_up("cy@example.com").await;
+    let order: Value = gateway
+        .place(&token, "sse-1", &[("LAMP-1", 1)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = order["id"].as_str().unwrap();
+
+    // As a browser's EventSource would: the token in the query string.
+    let mut stream = gateway
+        .client
+        .get(format!(
+            "{}/api/v1/orders/{id}/events?access_token={token}",
+            gateway.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(30), stream.chunk())
+        .await
+        .expect("events keep coming")
+        .unwrap()
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // The stream ended by itself after the terminal event.
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    assert!(text.starts_with("event: order\nid: 1\n"), "{text}");
+    let last = events.last().unwrap();
+    assert_eq!(last["status"], "CONFIRMED", "{text}");
+    assert_eq!(last["id"], id);
+    gateway.stop().await;
+    world.stop();
+}

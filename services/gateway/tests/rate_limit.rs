@@ -1,0 +1,130 @@
+//! Rate limits at the edge: GCRA in Redis, shared by gateway replicas, with a local fallback
+//! when Redis is down. No upstream is needed: the limiter answers before any is called.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use reqwest::StatusCode;
+use support::{metric, problem, spawn_gateway};
+use testkit::TcpProxy;
+
+fn limited(per_minute: u32, burst: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("GATEWAY_RATE_LIMIT_PER_MINUTE", per_minute.to_string()),
+        ("GATEWAY_RATE_LIMIT_BURST", burst.to_string()),
+    ]
+}
+
+/// Any `/api/v1` route spends from the bucket; this one needs no upstream.
+const PATH: &str = "/api/v1/no-such-route";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_limit_a_client_gets_429_with_retry_after_and_ratelimit_headers() {
+    let gateway = spawn_gateway(limited(6, 3)).await;
+    for remaining in ["2", "1", "0"] {
+        let response = gateway.get(PATH, None).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let headers = response.headers();
+        assert_eq!(headers["ratelimit-limit"], "3");
+        assert_eq!(headers["x-ratelimit-limit"], "3");
+        assert_eq!(headers["ratelimit-remaining"], remaining);
+        assert_eq!(headers["x-ratelimit-remaining"], remaining);
+        assert_eq!(headers["ratelimit-policy"], "6;w=60;burst=3");
+    }
+    let refused = gateway.get(PATH, None).await;
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // One request per 10 s sustained: the next fits in at most 10 s.
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    let body = problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(body["type"].as_str().unwrap().ends_with("/rate-limited"));
+    // Not rate-limited: the docs and the storefront.
+    assert_eq!(
+        gateway.get("/api/openapi.json", None).await.status(),
+        StatusCode::OK
+    );
+    let metrics = gateway.metrics().await;
+    assert!(
+        metric(
+            &metrics,
+            r#"gateway_rate_limit_decisions_total{decision="limited",store="redis"}"#
+        )
+        .is_some_and(|count| count >= 1.0),
+        "{metrics}"
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_replicas_share_one_budget_through_redis() {
+    let prefix = testkit::unique_name("gateway-shared");
+    let vars = || {
+        let mut vars = limited(6, 4);
+        vars.push(("GATEWAY_REDIS_PREFIX", prefix.clone()));
+        vars
+    };
+    let (first, second) = (spawn_gateway(vars()).await, spawn_gateway(vars()).await);
+    for gateway in [&first, &second, &first, &second] {
+        assert_eq!(
+            gateway.get(PATH, None).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    // Four spent across the two: the fifth is refused whichever replica takes it.
+    for gateway in [&first, &second] {
+        assert_eq!(
+            gateway.get(PATH, None).await.status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_the_local_limit_takes_over_and_is_counted() {
+    let proxy = TcpProxy::start(&testkit::host_port(&testkit::redis_url().await).unwrap()).await;
+    let mut vars = limited(6, 3);
+    vars.push((
+        "GATEWAY_REDIS_URL",
+        proxy.rewrite_url(&testkit::redis_url().await),
+    ));
+    let gateway = spawn_gateway(vars).await;
+    assert_eq!(
+        gateway.get(PATH, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let before = metric(
+        &gateway.metrics().await,
+        "gateway_rate_limit_fallbacks_total",
+    )
+    .unwrap_or(0.0);
+
+    proxy.cut();
+    // Redis spent one; the local limiter has its own full bucket of three.
+    for _ in 0..3 {
+        assert_eq!(
+            gateway.get(PATH, None).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    let refused = gateway.get(PATH, None).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    let metrics = gateway.metrics().await;
+    let fallbacks = metric(&metrics, "gateway_rate_limit_fallbacks_total").unwrap();
+    assert!(fallbacks >= before + 4.0, "{fallbacks} fallbacks");
+    assert!(
+        metric(
+            &metrics,
+            r#"gateway_rate_limit_decisions_total{decision="limited",store="local"}"#
+        )
+        .is_some_and(|count| count >= 1.0)
+    );
+    gateway.stop().await;
+}

@@ -1,0 +1,424 @@
+//! A Ferroshop in this process: users, inventory (one or more replicas), payments and orders,
+//! each on random ports with its own fresh database, sharing a broker exchange unique to the
+//! test — and gateways in front of them, on random ports, with a Redis key prefix of their own.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use ed25519_dalek::pkcs8::{EncodePrivateKey as _, spki::der::pem::LineEnding};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use platform::{Shutdown, config::Env};
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use testkit::{TcpProxy, TestDatabase};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const ADMIN_EMAIL: &str = "admin@shop.test";
+pub const APPROVE: &str = "tok_visa_approve";
+
+fn env(prefix: &str, vars: Vec<(&str, String)>) -> Env {
+    Env::from_map(
+        prefix,
+        vars.into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<HashMap<_, _>>(),
+    )
+}
+
+/// Which services to start.
+#[derive(Clone, Copy)]
+pub struct Parts {
+    /// Inventory replicas (sharing one database), each behind a [`TcpProxy`] a test can cut.
+    pub inventory: usize,
+    /// Users, payments and orders too (catalog-only tests skip them).
+    pub everything: bool,
+}
+
+pub struct World {
+    pub users_addr: Option<SocketAddr>,
+    pub orders_addr: Option<SocketAddr>,
+    pub payments_addr: Option<SocketAddr>,
+    /// Per inventory replica: the proxy in front of it and its shutdown.
+    pub inventory: Vec<(TcpProxy, Shutdown)>,
+    /// The users service's signing key, so tests can forge tokens it would (or would not) sign.
+    pub signing_pem: String,
+    pub redis_url: String,
+    dbs: Vec<TestDatabase>,
+    shutdowns: Vec<Shutdown>,
+}
+
+impl World {
+    pub async fn start(parts: Parts) -> Self {
+        let amqp_url = testkit::amqp_url().await;
+        let redis_url = testkit::redis_url().await;
+        let exchange = testkit::unique_name("gateway.test.events");
+        let queue_prefix = format!("{exchange}.");
+        let mut shutdowns = Vec::new();
+        let mut dbs = Vec::new();
+        let spawn = |shutdowns: &mut Vec<Shutdown>| {
+            let shutdown = Shutdown::new();
+            shutdowns.push(shutdown.clone());
+            shutdown
+        };
+
+        let inventory_db = testkit::fresh_database().await;
+        let cache_prefix = testkit::unique_name("inventory");
+        let mut inventory = Vec::new();
+        for _ in 0..parts.inventory {
+            let app = inventory::Application::build(
+                inventory::Config::from(&env(
+                    "inventory",
+                    vec![
+                        ("INVENTORY_DATABASE_URL", inventory_db.url.clone()),
+                        ("INVENTORY_GRPC_ADDR", "127.0.0.1:0".into()),
+                        ("INVENTORY_ADMIN_ADDR", "127.0.0.1:0".into()),
+                        ("INVENTORY_AMQP_URL", amqp_url.clone()),
+                        ("INVENTORY_EVENTS_EXCHANGE", exchange.clone()),
+                        ("INVENTORY_QUEUE_PREFIX", queue_prefix.clone()),
+                        ("INVENTORY_QUEUE_EXPIRY", "60s".into()),
+                        ("INVENTORY_REDIS_URL", redis_url.clone()),
+                        ("INVENTORY_CACHE_PREFIX", cache_prefix.clone()),
+                        ("INVENTORY_DB_MAX_CONNECTIONS", "10".into()),
+                    ],
+                ))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+            let proxy = TcpProxy::start(&app.grpc_addr().to_string()).await;
+            let shutdown = spawn(&mut shutdowns);
+            tokio::spawn(app.run(shutdown.clone()));
+            inventory.push((proxy, shutdown));
+        }
+        dbs.push(inventory_db);
+
+        let secret: [u8; 32] = rand::random();
+        let signing_pem = ed25519_dalek::SigningKey::from_bytes(&secret)
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap()
+            .to_string();
+        let (mut users_addr, mut payments_addr, mut orders_addr) = (None, None, None);
+        if parts.everything {
+            let db = testkit::fresh_database().await;
+            let users = users::Application::build(
+                users::Config::from(&env(
+                    "users",
+                    vec![
+                        ("USERS_DATABASE_URL", db.url.clone()),
+                        ("USERS_GRPC_ADDR", "127.0.0.1:0".into()),
+                        ("USERS_ADMIN_ADDR", "127.0.0.1:0".into()),
+                        ("USERS_AMQP_URL", amqp_url.clone()),
+                        ("USERS_EVENTS_EXCHANGE", exchange.clone()),
+                        ("USERS_ADMIN_EMAILS", ADMIN_EMAIL.into()),
+                        ("USERS_JWT_PRIVATE_KEY", signing_pem.clone()),
+                    ],
+                ))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+            users_addr = Some(users.grpc_addr());
+            tokio::spawn(users.run(spawn(&mut shutdowns)));
+            dbs.push(db);
+
+            let db = testkit::fresh_database().await;
+            let payments = payments::Application::build(
+                payments::Config::from(&env(
+                    "payments",
+                    vec![
+                        ("PAYMENTS_DATABASE_URL", db.url.clone()),
+                        ("PAYMENTS_GRPC_ADDR", "127.0.0.1:0".into()),
+                        ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:0".into()),
+                        ("PAYMENTS_AMQP_URL", amqp_url.clone()),
+                        ("PAYMENTS_EVENTS_EXCHANGE", exchange.clone()),
+                        ("PAYMENTS_QUEUE_PREFIX", queue_prefix.clone()),
+                        ("PAYMENTS_QUEUE_EXPIRY", "60s".into()),
+                        ("PAYMENTS_DB_MAX_CONNECTIONS", "10".into()),
+                    ],
+                ))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+            payments_addr = Some(payments.grpc_addr());
+            tokio::spawn(payments.run(spawn(&mut shutdowns)));
+            dbs.push(db);
+
+            let db = testkit::fresh_database().await;
+            let inventory_url = format!("http://{}", inventory[0].0.upstream());
+            let orders = orders::Application::build(
+                orders::Config::from(&env(
+                    "orders",
+                    vec![
+                        ("ORDERS_DATABASE_URL", db.url.clone()),
+                        ("ORDERS_GRPC_ADDR", "127.0.0.1:0".into()),
+                        ("ORDERS_ADMIN_ADDR", "127.0.0.1:0".into()),
+                        ("ORDERS_AMQP_URL", amqp_url.clone()),
+                        ("ORDERS_EVENTS_EXCHANGE", exchange.clone()),
+                        ("ORDERS_QUEUE_PREFIX", queue_prefix.clone()),
+                        ("ORDERS_QUEUE_EXPIRY", "60s".into()),
+                        ("ORDERS_INVENTORY_URL", inventory_url),
+                        (
+                            "ORDERS_PAYMENTS_URL",
+                            format!("http://{}", payments_addr.unwrap()),
+                        ),
+                        ("ORDERS_SAGA_POLL_INTERVAL", "100ms".into()),
+                        ("ORDERS_SAGA_RETRY_BASE", "50ms".into()),
+                        ("ORDERS_SAGA_RETRY_CAP", "500ms".into()),
+                        ("ORDERS_DB_MAX_CONNECTIONS", "10".into()),
+                    ],
+                ))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+            orders_addr = Some(orders.grpc_addr());
+            tokio::spawn(orders.run(spawn(&mut shutdowns)));
+            dbs.push(db);
+        }
+        Self {
+            users_addr,
+            orders_addr,
+            payments_addr,
+            inventory,
+            signing_pem,
+            redis_url,
+            dbs,
+            shutdowns,
+        }
+    }
+
+    /// The gateway settings that point at this world (through the inventory proxies).
+    pub fn gateway_vars(&self) -> Vec<(&'static str, String)> {
+        let unused = |addr: Option<SocketAddr>| {
+            addr.map_or_else(
+                || "http://127.0.0.1:9".to_owned(),
+                |a| format!("http://{a}"),
+            )
+        };
+        let inventory: Vec<String> = self
+            .inventory
+            .iter()
+            .map(|(proxy, _)| format!("http://{}", proxy.addr()))
+            .collect();
+        vec![
+            ("GATEWAY_USERS_URLS", unused(self.users_addr)),
+            ("GATEWAY_INVENTORY_URLS", inventory.join(",")),
+            ("GATEWAY_ORDERS_URLS", unused(self.orders_addr)),
+            ("GATEWAY_PAYMENTS_URLS", unused(self.payments_addr)),
+            ("GATEWAY_REDIS_URL", self.redis_url.clone()),
+        ]
+    }
+
+    /// A token signed with the users service's own key, with the claims given.
+    pub fn forge(&self, claims: &Value) -> String {
+        let kid = users::tokens::SigningKey::from_pem(&self.signing_pem)
+            .unwrap()
+            .kid()
+            .to_owned();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid);
+        let key = EncodingKey::from_ed_pem(self.signing_pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    pub fn stop(&self) {
+        for shutdown in &self.shutdowns {
+            shutdown.trigger();
+        }
+    }
+}
+
+/// A gateway running in this process.
+pub struct TestGateway {
+    pub url: String,
+    pub admin_url: String,
+    pub client: Client,
+    shutdown: Shutdown,
+    server: tokio::task::JoinHandle<Result<(), gateway::GatewayError>>,
+}
+
+/// Settings every test gateway gets unless overridden: loopback ports, a private Redis key
+/// prefix, limits high enough not to get in the way.
+pub async fn spawn_gateway(vars: Vec<(&'static str, String)>) -> TestGateway {
+    let mut all = vec![
+        ("GATEWAY_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+        ("GATEWAY_ADMIN_ADDR", "127.0.0.1:0".to_owned()),
+        ("GATEWAY_HTTP_WORKERS", "2".to_owned()),
+        ("GATEWAY_REDIS_URL", testkit::redis_url().await),
+        ("GATEWAY_REDIS_PREFIX", testkit::unique_name("gateway")),
+        ("GATEWAY_RATE_LIMIT_PER_MINUTE", "100000".to_owned()),
+        ("GATEWAY_RATE_LIMIT_BURST", "10000".to_owned()),
+        ("GATEWAY_SSE_POLL_INTERVAL", "100ms".to_owned()),
+        ("GATEWAY_USERS_URLS", "http://127.0.0.1:9".to_owned()),
+        ("GATEWAY_INVENTORY_URLS", "http://127.0.0.1:9".to_owned()),
+        ("GATEWAY_ORDERS_URLS", "http://127.0.0.1:9".to_owned()),
+        ("GATEWAY_PAYMENTS_URLS", "http://127.0.0.1:9".to_owned()),
+    ];
+    all.extend(vars);
+    let config = gateway::Config::from(&env("gateway", all)).expect("valid gateway config");
+    let app = gateway::Application::build(config)
+        .await
+        .expect("the gateway builds");
+    let (url, admin_url) = (
+        format!("http://{}", app.http_addr()),
+        format!("http://{}", app.admin_addr()),
+    );
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    TestGateway {
+        url,
+        admin_url,
+        client: Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        shutdown,
+        server,
+    }
+}
+
+impl TestGateway {
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, format!("{}{path}", self.url));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request(Method::POST, path, token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers `email` and logs in; returns the token and the user id.
+    pub async fn sign_up(&self, email: &str) -> (String, String) {
+        let registered = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(registered.status(), StatusCode::CREATED, "register {email}");
+        let session: Value = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = session["access_token"].as_str().unwrap().to_owned();
+        let id = session["user"]["id"].as_str().unwrap().to_owned();
+        (token, id)
+    }
+
+    /// Creates a product with stock through the admin API.
+    pub async fn seed(&self, admin: &str, sku: &str, price_minor: i64, stock: i64) {
+        let response = self
+            .request(
+                Method::PUT,
+                &format!("/api/v1/admin/products/{sku}"),
+                Some(admin),
+            )
+            .json(&json!({
+                "name": format!("Product {sku}"),
+                "description": "A test product",
+                "price": {"amount_minor": price_minor, "currency": "EUR"},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "upsert {sku}");
+        let response = self
+            .post(
+                &format!("/api/v1/admin/products/{sku}/stock-adjustments"),
+                Some(admin),
+                &json!({"delta": stock, "reason": "test delivery"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "stock {sku}");
+    }
+
+    /// Places an order of `lines` with the idempotency key `key`.
+    pub async fn place(&self, token: &str, key: &str, lines: &[(&str, i64)]) -> Response {
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity}))
+            .collect();
+        self.request(Method::POST, "/api/v1/orders", Some(token))
+            .header("idempotency-key", key)
+            .json(&json!({"lines": lines, "payment_method": APPROVE}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the order until it leaves PENDING.
+    pub async fn settled(&self, token: &str, id: &str) -> Value {
+        testkit::poll_until("the order to settle", Duration::from_secs(30), || async {
+            let order: Value = self
+                .get(&format!("/api/v1/orders/{id}"), Some(token))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (order["status"] != "PENDING").then_some(order)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The Prometheus text of the admin port.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.admin_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.server
+            .await
+            .expect("the gateway task ends")
+            .expect("the gateway stops cleanly");
+    }
+}
+
+/// Asserts an RFC 9457 problem with `status`; returns the document.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status, "{:?}", response.headers());
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"].as_str().unwrap().starts_with("https://"));
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// The value of one series in Prometheus text, if present.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}

@@ -1,0 +1,39 @@
+variable "region" {
+  description = "AWS region."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "cluster_name" {
+  description = "Name of the EKS cluster."
+  type        = string
+  default     = "ferroshop"
+}
+
+variable "api_public_access_cidrs" {
+  description = "Your public address(es) in CIDR form, so terraform and kubectl can reach the API (e.g. [\"203.0.113.7/32\"])."
+  type        = list(string)
+}
+
+variable "image_registry" {
+  description = "Registry the images are pulled from (<registry>/ferroshop/<service>:<tag>). Empty: the ECR registry this configuration creates."
+  type        = string
+  default     = ""
+}
+
+variable "image_tag" {
+  description = "Tag of the images pushed to ECR (ferroshop/<service>:<tag>)."
+  type        = string
+}
+
+variable "observability" {
+  description = "Apply the observability component (collector, PodMonitors, alerts, dashboard)."
+  type        = bool
+  default     = true
+}
+
+variable "traces_otlp_endpoint" {
+  description = "OTLP/gRPC host:port of a trace backend for the collector gateway; empty logs spans only."
+  type        = string
+  default     = ""
+}

@@ -1,0 +1,45 @@
+# Ferroshop on a local kind cluster, in one `terraform apply`: cluster → platform → app.
+# See README.md for the commands.
+
+locals {
+  # Every service of the repository (a directory of services/ with a Cargo.toml).
+  services = sort([for manifest in fileset("${path.root}/../../../services", "*/Cargo.toml") : dirname(manifest)])
+}
+
+provider "kind" {}
+
+provider "helm" {
+  kubernetes = {
+    host                   = module.cluster.endpoint
+    client_certificate     = module.cluster.client_certificate
+    client_key             = module.cluster.client_key
+    cluster_ca_certificate = module.cluster.cluster_ca_certificate
+  }
+}
+
+provider "kustomization" {
+  kubeconfig_raw = module.cluster.kubeconfig
+}
+
+module "cluster" {
+  source = "../../modules/cluster-kind"
+
+  name   = var.cluster_name
+  images = [for service in local.services : "ferroshop/${service}:${var.image_tag}"]
+}
+
+module "platform" {
+  source = "../../modules/platform"
+
+  depends_on = [module.cluster]
+}
+
+module "app" {
+  source = "../../modules/app"
+
+  overlay       = "local"
+  observability = var.observability
+  images        = { for service in local.services : service => { name = "ferroshop/${service}", tag = var.image_tag } }
+
+  depends_on = [module.platform, module.cluster]
+}

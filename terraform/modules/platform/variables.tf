@@ -1,0 +1,44 @@
+# Chart versions are pinned here, in one place; bump them deliberately (and read the charts'
+# upgrade notes: CRDs of the operators change with them).
+
+variable "cloudnative_pg_chart_version" {
+  description = "Version of the cloudnative-pg chart (the CloudNativePG operator and its CRDs)."
+  type        = string
+  default     = "0.26.1"
+}
+
+variable "kube_prometheus_stack_chart_version" {
+  description = "Version of the kube-prometheus-stack chart (Prometheus operator, Prometheus, Alertmanager, Grafana)."
+  type        = string
+  default     = "82.6.0"
+}
+
+variable "opentelemetry_collector_chart_version" {
+  description = "Version of the opentelemetry-collector chart (the cluster's trace gateway)."
+  type        = string
+  default     = "0.158.3"
+}
+
+variable "monitoring_namespace" {
+  description = "Namespace of Prometheus, Grafana and the collector gateway (k8s/components/observability expects `monitoring`)."
+  type        = string
+  default     = "monitoring"
+}
+
+variable "traces_otlp_endpoint" {
+  description = "Where the collector gateway sends spans (OTLP/gRPC host:port of Jaeger, Tempo or a vendor). Empty: spans are only logged by the gateway."
+  type        = string
+  default     = ""
+}
+
+variable "prometheus_retention" {
+  description = "How long Prometheus keeps samples."
+  type        = string
+  default     = "7d"
+}
+
+variable "prometheus_storage_size" {
+  description = "Persistent volume size for Prometheus; empty keeps its data on an emptyDir (fine for kind)."
+  type        = string
+  default     = ""
+}
