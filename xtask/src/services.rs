@@ -71,18 +71,25 @@ pub fn present() -> impl Iterator<Item = &'static Service> {
 }
 
 impl Service {
-    /// The `<PREFIX>_…` environment of one instance.
-    pub fn env(&self, database_url: &str) -> Vec<(String, String)> {
+    /// The ports of instance `index` (0-based): replicas after the first add 100 per index,
+    /// e.g. inventory 50052/9102, then 50152/9202.
+    pub fn ports(&self, index: u16) -> (u16, u16) {
+        (self.api_port + 100 * index, self.admin_port + 100 * index)
+    }
+
+    /// The `<PREFIX>_…` environment of instance `index`.
+    pub fn instance_env(&self, database_url: &str, index: u16) -> Vec<(String, String)> {
+        let (api_port, admin_port) = self.ports(index);
         let prefix = self.name.to_ascii_uppercase();
         let mut env = vec![
             (format!("{prefix}_DATABASE_URL"), database_url.to_owned()),
             (
                 format!("{prefix}_{}", self.api_setting),
-                format!("127.0.0.1:{}", self.api_port),
+                format!("127.0.0.1:{api_port}"),
             ),
             (
                 format!("{prefix}_ADMIN_ADDR"),
-                format!("127.0.0.1:{}", self.admin_port),
+                format!("127.0.0.1:{admin_port}"),
             ),
         ];
         env.extend(

@@ -17,11 +17,47 @@ pub struct UpArgs {
     /// Build and run optimised binaries.
     #[arg(long)]
     release: bool,
+    /// Run several instances of a service behind the gateway's client-side load balancer,
+    /// e.g. `--replicas inventory=2` (repeatable).
+    #[arg(long, value_name = "SERVICE=N", value_parser = parse_replicas)]
+    replicas: Vec<(String, u16)>,
+}
+
+fn parse_replicas(raw: &str) -> Result<(String, u16), String> {
+    let (name, count) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected SERVICE=N, got {raw:?}"))?;
+    let count: u16 = count
+        .parse()
+        .map_err(|_| format!("{count:?} is not a number of replicas"))?;
+    if !(1..=9).contains(&count) {
+        return Err("between 1 and 9 replicas".to_owned());
+    }
+    if !services::SERVICES.iter().any(|s| s.name == name) || name == "gateway" {
+        return Err(format!("{name:?} is not a service that can be replicated"));
+    }
+    Ok((name.to_owned(), count))
 }
 
 struct Running {
-    name: &'static str,
+    name: String,
     child: Child,
+}
+
+/// One process to start: a service and its instance number.
+struct Instance {
+    service: &'static services::Service,
+    index: u16,
+}
+
+impl Instance {
+    fn label(&self) -> String {
+        if self.index == 0 {
+            self.service.name.to_owned()
+        } else {
+            format!("{}#{}", self.service.name, self.index + 1)
+        }
+    }
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -42,11 +78,42 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let profile = if args.release { "release" } else { "debug" };
     let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let replicas = |name: &str| {
+        args.replicas
+            .iter()
+            .find(|(service, _)| service == name)
+            .map_or(1, |(_, count)| *count)
+    };
+    let instances: Vec<Instance> = services
+        .iter()
+        .flat_map(|service| {
+            (0..replicas(service.name)).map(move |index| Instance { service, index })
+        })
+        .collect();
+    // The gateway learns every replica of each upstream (static endpoints, balanced client-side).
+    let upstreams: Vec<(String, String)> = services
+        .iter()
+        .filter(|service| service.api_setting == "GRPC_ADDR")
+        .map(|service| {
+            let urls: Vec<String> = (0..replicas(service.name))
+                .map(|index| format!("http://127.0.0.1:{}", service.ports(index).0))
+                .collect();
+            (
+                format!("GATEWAY_{}_URLS", service.name.to_ascii_uppercase()),
+                urls.join(","),
+            )
+        })
+        .collect();
     let mut running = Vec::new();
-    for service in &services {
+    for instance in &instances {
+        let service = instance.service;
         let binary = format!("{target_dir}/{profile}/{}", service.name);
-        let mut child = Command::new(&binary)
-            .envs(service.env(&infra::database_url(service.name)))
+        let mut command = Command::new(&binary);
+        if service.name == "gateway" {
+            command.envs(upstreams.iter().cloned());
+        }
+        let mut child = command
+            .envs(service.instance_env(&infra::database_url(service.name), instance.index))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -66,7 +133,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .into_iter()
         .flatten()
         {
-            let prefix = format!("{}{:>9} |{RESET} ", service.colour, service.name);
+            let prefix = format!("{}{:>11} |{RESET} ", service.colour, instance.label());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
@@ -75,23 +142,24 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             });
         }
         running.push(Running {
-            name: service.name,
+            name: instance.label(),
             child,
         });
     }
 
-    wait_until_ready(&services, &mut running).await?;
+    wait_until_ready(&instances, &mut running).await?;
     println!();
     println!("Ferroshop is up. Ctrl-C stops everything.");
-    for service in &services {
-        let api = if service.api_setting == "HTTP_ADDR" {
+    for instance in &instances {
+        let api = if instance.service.api_setting == "HTTP_ADDR" {
             "HTTP"
         } else {
             "gRPC"
         };
+        let (api_port, admin_port) = instance.service.ports(instance.index);
         println!(
-            "  {:<10} {api} http://127.0.0.1:{}   admin http://127.0.0.1:{}/readyz",
-            service.name, service.api_port, service.admin_port
+            "  {:<12} {api} http://127.0.0.1:{api_port}   admin http://127.0.0.1:{admin_port}/readyz",
+            instance.label()
         );
     }
     if services.iter().any(|service| service.name == "gateway") {
@@ -107,13 +175,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     stop_all(running).await
 }
 
-async fn wait_until_ready(
-    services: &[&services::Service],
-    running: &mut [Running],
-) -> anyhow::Result<()> {
+async fn wait_until_ready(instances: &[Instance], running: &mut [Running]) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    for service in services {
-        let address = format!("127.0.0.1:{}", service.admin_port);
+    for instance in instances {
+        let address = format!("127.0.0.1:{}", instance.service.ports(instance.index).1);
         loop {
             for process in running.iter_mut() {
                 if let Some(status) = process.child.try_wait()? {
@@ -124,7 +189,7 @@ async fn wait_until_ready(
                 break;
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("{} was not ready within 60s", service.name);
+                bail!("{} was not ready within 60s", instance.label());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -150,11 +215,11 @@ async fn readyz_ok(address: &str) -> bool {
     response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200")
 }
 
-async fn first_exit(running: &mut [Running]) -> &'static str {
+async fn first_exit(running: &mut [Running]) -> String {
     loop {
         for process in running.iter_mut() {
             if let Ok(Some(_)) = process.child.try_wait() {
-                return process.name;
+                return process.name.clone();
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -182,4 +247,46 @@ async fn stop_all(mut running: Vec<Running>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_name_a_replicable_service_and_a_small_count() {
+        assert_eq!(
+            parse_replicas("inventory=2"),
+            Ok(("inventory".to_owned(), 2))
+        );
+        for bad in [
+            "inventory",
+            "inventory=0",
+            "inventory=10",
+            "nope=2",
+            "gateway=2",
+            "orders=x",
+        ] {
+            assert!(parse_replicas(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn replicas_get_ports_a_hundred_apart() {
+        let inventory = services::SERVICES
+            .iter()
+            .find(|s| s.name == "inventory")
+            .unwrap();
+        assert_eq!(inventory.ports(0), (50052, 9102));
+        assert_eq!(inventory.ports(1), (50152, 9202));
+        let env = inventory.instance_env("postgres://db/inventory", 1);
+        assert!(env.contains(&(
+            "INVENTORY_GRPC_ADDR".to_owned(),
+            "127.0.0.1:50152".to_owned()
+        )));
+        assert!(env.contains(&(
+            "INVENTORY_ADMIN_ADDR".to_owned(),
+            "127.0.0.1:9202".to_owned()
+        )));
+    }
 }
