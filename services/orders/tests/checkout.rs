@@ -27,7 +27,16 @@ async fn the_happy_path_confirms_with_stock_reserved_and_payment_authorized() {
         .place(customer, &[("MUG-1", 2), ("TEE-1", 1)], APPROVE, "k1")
         .await
         .unwrap();
-    assert_eq!(placed.status(), OrderStatus::Pending);
+    // PlaceOrder answers once the order is stored, without waiting for the saga; the runner may
+    // still have finished before the answer was read back, so CONFIRMED is as valid as PENDING.
+    assert!(
+        matches!(
+            placed.status(),
+            OrderStatus::Pending | OrderStatus::Confirmed
+        ),
+        "{:?}",
+        placed.status()
+    );
     assert_eq!(
         placed.total.as_ref().unwrap().amount_minor,
         2 * 1250 + 2000,
