@@ -24,15 +24,22 @@ pub enum HostError {
     Admin(std::io::Error),
 }
 
-/// A background task that runs as long as the service and stops on shutdown.
+type StartWorker = Box<dyn FnOnce(Shutdown) -> futures::future::BoxFuture<'static, ()> + Send>;
+
+/// A background task that runs as long as the service. It is described when the service is
+/// built and started by the host with the shutdown signal, on which it must return.
 pub struct Worker {
-    task: futures::future::BoxFuture<'static, ()>,
+    start: StartWorker,
 }
 
 impl Worker {
-    pub fn new(task: impl Future<Output = ()> + Send + 'static) -> Self {
+    pub fn new<F, Fut>(start: F) -> Self
+    where
+        F: FnOnce(Shutdown) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         Self {
-            task: Box::pin(task),
+            start: Box::new(move |shutdown| Box::pin(start(shutdown))),
         }
     }
 }
@@ -91,7 +98,7 @@ impl ServiceHost {
     ) -> Result<(), HostError> {
         let mut running = tokio::task::JoinSet::new();
         for worker in workers {
-            running.spawn(worker.task);
+            running.spawn((worker.start)(shutdown.clone()));
         }
         tracing::info!(grpc = %self.grpc_addr, admin = %self.admin_addr, "serving");
         let admin_stop = Shutdown::new();

@@ -183,14 +183,14 @@ impl Application {
     /// sweeper running beside it, until `shutdown` fires, in-flight calls have drained and the
     /// workers have stopped.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
+        let (relay, order_events, lifecycle) =
+            (self.relay, self.order_events, self.order_lifecycle);
+        let (sweeper, sweep_interval) = (self.sweeper, self.sweep_interval);
         let workers = vec![
-            Worker::new(self.relay.run(shutdown.clone())),
-            Worker::new(
-                self.order_events
-                    .run(self.order_lifecycle, shutdown.clone()),
-            ),
+            Worker::new(move |shutdown| relay.run(shutdown)),
+            Worker::new(move |shutdown| order_events.run(lifecycle, shutdown)),
             // It stops at its next check of the shutdown signal: within one sweep.
-            Worker::new(self.sweeper.run(self.sweep_interval, shutdown.clone())),
+            Worker::new(move |shutdown| sweeper.run(sweep_interval, shutdown)),
         ];
         self.host
             .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, workers)

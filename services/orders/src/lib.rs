@@ -61,7 +61,7 @@ pub struct Application {
     host: ServiceHost,
     grpc: GrpcServer,
     readiness: Readiness,
-    workers: Vec<Box<dyn FnOnce(Shutdown) -> Worker + Send>>,
+    workers: Vec<Worker>,
     grace: Duration,
 }
 
@@ -109,13 +109,11 @@ impl Application {
         let fulfilment_handler = Arc::new(Fulfilment {
             store: store.clone(),
         });
-        let workers: Vec<Box<dyn FnOnce(Shutdown) -> Worker + Send>> = vec![
-            Box::new(move |shutdown| Worker::new(runner.run(shutdown))),
-            Box::new(move |shutdown| Worker::new(relay.run(shutdown))),
-            Box::new(move |shutdown| Worker::new(fulfilment.run(fulfilment_handler, shutdown))),
-            Box::new(move |shutdown| {
-                Worker::new(summaries.run(Arc::new(SummaryProjection), shutdown))
-            }),
+        let workers = vec![
+            Worker::new(move |shutdown| runner.run(shutdown)),
+            Worker::new(move |shutdown| relay.run(shutdown)),
+            Worker::new(move |shutdown| fulfilment.run(fulfilment_handler, shutdown)),
+            Worker::new(move |shutdown| summaries.run(Arc::new(SummaryProjection), shutdown)),
         ];
 
         let api = OrdersApi::new(store, participants, config.saga_deadline);
@@ -142,13 +140,14 @@ impl Application {
 
     /// Serves the API with the saga runner, the outbox relay and both consumers beside it.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
-        let workers = self
-            .workers
-            .into_iter()
-            .map(|start| start(shutdown.clone()))
-            .collect();
         self.host
-            .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, workers)
+            .serve_with_workers(
+                self.grpc,
+                self.readiness,
+                shutdown,
+                self.grace,
+                self.workers,
+            )
             .await
     }
 }

@@ -63,9 +63,6 @@ use crate::{
     store::PaymentStore,
 };
 
-/// Starts a background worker once the service runs, with the service's shutdown signal.
-type StartWorker = Box<dyn FnOnce(Shutdown) -> Worker + Send>;
-
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -84,7 +81,7 @@ pub struct Application {
     host: ServiceHost,
     grpc: GrpcServer,
     readiness: Readiness,
-    workers: Vec<StartWorker>,
+    workers: Vec<Worker>,
     grace: Duration,
 }
 
@@ -118,11 +115,9 @@ impl Application {
         // even if the consumer only connects later. Best effort: without a broker, the consumer
         // declares them when it first connects.
         order_events.prepare().await;
-        let workers: Vec<StartWorker> = vec![
-            Box::new(move |shutdown| Worker::new(relay.run(shutdown))),
-            Box::new(move |shutdown| {
-                Worker::new(order_events.run(Arc::new(OrderFollowUp), shutdown))
-            }),
+        let workers = vec![
+            Worker::new(move |shutdown| relay.run(shutdown)),
+            Worker::new(move |shutdown| order_events.run(Arc::new(OrderFollowUp), shutdown)),
         ];
 
         let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
@@ -149,13 +144,14 @@ impl Application {
     /// Serves the API, with the outbox relay and the order-event consumer beside it, until
     /// `shutdown` fires and in-flight calls and both workers have stopped.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
-        let workers = self
-            .workers
-            .into_iter()
-            .map(|start| start(shutdown.clone()))
-            .collect();
         self.host
-            .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, workers)
+            .serve_with_workers(
+                self.grpc,
+                self.readiness,
+                shutdown,
+                self.grace,
+                self.workers,
+            )
             .await
     }
 }

@@ -125,7 +125,8 @@ impl Application {
     /// Serves until `shutdown` fires and in-flight calls have drained. The outbox relay runs
     /// beside the API.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
-        let relay = Worker::new(self.relay.run(shutdown.clone()));
+        let relay = self.relay;
+        let relay = Worker::new(move |shutdown| relay.run(shutdown));
         self.host
             .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, vec![relay])
             .await
