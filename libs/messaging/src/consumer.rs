@@ -38,7 +38,6 @@ use prost::Message as _;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use uuid::Uuid;
 
 use resilience::backoff::Backoff;
@@ -288,10 +287,7 @@ impl Consumer {
             trace_id = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        let _ = span.set_parent(parent);
-        if let Some(trace_id) = platform::trace_context::trace_id(&span) {
-            span.record("trace_id", trace_id.as_str());
-        }
+        platform::trace_context::continue_trace(&span, parent);
         async {
             let started = std::time::Instant::now();
             let failures = amqp::header_u32(&headers, ATTEMPTS_HEADER).unwrap_or(0);

@@ -26,7 +26,10 @@ impl Envelope {
     pub fn new<E: IntegrationEvent>(event: &E) -> Self {
         let event_id = Uuid::now_v7();
         let occurred_at = OffsetDateTime::now_utc();
-        let (traceparent, tracestate) = current_trace_context();
+        let platform::trace_context::W3cContext {
+            traceparent,
+            tracestate,
+        } = platform::trace_context::W3cContext::current();
         let envelope = EventEnvelope {
             event_id: event_id.to_string(),
             event_type: E::full_name(),
@@ -56,22 +59,6 @@ pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
         // Always within 0..1e9, so the cast cannot truncate.
         nanos: at.nanosecond() as i32,
     }
-}
-
-/// The current span's W3C trace context. Events always carry the W3C format, whatever global
-/// propagator the process configured, because consumers in other services parse exactly that.
-fn current_trace_context() -> (String, String) {
-    use opentelemetry::propagation::TextMapPropagator as _;
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-
-    let mut carrier = std::collections::HashMap::new();
-    let context = tracing::Span::current().context();
-    opentelemetry_sdk::propagation::TraceContextPropagator::new()
-        .inject_context(&context, &mut carrier);
-    (
-        carrier.remove("traceparent").unwrap_or_default(),
-        carrier.remove("tracestate").unwrap_or_default(),
-    )
 }
 
 #[cfg(test)]

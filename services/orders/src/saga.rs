@@ -16,6 +16,7 @@ use platform::Shutdown;
 use resilience::backoff::Backoff;
 use sqlx::postgres::PgListener;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 use crate::{
     domain::{Saga, SagaStep, StepResult, Transition},
@@ -103,10 +104,27 @@ impl SagaRunner {
         Ok(count)
     }
 
+    /// Drives one saga inside a span that continues the trace of the PlaceOrder call which
+    /// started it: the participants' calls (whose metadata carries the current span) and the
+    /// events the saga emits (whose envelopes do) join the customer's trace, although the runner
+    /// works later, in its own task, maybe in another replica.
     async fn drive(&self, claimed: ClaimedSaga) {
-        let ClaimedSaga { mut saga, context } = claimed;
-        let span = tracing::info_span!("saga", order_id = %saga.order_id);
-        let _entered = span.enter();
+        let ClaimedSaga {
+            saga,
+            context,
+            trace,
+        } = claimed;
+        let span = tracing::info_span!(
+            "saga",
+            order_id = %saga.order_id,
+            step = saga.step.as_str(),
+            trace_id = tracing::field::Empty,
+        );
+        platform::trace_context::continue_trace(&span, trace.parent());
+        self.drive_steps(saga, context).instrument(span).await;
+    }
+
+    async fn drive_steps(&self, mut saga: Saga, context: SagaContext) {
         loop {
             if saga.is_done() {
                 return;

@@ -20,7 +20,6 @@ use futures::future::BoxFuture;
 use http_body::{Body, Frame};
 use tonic::Code;
 use tracing::Instrument as _;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::trace_context;
 
@@ -67,12 +66,7 @@ where
             rpc.grpc.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
-        // Ignoring the result is deliberate: it only fails when no OpenTelemetry layer is
-        // installed (unit tests), and then there is no trace to continue.
-        let _ = span.set_parent(trace_context::extract(request.headers()));
-        if let Some(trace_id) = trace_context::trace_id(&span) {
-            span.record("trace_id", trace_id.as_str());
-        }
+        trace_context::continue_trace(&span, trace_context::extract(request.headers()));
 
         let completion = Completion {
             service,

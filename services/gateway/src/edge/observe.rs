@@ -23,7 +23,6 @@ use actix_web::{
     middleware::Next,
 };
 use tracing::{Instrument as _, field::Empty};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::request_id::RequestId;
 
@@ -61,10 +60,7 @@ pub async fn middleware(
             carrier.insert(name, value);
         }
     }
-    let _ = span.set_parent(platform::trace_context::extract(&carrier));
-    if let Some(trace_id) = platform::trace_context::trace_id(&span) {
-        span.record("trace_id", trace_id);
-    }
+    platform::trace_context::continue_trace(&span, platform::trace_context::extract(&carrier));
 
     let response = next.call(req).instrument(span.clone()).await?;
 

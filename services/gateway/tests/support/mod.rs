@@ -16,6 +16,7 @@ use testkit::{TcpProxy, TestDatabase};
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const ADMIN_EMAIL: &str = "admin@shop.test";
 pub const APPROVE: &str = "tok_visa_approve";
+pub const DECLINE: &str = "tok_visa_decline";
 
 fn env(prefix: &str, vars: Vec<(&str, String)>) -> Env {
     Env::from_map(
@@ -230,13 +231,26 @@ impl World {
     }
 }
 
-/// A gateway running in this process.
+/// A gateway running in this process; its HTTP API is [`Api`] (through `Deref`).
 pub struct TestGateway {
+    api: Api,
+    shutdown: Shutdown,
+    server: tokio::task::JoinHandle<Result<(), gateway::GatewayError>>,
+}
+
+impl std::ops::Deref for TestGateway {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// A gateway's HTTP API as a customer or an admin uses it, wherever the gateway runs.
+pub struct Api {
     pub url: String,
     pub admin_url: String,
     pub client: Client,
-    shutdown: Shutdown,
-    server: tokio::task::JoinHandle<Result<(), gateway::GatewayError>>,
 }
 
 /// Settings every test gateway gets unless overridden: loopback ports, a private Redis key
@@ -268,18 +282,34 @@ pub async fn spawn_gateway(vars: Vec<(&'static str, String)>) -> TestGateway {
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
     TestGateway {
-        url,
-        admin_url,
-        client: Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
+        api: Api::new(url, admin_url),
         shutdown,
         server,
     }
 }
 
 impl TestGateway {
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.server
+            .await
+            .expect("the gateway task ends")
+            .expect("the gateway stops cleanly");
+    }
+}
+
+impl Api {
+    pub fn new(url: String, admin_url: String) -> Self {
+        Self {
+            url,
+            admin_url,
+            client: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
         let builder = self.client.request(method, format!("{}{path}", self.url));
         match token {
@@ -352,15 +382,26 @@ impl TestGateway {
         assert_eq!(response.status(), StatusCode::OK, "stock {sku}");
     }
 
-    /// Places an order of `lines` with the idempotency key `key`.
+    /// Places an order of `lines` with the idempotency key `key`, paid with the approving card.
     pub async fn place(&self, token: &str, key: &str, lines: &[(&str, i64)]) -> Response {
+        self.place_paying(token, key, lines, APPROVE).await
+    }
+
+    /// Places an order of `lines` with the idempotency key `key`, paid with the test `card`.
+    pub async fn place_paying(
+        &self,
+        token: &str,
+        key: &str,
+        lines: &[(&str, i64)],
+        card: &str,
+    ) -> Response {
         let lines: Vec<Value> = lines
             .iter()
             .map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity}))
             .collect();
         self.request(Method::POST, "/api/v1/orders", Some(token))
             .header("idempotency-key", key)
-            .json(&json!({"lines": lines, "payment_method": APPROVE}))
+            .json(&json!({"lines": lines, "payment_method": card}))
             .send()
             .await
             .unwrap()
@@ -391,14 +432,6 @@ impl TestGateway {
             .text()
             .await
             .unwrap()
-    }
-
-    pub async fn stop(self) {
-        self.shutdown.trigger();
-        self.server
-            .await
-            .expect("the gateway task ends")
-            .expect("the gateway stops cleanly");
     }
 }
 

@@ -1,5 +1,6 @@
 use contracts::{Money, events};
 use messaging::{Envelope, outbox};
+use platform::trace_context::W3cContext;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -138,14 +139,19 @@ impl OrderStore {
             .await?;
         }
         let saga = Saga::start(order.id, saga_deadline);
+        // The caller's trace, for the runner to continue (see the migration that added it).
+        let trace = W3cContext::current();
         sqlx::query(
-            "INSERT INTO sagas (order_id, step, next_attempt_at, deadline, updated_at)
-             VALUES ($1, $2, $3, $4, $3)",
+            "INSERT INTO sagas (order_id, step, next_attempt_at, deadline, updated_at,
+                                traceparent, tracestate)
+             VALUES ($1, $2, $3, $4, $3, $5, $6)",
         )
         .bind(saga.order_id)
         .bind(saga.step.as_str())
         .bind(at)
         .bind(saga.deadline)
+        .bind(trace.traceparent)
+        .bind(trace.tracestate)
         .execute(&mut *tx)
         .await?;
         add_timeline(&mut tx, order.id, "place_order", "succeeded", "", at).await?;

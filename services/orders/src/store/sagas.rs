@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use contracts::{Money, events};
 use messaging::{Envelope, outbox};
+use platform::trace_context::W3cContext;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -25,6 +26,8 @@ pub struct SagaContext {
 pub struct ClaimedSaga {
     pub saga: Saga,
     pub context: SagaContext,
+    /// The trace of the PlaceOrder call that started the saga, which its steps continue.
+    pub trace: W3cContext,
 }
 
 #[derive(sqlx::FromRow)]
@@ -39,6 +42,8 @@ struct SagaRow {
     payment_method: String,
     currency: String,
     total_minor: i64,
+    traceparent: String,
+    tracestate: String,
 }
 
 impl OrderStore {
@@ -65,7 +70,7 @@ impl OrderStore {
              FROM due, orders o
              WHERE s.order_id = due.order_id AND o.id = s.order_id
              RETURNING s.order_id, s.step, s.cancel_reason, s.payment_id, s.attempts, s.deadline,
-                       o.customer_id, o.payment_method, o.currency, o.total_minor",
+                       s.traceparent, s.tracestate, o.customer_id, o.payment_method, o.currency, o.total_minor",
         )
         .bind(owner)
         .bind(lease.as_secs_f64())
@@ -107,6 +112,10 @@ impl OrderStore {
                         .into_iter()
                         .map(|(sku, quantity)| OrderLine { sku, quantity })
                         .collect(),
+                },
+                trace: W3cContext {
+                    traceparent: row.traceparent,
+                    tracestate: row.tracestate,
                 },
             });
         }

@@ -1,0 +1,242 @@
+//! Customer journeys against the real binaries (every service and the gateway as processes,
+//! real Postgres, RabbitMQ and Redis), over HTTP only:
+//!
+//! * one trace follows an order from the gateway through orders, inventory and payments into
+//!   the event consumers, proven with an in-test OTLP receiver;
+//! * out of stock: the order is cancelled, nothing is charged;
+//! * a declined card: the order is cancelled and the reserved stock comes back;
+//! * cancelling a confirmed order: the captured payment is refunded and the stock restocked.
+//!
+//! The happy path and idempotency are also covered in-process by the gateway's own journey test;
+//! here the point is that the shipped binaries, wired by their environment alone, do the same.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::{collections::HashSet, time::Duration};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::{
+    otlp::{CONSUMER, OtlpReceiver, ReceivedSpan},
+    system::{Options, System},
+    world::{ADMIN_EMAIL, Api, DECLINE},
+};
+
+/// How long the choreographed steps after a saga may take to show.
+const EVENTUALLY: Duration = Duration::from_secs(30);
+
+async fn shop(options: Options) -> (System, String, String) {
+    let system = System::start(options).await;
+    let (admin, _) = system.api.sign_up(ADMIN_EMAIL).await;
+    let (customer, _) = system.api.sign_up("grace@example.com").await;
+    (system, admin, customer)
+}
+
+async fn available(api: &Api, sku: &str) -> i64 {
+    let product: Value = api
+        .get(&format!("/api/v1/products/{sku}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    product["available"].as_i64().unwrap()
+}
+
+/// Polls the order until `check` accepts it.
+async fn order_until(api: &Api, token: &str, id: &str, what: &str, check: fn(&Value) -> bool) {
+    testkit::poll_until(what, EVENTUALLY, || async {
+        let order: Value = api
+            .get(&format!("/api/v1/orders/{id}"), Some(token))
+            .await
+            .json()
+            .await
+            .ok()?;
+        check(&order).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+async fn payment_of(api: &Api, token: &str, id: &str) -> (StatusCode, Value) {
+    let response = api
+        .get(&format!("/api/v1/orders/{id}/payment"), Some(token))
+        .await;
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// The W3C example trace: the test is the caller, so it chooses the trace id to look for.
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const CALLER_SPAN: &str = "b7ad6b7169203331";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_trace_spans_the_gateway_orders_inventory_payments_and_the_event_consumers() {
+    let receiver = OtlpReceiver::start().await;
+    let (system, admin, customer) = shop(Options {
+        otlp_endpoint: Some(receiver.endpoint()),
+    })
+    .await;
+    let api = &system.api;
+    api.seed(&admin, "KETTLE-1", 3900, 5).await;
+
+    let placed = api
+        .request(reqwest::Method::POST, "/api/v1/orders", Some(&customer))
+        .header("idempotency-key", "traced-1")
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .json(&serde_json::json!({
+            "lines": [{"sku": "KETTLE-1", "quantity": 1}],
+            "payment_method": support::world::APPROVE,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let order: Value = placed.json().await.unwrap();
+    let id = order["id"].as_str().unwrap();
+    assert_eq!(api.settled(&customer, id).await["status"], "CONFIRMED");
+
+    // Spans arrive in batches, from five processes: wait until every hop has reported and the
+    // spans form one tree hanging off the caller's span.
+    let spans = testkit::poll_until("the whole trace", EVENTUALLY, || async {
+        let spans = receiver.trace(TRACE_ID);
+        let has = |service: &str, matches: &dyn Fn(&ReceivedSpan) -> bool| {
+            spans.iter().any(|s| s.service == service && matches(s))
+        };
+        let complete = has("gateway", &|s| s.parent_span_id == CALLER_SPAN)
+            && has("orders", &|s| s.name.ends_with("/PlaceOrder"))
+            && has("orders", &|s| s.name == "saga")
+            && has("inventory", &|s| s.name.ends_with("/ReserveStock"))
+            && has("payments", &|s| s.name.ends_with("/AuthorizePayment"))
+            && has("inventory", &|s| s.kind == CONSUMER)
+            && has("payments", &|s| s.kind == CONSUMER);
+        (complete && connected(&spans)).then_some(spans)
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}: received {:#?}", receiver.trace(TRACE_ID)));
+
+    let services: HashSet<&str> = spans.iter().map(|s| s.service.as_str()).collect();
+    for service in ["gateway", "orders", "inventory", "payments"] {
+        assert!(services.contains(service), "{service} in {services:?}");
+    }
+    system.stop().await;
+}
+
+/// Every span's parent is the caller's span or another span of the trace: one tree, no hop
+/// that started a trace of its own.
+fn connected(spans: &[ReceivedSpan]) -> bool {
+    let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
+    spans
+        .iter()
+        .all(|s| s.parent_span_id == CALLER_SPAN || ids.contains(s.parent_span_id.as_str()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_for_more_than_is_in_stock_is_cancelled_and_nothing_is_charged() {
+    let (system, admin, customer) = shop(Options::default()).await;
+    let api = &system.api;
+    api.seed(&admin, "LAST-1", 1000, 1).await;
+
+    let placed = api.place(&customer, "too-many", &[("LAST-1", 2)]).await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let id = placed.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = api.settled(&customer, &id).await;
+    assert_eq!(order["status"], "CANCELLED", "{order}");
+    assert_eq!(order["cancellation_reason"], "out_of_stock", "{order}");
+
+    let (status, body) = payment_of(api, &customer, &id).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "no payment was ever made: {body}"
+    );
+    assert_eq!(available(api, "LAST-1").await, 1, "nothing was reserved");
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_declined_card_cancels_the_order_and_puts_the_stock_back() {
+    let (system, admin, customer) = shop(Options::default()).await;
+    let api = &system.api;
+    api.seed(&admin, "LAMP-2", 4500, 3).await;
+
+    let placed = api
+        .place_paying(&customer, "declined", &[("LAMP-2", 2)], DECLINE)
+        .await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let id = placed.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = api.settled(&customer, &id).await;
+    assert_eq!(order["status"], "CANCELLED", "{order}");
+    assert_eq!(order["cancellation_reason"], "payment_declined", "{order}");
+
+    let (status, payment) = payment_of(api, &customer, &id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(payment["status"], "DECLINED", "{payment}");
+    assert_eq!(payment["captured"]["amount_minor"], 0, "{payment}");
+    // The saga released the reservation before it cancelled the order.
+    assert_eq!(available(api, "LAMP-2").await, 3);
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelling_a_confirmed_order_refunds_the_payment_and_restocks() {
+    let (system, admin, customer) = shop(Options::default()).await;
+    let api = &system.api;
+    api.seed(&admin, "CHAIR-1", 12_000, 4).await;
+
+    let placed = api.place(&customer, "regret", &[("CHAIR-1", 1)]).await;
+    let id = placed.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(api.settled(&customer, &id).await["status"], "CONFIRMED");
+    // After confirmation, payments captures and inventory commits on their own (choreography);
+    // wait for both, so the cancellation has a captured payment to refund.
+    order_until(api, &customer, &id, "captured and committed", |order| {
+        order["payment_status"] == "captured" && order["stock_status"] == "committed"
+    })
+    .await;
+    assert_eq!(available(api, "CHAIR-1").await, 3);
+
+    let cancelled = api
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&customer),
+            &serde_json::json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
+
+    order_until(api, &customer, &id, "refunded and restocked", |order| {
+        order["payment_status"] == "refunded" && order["stock_status"] == "restocked"
+    })
+    .await;
+    let (status, payment) = payment_of(api, &customer, &id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(payment["status"], "REFUNDED", "{payment}");
+    assert_eq!(payment["refunded"]["amount_minor"], 12_000, "{payment}");
+    assert_eq!(available(api, "CHAIR-1").await, 4);
+
+    // Cancelling is idempotent: a retried request gets the cancelled order, and no second refund.
+    let again = api
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&customer),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap()["status"], "CANCELLED");
+    let (_, payment) = payment_of(api, &customer, &id).await;
+    assert_eq!(payment["refunded"]["amount_minor"], 12_000, "{payment}");
+    system.stop().await;
+}

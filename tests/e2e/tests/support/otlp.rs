@@ -1,0 +1,140 @@
+//! A tiny OpenTelemetry collector for tests: an OTLP/gRPC `TraceService` on a free loopback port
+//! that keeps every span it is sent, with the `service.name` of the process that sent it. Tests
+//! point `OTEL_EXPORTER_OTLP_ENDPOINT` at it and assert on what arrived, instead of reading a
+//! tracing UI by eye.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::any_value::Value,
+};
+use platform::Shutdown;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// One received span, flattened to what tests look at.
+#[derive(Debug, Clone)]
+pub struct ReceivedSpan {
+    /// `service.name` of the exporting process's resource.
+    pub service: String,
+    pub name: String,
+    /// OTLP `SpanKind`: 1 internal, 2 server, 3 client, 4 producer, 5 consumer.
+    pub kind: i32,
+    /// Hex, as in `traceparent`.
+    pub trace_id: String,
+    pub span_id: String,
+    /// Empty for a root span.
+    pub parent_span_id: String,
+}
+
+pub const SERVER: i32 = 2;
+pub const CONSUMER: i32 = 5;
+
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut received = Vec::new();
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|resource| &resource.attributes)
+                .find(|attribute| attribute.key == "service.name")
+                .and_then(
+                    |attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                        Value::StringValue(name) => Some(name.clone()),
+                        _ => None,
+                    },
+                )
+                .unwrap_or_default();
+            for span in resource_spans
+                .scope_spans
+                .into_iter()
+                .flat_map(|scope| scope.spans)
+            {
+                received.push(ReceivedSpan {
+                    service: service.clone(),
+                    name: span.name,
+                    kind: span.kind,
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: hex(&span.parent_span_id),
+                });
+            }
+        }
+        self.spans
+            .lock()
+            .map_err(|_| tonic::Status::internal("poisoned"))?
+            .extend(received);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The receiver; stops serving when dropped.
+pub struct OtlpReceiver {
+    addr: SocketAddr,
+    collector: Collector,
+    shutdown: Shutdown,
+}
+
+impl OtlpReceiver {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let collector = Collector::default();
+        let shutdown = Shutdown::new();
+        let server = tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), {
+                let shutdown = shutdown.clone();
+                async move { shutdown.wait().await }
+            });
+        tokio::spawn(server);
+        Self {
+            addr,
+            collector,
+            shutdown,
+        }
+    }
+
+    /// For `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every span of `trace_id` received so far.
+    pub fn trace(&self, trace_id: &str) -> Vec<ReceivedSpan> {
+        self.collector
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|span| span.trace_id == trace_id)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
