@@ -89,12 +89,95 @@ pub fn routes(config: &mut ServiceConfig) {
 
 /// The OpenAPI 3.1 document of [`routes`].
 pub fn document() -> utoipa::openapi::OpenApi {
-    let (_, document) = App::new()
+    let (_, mut document) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .service(utoipa_actix_web::scope("/api/v1").configure(routes))
         .split_for_parts();
+    EdgeResponses.modify(&mut document);
     document
+}
+
+/// The answers the edge gives before (or instead of) a handler, added to every operation they
+/// can happen on, so the document lists every status a client can receive and contract tests can
+/// hold the gateway to it. Each handler documents only its own outcomes.
+///
+/// | status | on | from |
+/// |---|---|---|
+/// | 400 | operations with parameters or a body | `edge::extract`: a value that does not parse, naming the field |
+/// | 401 | operations with a security requirement | `auth`: no token, or one that does not verify |
+/// | 413, 415 | operations with a body | `edge::extract`: body over the limit, not `application/json` |
+/// | 429 | every operation | `ratelimit`, with `Retry-After` |
+/// | 503 | every operation | an upstream that is down or whose breaker is open |
+struct EdgeResponses;
+
+impl EdgeResponses {
+    fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+        utoipa::openapi::ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name(
+                    "Problem",
+                ))),
+            )
+            .build()
+            .into()
+    }
+}
+
+impl Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let has_body = operation.request_body.is_some();
+                let has_input = has_body
+                    || operation
+                        .parameters
+                        .as_ref()
+                        .is_some_and(|parameters| !parameters.is_empty());
+                let secured = operation
+                    .security
+                    .as_ref()
+                    .is_some_and(|security| !security.is_empty());
+                let edge = [
+                    (
+                        has_input,
+                        "400",
+                        "Malformed input; the problem names the field",
+                    ),
+                    (
+                        secured,
+                        "401",
+                        "Missing, expired or otherwise invalid bearer token",
+                    ),
+                    (has_body, "413", "Request body over the size limit"),
+                    (has_body, "415", "Request body not sent as application/json"),
+                    (true, "429", "Rate limit exceeded; see Retry-After"),
+                    (
+                        true,
+                        "503",
+                        "An upstream service is unavailable; retry later",
+                    ),
+                ];
+                let responses = &mut operation.responses.responses;
+                for (applies, status, description) in edge {
+                    if applies {
+                        responses
+                            .entry(status.to_owned())
+                            .or_insert_with(|| Self::problem(description));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The `/api/v1` scope, with problem+json 404s for unknown routes.
@@ -148,5 +231,37 @@ mod tests {
         );
         assert!(json["components"]["schemas"]["Problem"].is_object());
         assert!(json["components"]["schemas"]["Order"].is_object());
+    }
+
+    fn statuses(json: &serde_json::Value, path: &str, method: &str) -> Vec<String> {
+        json["paths"][path][method]["responses"]
+            .as_object()
+            .map(|responses| responses.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_operation_documents_the_edge_answers_it_can_get() {
+        let json: serde_json::Value =
+            serde_json::from_str(&document().to_json().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(
+            statuses(&json, "/api/v1/orders", "post"),
+            ["201", "400", "401", "409", "413", "415", "429", "503"]
+        );
+        // Public, no body: no 401, 413 or 415.
+        assert_eq!(
+            statuses(&json, "/api/v1/products", "get"),
+            ["200", "400", "429", "503"]
+        );
+        // A handler's own description wins over the edge's generic one.
+        assert_eq!(
+            json["paths"]["/api/v1/auth/login"]["post"]["responses"]["401"]["description"],
+            "Email and password do not match"
+        );
+        assert_eq!(
+            json["paths"]["/api/v1/orders"]["post"]["responses"]["415"]["content"]["application/problem+json"]
+                ["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
     }
 }
