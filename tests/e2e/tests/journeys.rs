@@ -1,14 +1,16 @@
 //! Customer journeys against the real binaries (every service and the gateway as processes,
 //! real Postgres, RabbitMQ and Redis), over HTTP only:
 //!
+//! * browse, order, and see the order confirmed, the payment captured and the stock committed;
+//! * the same `Idempotency-Key` twice, concurrently: one order, one charge;
 //! * one trace follows an order from the gateway through orders, inventory and payments into
 //!   the event consumers, proven with an in-test OTLP receiver;
 //! * out of stock: the order is cancelled, nothing is charged;
 //! * a declined card: the order is cancelled and the reserved stock comes back;
 //! * cancelling a confirmed order: the captured payment is refunded and the stock restocked.
 //!
-//! The happy path and idempotency are also covered in-process by the gateway's own journey test;
-//! here the point is that the shipped binaries, wired by their environment alone, do the same.
+//! The gateway's own tests cover the same ground in-process, with finer control; here the point
+//! is that the shipped binaries, wired by their environment alone, behave the same.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -67,6 +69,96 @@ async fn payment_of(api: &Api, token: &str, id: &str) -> (StatusCode, Value) {
     (status, response.json().await.unwrap())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browse_order_and_see_it_confirmed_captured_and_committed() {
+    let (system, admin, customer) = shop(Options::default()).await;
+    let api = &system.api;
+    api.seed(&admin, "MUG-1", 1299, 10).await;
+    api.seed(&admin, "TEA-1", 450, 10).await;
+
+    let page: Value = api
+        .get("/api/v1/products?page_size=1", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = page["next_page_token"].as_str().expect("a second page");
+    let second: Value = api
+        .get(
+            &format!("/api/v1/products?page_size=1&page_token={cursor}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["products"][0]["sku"], "MUG-1");
+    assert_eq!(second["products"][0]["sku"], "TEA-1");
+
+    let placed = api
+        .place(&customer, "happy-1", &[("MUG-1", 2), ("TEA-1", 1)])
+        .await;
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let id = placed.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(api.settled(&customer, &id).await["status"], "CONFIRMED");
+    order_until(api, &customer, &id, "captured and committed", |order| {
+        order["payment_status"] == "captured" && order["stock_status"] == "committed"
+    })
+    .await;
+    let (_, payment) = payment_of(api, &customer, &id).await;
+    assert_eq!(payment["status"], "CAPTURED", "{payment}");
+    assert_eq!(payment["captured"]["amount_minor"], 2 * 1299 + 450);
+    assert_eq!(available(api, "MUG-1").await, 8);
+    assert_eq!(available(api, "TEA-1").await, 9);
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_idempotency_key_twice_places_one_order_and_charges_once() {
+    let (system, admin, customer) = shop(Options::default()).await;
+    let api = &system.api;
+    api.seed(&admin, "PEN-1", 199, 10).await;
+
+    // The second request is a client's retry, sent while the first may still be in flight.
+    let (first, again) = tokio::join!(
+        api.place(&customer, "retry-me", &[("PEN-1", 3)]),
+        api.place(&customer, "retry-me", &[("PEN-1", 3)]),
+    );
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let (first, again): (Value, Value) = (first.json().await.unwrap(), again.json().await.unwrap());
+    assert_eq!(first["id"], again["id"], "one order for one key");
+    let id = first["id"].as_str().unwrap();
+    order_until(api, &customer, id, "captured", |order| {
+        order["payment_status"] == "captured"
+    })
+    .await;
+    let (_, payment) = payment_of(api, &customer, id).await;
+    assert_eq!(
+        payment["captured"]["amount_minor"],
+        3 * 199,
+        "charged once: {payment}"
+    );
+    assert_eq!(available(api, "PEN-1").await, 7, "stock taken once");
+    let listed = testkit::poll_until("the order in my list", EVENTUALLY, || async {
+        let page: Value = api
+            .get("/api/v1/orders", Some(&customer))
+            .await
+            .json()
+            .await
+            .ok()?;
+        let orders = page["orders"].as_array()?.clone();
+        (!orders.is_empty()).then_some(orders)
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    system.stop().await;
+}
+
 /// The W3C example trace: the test is the caller, so it chooses the trace id to look for.
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
@@ -76,6 +168,7 @@ async fn one_trace_spans_the_gateway_orders_inventory_payments_and_the_event_con
     let receiver = OtlpReceiver::start().await;
     let (system, admin, customer) = shop(Options {
         otlp_endpoint: Some(receiver.endpoint()),
+        ..Options::default()
     })
     .await;
     let api = &system.api;

@@ -1,6 +1,6 @@
-//! The storefront in headless Chromium against the whole system (every service and the gateway
-//! in this process): browse, register, add to the cart, check out with the approving test card,
-//! and watch the order page reach CONFIRMED through the live saga timeline.
+//! The storefront in headless Chromium against the whole system (the real binaries of every
+//! service and the gateway): browse, register, add to the cart, check out with the approving test
+//! card, and watch the order page reach CONFIRMED through the live saga timeline.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,11 +12,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{
     browser::Browser,
-    world::{ADMIN_EMAIL, PASSWORD, Parts, TestGateway, World, spawn_gateway},
+    system::{Options, System},
+    world::{ADMIN_EMAIL, Api, PASSWORD},
 };
 
 /// A product with a shop-like name, and stock, through the admin API.
-async fn seed(gateway: &TestGateway, admin: &str, sku: &str, name: &str, price: i64, stock: i64) {
+async fn seed(gateway: &Api, admin: &str, sku: &str, name: &str, price: i64, stock: i64) {
     let response = gateway
         .request(
             Method::PUT,
@@ -46,15 +47,11 @@ async fn seed(gateway: &TestGateway, admin: &str, sku: &str, name: &str, price: 
 async fn a_customer_registers_orders_with_the_approve_card_and_sees_it_confirmed_live() {
     // The browser first: a machine without Chromium fails here, before anything else starts.
     let browser = Browser::launch().await;
-    let world = World::start(Parts {
-        inventory: 1,
-        everything: true,
-    })
-    .await;
-    let gateway = spawn_gateway(world.gateway_vars()).await;
+    let system = System::start(Options::default()).await;
+    let gateway = &system.api;
     let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
     seed(
-        &gateway,
+        gateway,
         &admin,
         "MUG-CERAMIC-350",
         "Ceramic Mug 350 ml",
@@ -63,7 +60,7 @@ async fn a_customer_registers_orders_with_the_approve_card_and_sees_it_confirmed
     )
     .await;
     seed(
-        &gateway,
+        gateway,
         &admin,
         "TEA-SENCHA-100",
         "Sencha Green Tea",
@@ -71,7 +68,7 @@ async fn a_customer_registers_orders_with_the_approve_card_and_sees_it_confirmed
         20,
     )
     .await;
-    seed(&gateway, &admin, "LAMP-DESK-OAK", "Oak Desk Lamp", 5900, 5).await;
+    seed(gateway, &admin, "LAMP-DESK-OAK", "Oak Desk Lamp", 5900, 5).await;
     let url = &gateway.url;
 
     // The catalog lists the products, with prices formatted from minor units; search filters.
@@ -210,22 +207,17 @@ async fn a_customer_registers_orders_with_the_approve_card_and_sees_it_confirmed
     browser.screenshot("orders").await;
 
     browser.quit().await;
-    gateway.stop().await;
-    world.stop();
+    system.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_declined_card_cancels_the_order_and_the_page_says_why() {
     let browser = Browser::launch().await;
-    let world = World::start(Parts {
-        inventory: 1,
-        everything: true,
-    })
-    .await;
-    let gateway = spawn_gateway(world.gateway_vars()).await;
+    let system = System::start(Options::default()).await;
+    let gateway = &system.api;
     let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
     seed(
-        &gateway,
+        gateway,
         &admin,
         "TEA-SENCHA-100",
         "Sencha Green Tea",
@@ -278,6 +270,5 @@ async fn a_declined_card_cancels_the_order_and_the_page_says_why() {
     browser.screenshot("order-cancelled").await;
 
     browser.quit().await;
-    gateway.stop().await;
-    world.stop();
+    system.stop().await;
 }

@@ -94,11 +94,7 @@ impl World {
         }
         dbs.push(inventory_db);
 
-        let secret: [u8; 32] = rand::random();
-        let signing_pem = ed25519_dalek::SigningKey::from_bytes(&secret)
-            .to_pkcs8_pem(LineEnding::LF)
-            .unwrap()
-            .to_string();
+        let signing_pem = new_signing_pem();
         let (mut users_addr, mut payments_addr, mut orders_addr) = (None, None, None);
         if parts.everything {
             let db = testkit::fresh_database().await;
@@ -214,14 +210,7 @@ impl World {
 
     /// A token signed with the users service's own key, with the claims given.
     pub fn forge(&self, claims: &Value) -> String {
-        let kid = users::tokens::SigningKey::from_pem(&self.signing_pem)
-            .unwrap()
-            .kid()
-            .to_owned();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(kid);
-        let key = EncodingKey::from_ed_pem(self.signing_pem.as_bytes()).unwrap();
-        jsonwebtoken::encode(&header, claims, &key).unwrap()
+        forge(&self.signing_pem, claims)
     }
 
     pub fn stop(&self) {
@@ -229,6 +218,82 @@ impl World {
             shutdown.trigger();
         }
     }
+}
+
+/// A fresh Ed25519 key for the users service to sign with (`USERS_JWT_PRIVATE_KEY`), so tests
+/// know it and can forge tokens it would, or would not, sign.
+pub fn new_signing_pem() -> String {
+    let secret: [u8; 32] = rand::random();
+    ed25519_dalek::SigningKey::from_bytes(&secret)
+        .to_pkcs8_pem(LineEnding::LF)
+        .unwrap()
+        .to_string()
+}
+
+/// A token signed with `signing_pem` exactly as the users service signs, with the claims given.
+pub fn forge(signing_pem: &str, claims: &Value) -> String {
+    let kid = users::tokens::SigningKey::from_pem(signing_pem)
+        .unwrap()
+        .kid()
+        .to_owned();
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid);
+    let key = EncodingKey::from_ed_pem(signing_pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// The claims of a valid customer token for `user_id`.
+pub fn claims(user_id: &str) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    json!({
+        "iss": "ferroshop-users", "aud": "ferroshop", "sub": user_id, "role": "customer",
+        "email": "eve@example.com", "iat": now, "nbf": now, "exp": now + 600, "jti": "x",
+    })
+}
+
+/// Credentials the gateway must refuse with 401, named: none at all, tokens properly signed
+/// with the wrong claims, an unsigned (`alg: none`) copy of `token`, `token` with its payload
+/// changed (promoted to admin) under the original signature, and garbage.
+pub fn bad_tokens(
+    signing_pem: &str,
+    token: &str,
+    user_id: &str,
+) -> Vec<(&'static str, Option<String>)> {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut expired = claims(user_id);
+    expired["exp"] = json!(now - 3600);
+    let mut wrong_audience = claims(user_id);
+    wrong_audience["aud"] = json!("another-app");
+    let mut wrong_issuer = claims(user_id);
+    wrong_issuer["iss"] = json!("evil-issuer");
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let alg_none = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)
+    );
+    let mut promoted: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    promoted["role"] = json!("admin");
+    let tampered = format!(
+        "{header}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(promoted.to_string())
+    );
+    vec![
+        ("no token", None),
+        ("expired", Some(forge(signing_pem, &expired))),
+        ("wrong audience", Some(forge(signing_pem, &wrong_audience))),
+        ("wrong issuer", Some(forge(signing_pem, &wrong_issuer))),
+        ("alg none", Some(alg_none)),
+        ("tampered", Some(tampered)),
+        ("garbage", Some("not.a.jwt".to_owned())),
+    ]
 }
 
 /// A gateway running in this process; its HTTP API is [`Api`] (through `Deref`).

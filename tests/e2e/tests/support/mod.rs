@@ -3,7 +3,7 @@
 pub mod browser;
 pub mod otlp;
 pub mod system;
-/// The whole system in this process. It is the gateway's own test world, shared by path rather
-/// than copied, so the two suites can never drift apart.
+/// The gateway's own test support, shared by path rather than copied: its HTTP client helpers
+/// (`Api`) and token forging are the same in both suites.
 #[path = "../../../../services/gateway/tests/support/mod.rs"]
 pub mod world;

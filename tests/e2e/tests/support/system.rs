@@ -10,22 +10,41 @@ use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use testkit::{RunningService, ServiceProcess, TestDatabase, free_port};
 
-use super::world::{ADMIN_EMAIL, Api};
+use super::world::{ADMIN_EMAIL, Api, new_signing_pem};
 
 /// How long a process may take to become ready.
 const READY: Duration = Duration::from_secs(30);
 
 /// Options a test can change.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` of every process (traces are not exported without it).
     pub otlp_endpoint: Option<String>,
+    /// Inventory processes, sharing one database; the gateway balances over all of them and
+    /// orders calls the first.
+    pub inventory_replicas: usize,
+    /// Extra gateway settings (`GATEWAY_…`), applied last.
+    pub gateway_env: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            inventory_replicas: 1,
+            gateway_env: Vec::new(),
+        }
+    }
 }
 
 pub struct System {
     /// The gateway's HTTP API.
     pub api: Api,
-    /// users, inventory, payments, orders: SIGTERMed in reverse order by [`System::stop`].
+    /// The key users signs tokens with, so tests can forge tokens.
+    pub signing_pem: String,
+    /// The inventory processes, in the order of `GATEWAY_INVENTORY_URLS`.
+    pub inventory: Vec<RunningService>,
+    /// users, payments, orders: SIGTERMed in reverse order by [`System::stop`].
     services: Vec<RunningService>,
     gateway: ServiceProcess,
     /// Kept so the databases outlive the processes using them.
@@ -98,12 +117,8 @@ impl System {
             testkit::fresh_database().await,
         ];
         let [users_db, inventory_db, payments_db, orders_db] = &databases;
-        let (users, inventory, payments) = tokio::join!(
-            service(
-                "users",
-                users_db,
-                vars(&[("USERS_ADMIN_EMAILS", ADMIN_EMAIL)]),
-            ),
+        let signing_pem = new_signing_pem();
+        let replica = || {
             service(
                 "inventory",
                 inventory_db,
@@ -111,14 +126,32 @@ impl System {
                     ("INVENTORY_REDIS_URL", &redis_url),
                     ("INVENTORY_CACHE_PREFIX", &cache_prefix),
                 ]),
+            )
+        };
+        let (users, inventory, payments) = tokio::join!(
+            service(
+                "users",
+                users_db,
+                vars(&[
+                    ("USERS_ADMIN_EMAILS", ADMIN_EMAIL),
+                    ("USERS_JWT_PRIVATE_KEY", &signing_pem),
+                ]),
             ),
+            // One at a time: the first runs the migrations the others find done.
+            async {
+                let mut replicas = Vec::new();
+                for _ in 0..options.inventory_replicas.max(1) {
+                    replicas.push(replica().await);
+                }
+                replicas
+            },
             service("payments", payments_db, Vec::new()),
         );
         let orders = service(
             "orders",
             orders_db,
             vars(&[
-                ("ORDERS_INVENTORY_URL", &inventory.grpc_endpoint()),
+                ("ORDERS_INVENTORY_URL", &inventory[0].grpc_endpoint()),
                 ("ORDERS_PAYMENTS_URL", &payments.grpc_endpoint()),
                 ("ORDERS_SAGA_POLL_INTERVAL", "100ms"),
                 ("ORDERS_SAGA_RETRY_BASE", "50ms"),
@@ -137,10 +170,23 @@ impl System {
             ("GATEWAY_REDIS_PREFIX", &redis_prefix),
             ("GATEWAY_SSE_POLL_INTERVAL", "100ms"),
             ("GATEWAY_USERS_URLS", &users.grpc_endpoint()),
-            ("GATEWAY_INVENTORY_URLS", &inventory.grpc_endpoint()),
+            (
+                "GATEWAY_INVENTORY_URLS",
+                &inventory
+                    .iter()
+                    .map(RunningService::grpc_endpoint)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("GATEWAY_ORDERS_URLS", &orders.grpc_endpoint()),
             ("GATEWAY_PAYMENTS_URLS", &payments.grpc_endpoint()),
         ]));
+        env.extend(
+            options
+                .gateway_env
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
         let mut gateway = ServiceProcess::start("gateway", &binary("gateway"), &env)
             .unwrap_or_else(|err| panic!("the gateway did not start: {err:#}"));
         let admin_url = format!("http://127.0.0.1:{admin}");
@@ -151,13 +197,15 @@ impl System {
 
         Self {
             api: Api::new(format!("http://127.0.0.1:{http}"), admin_url),
-            services: vec![users, inventory, payments, orders],
+            signing_pem,
+            inventory,
+            services: vec![users, payments, orders],
             gateway,
             _databases: databases,
         }
     }
 
-    /// SIGTERMs the gateway, then every service; each must exit 0.
+    /// SIGTERMs the gateway, then every service still running; each must exit 0.
     pub async fn stop(mut self) {
         self.gateway.terminate().await.unwrap();
         assert_eq!(
@@ -165,6 +213,12 @@ impl System {
             Some(0),
             "the gateway exits cleanly"
         );
+        let running = self
+            .inventory
+            .into_iter()
+            .filter(|replica| replica.process.pid().is_some());
+        // Stopped after orders and payments, which call it, and before users.
+        self.services.splice(1..1, running);
         while let Some(mut service) = self.services.pop() {
             assert_eq!(
                 service.stop(READY).await.unwrap(),
