@@ -96,23 +96,13 @@ async fn register_login_browse_order_and_see_it_confirmed() {
         .collect();
     assert!(steps.contains(&"reserve_stock"), "{steps:?}");
 
-    // The list comes from the CQRS read model: eventually consistent, so poll.
-    let listed = testkit::poll_until("the order in my list", Duration::from_secs(20), || async {
-        let page: Value = gateway
-            .get("/api/v1/orders", Some(&token))
-            .await
-            .json()
-            .await
-            .ok()?;
-        let orders = page["orders"].as_array()?.clone();
-        orders
-            .iter()
-            .any(|o| o["id"] == id && o["status"] == "CONFIRMED")
-            .then_some(orders)
-    })
-    .await
-    .unwrap();
+    let listed = gateway
+        .my_orders_until(&token, |orders| {
+            orders.iter().any(|o| o["status"] == "CONFIRMED")
+        })
+        .await;
     assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id);
 
     let payment: Value = gateway
         .get(&format!("/api/v1/orders/{id}/payment"), Some(&token))
@@ -160,18 +150,9 @@ async fn the_same_idempotency_key_places_one_order() {
 
     let id = first["id"].as_str().unwrap();
     gateway.settled(&token, id).await;
-    let orders = testkit::poll_until("the order in my list", Duration::from_secs(20), || async {
-        let page: Value = gateway
-            .get("/api/v1/orders", Some(&token))
-            .await
-            .json()
-            .await
-            .ok()?;
-        let orders = page["orders"].as_array()?.clone();
-        (!orders.is_empty()).then_some(orders)
-    })
-    .await
-    .unwrap();
+    let orders = gateway
+        .my_orders_until(&token, |orders| !orders.is_empty())
+        .await;
     assert_eq!(orders.len(), 1, "one order for one key: {orders:?}");
     gateway.stop().await;
     world.stop();

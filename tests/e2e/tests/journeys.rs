@@ -23,7 +23,7 @@ use serde_json::Value;
 use support::{
     otlp::{CONSUMER, OtlpReceiver, ReceivedSpan},
     system::{Options, System},
-    world::{ADMIN_EMAIL, Api, DECLINE},
+    world::{ADMIN_EMAIL, Api, DECLINE, created_id},
 };
 
 /// How long the choreographed steps after a saga may take to show.
@@ -98,11 +98,7 @@ async fn browse_order_and_see_it_confirmed_captured_and_committed() {
     let placed = api
         .place(&customer, "happy-1", &[("MUG-1", 2), ("TEA-1", 1)])
         .await;
-    assert_eq!(placed.status(), StatusCode::CREATED);
-    let id = placed.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created_id(placed).await;
     assert_eq!(api.settled(&customer, &id).await["status"], "CONFIRMED");
     order_until(api, &customer, &id, "captured and committed", |order| {
         order["payment_status"] == "captured" && order["stock_status"] == "committed"
@@ -143,18 +139,9 @@ async fn the_same_idempotency_key_twice_places_one_order_and_charges_once() {
         "charged once: {payment}"
     );
     assert_eq!(available(api, "PEN-1").await, 7, "stock taken once");
-    let listed = testkit::poll_until("the order in my list", EVENTUALLY, || async {
-        let page: Value = api
-            .get("/api/v1/orders", Some(&customer))
-            .await
-            .json()
-            .await
-            .ok()?;
-        let orders = page["orders"].as_array()?.clone();
-        (!orders.is_empty()).then_some(orders)
-    })
-    .await
-    .unwrap();
+    let listed = api
+        .my_orders_until(&customer, |orders| !orders.is_empty())
+        .await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     system.stop().await;
 }
@@ -232,11 +219,7 @@ async fn an_order_for_more_than_is_in_stock_is_cancelled_and_nothing_is_charged(
     api.seed(&admin, "LAST-1", 1000, 1).await;
 
     let placed = api.place(&customer, "too-many", &[("LAST-1", 2)]).await;
-    assert_eq!(placed.status(), StatusCode::CREATED);
-    let id = placed.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created_id(placed).await;
     let order = api.settled(&customer, &id).await;
     assert_eq!(order["status"], "CANCELLED", "{order}");
     assert_eq!(order["cancellation_reason"], "out_of_stock", "{order}");
@@ -260,11 +243,7 @@ async fn a_declined_card_cancels_the_order_and_puts_the_stock_back() {
     let placed = api
         .place_paying(&customer, "declined", &[("LAMP-2", 2)], DECLINE)
         .await;
-    assert_eq!(placed.status(), StatusCode::CREATED);
-    let id = placed.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created_id(placed).await;
     let order = api.settled(&customer, &id).await;
     assert_eq!(order["status"], "CANCELLED", "{order}");
     assert_eq!(order["cancellation_reason"], "payment_declined", "{order}");
@@ -285,10 +264,7 @@ async fn cancelling_a_confirmed_order_refunds_the_payment_and_restocks() {
     api.seed(&admin, "CHAIR-1", 12_000, 4).await;
 
     let placed = api.place(&customer, "regret", &[("CHAIR-1", 1)]).await;
-    let id = placed.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created_id(placed).await;
     assert_eq!(api.settled(&customer, &id).await["status"], "CONFIRMED");
     // After confirmation, payments captures and inventory commits on their own (choreography);
     // wait for both, so the cancellation has a captured payment to refund.

@@ -472,6 +472,23 @@ impl Api {
             .unwrap()
     }
 
+    /// My orders, from the CQRS read model: eventually consistent, so polled until `accept`
+    /// takes them.
+    pub async fn my_orders_until(&self, token: &str, accept: fn(&[Value]) -> bool) -> Vec<Value> {
+        testkit::poll_until("my orders", Duration::from_secs(30), || async {
+            let page: Value = self
+                .get("/api/v1/orders", Some(token))
+                .await
+                .json()
+                .await
+                .ok()?;
+            let orders = page["orders"].as_array()?.clone();
+            accept(&orders).then_some(orders)
+        })
+        .await
+        .unwrap()
+    }
+
     /// Polls the order until it leaves PENDING.
     pub async fn settled(&self, token: &str, id: &str) -> Value {
         testkit::poll_until("the order to settle", Duration::from_secs(30), || async {
@@ -498,6 +515,13 @@ impl Api {
             .await
             .unwrap()
     }
+}
+
+/// Asserts that a place request created an order; returns its id.
+pub async fn created_id(response: Response) -> String {
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let order: Value = response.json().await.unwrap();
+    order["id"].as_str().unwrap().to_owned()
 }
 
 /// Asserts an RFC 9457 problem with `status`; returns the document.
