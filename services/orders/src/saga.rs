@@ -117,7 +117,7 @@ impl SagaRunner {
         let span = tracing::info_span!(
             "saga",
             order_id = %saga.order_id,
-            step = saga.step.as_str(),
+            resumed_at = saga.step.as_str(),
             trace_id = tracing::field::Empty,
         );
         platform::trace_context::continue_trace(&span, trace.parent());

@@ -109,6 +109,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// | 413, 415 | operations with a body | `edge::extract`: body over the limit, not `application/json` |
 /// | 429 | every operation | `ratelimit`, with `Retry-After` |
 /// | 503 | every operation | an upstream that is down or whose breaker is open |
+/// | 504 | every operation | an upstream that missed the request's deadline |
 struct EdgeResponses;
 
 impl EdgeResponses {
@@ -165,6 +166,11 @@ impl Modify for EdgeResponses {
                         true,
                         "503",
                         "An upstream service is unavailable; retry later",
+                    ),
+                    (
+                        true,
+                        "504",
+                        "An upstream service did not answer within the deadline",
                     ),
                 ];
                 let responses = &mut operation.responses.responses;
@@ -246,12 +252,14 @@ mod tests {
             serde_json::from_str(&document().to_json().unwrap_or_default()).unwrap_or_default();
         assert_eq!(
             statuses(&json, "/api/v1/orders", "post"),
-            ["201", "400", "401", "409", "413", "415", "429", "503"]
+            [
+                "201", "400", "401", "409", "413", "415", "429", "503", "504"
+            ]
         );
         // Public, no body: no 401, 413 or 415.
         assert_eq!(
             statuses(&json, "/api/v1/products", "get"),
-            ["200", "400", "429", "503"]
+            ["200", "400", "429", "503", "504"]
         );
         // A handler's own description wins over the edge's generic one.
         assert_eq!(

@@ -70,7 +70,8 @@ impl OrderStore {
              FROM due, orders o
              WHERE s.order_id = due.order_id AND o.id = s.order_id
              RETURNING s.order_id, s.step, s.cancel_reason, s.payment_id, s.attempts, s.deadline,
-                       s.traceparent, s.tracestate, o.customer_id, o.payment_method, o.currency, o.total_minor",
+                       s.traceparent, s.tracestate,
+                       o.customer_id, o.payment_method, o.currency, o.total_minor",
         )
         .bind(owner)
         .bind(lease.as_secs_f64())
