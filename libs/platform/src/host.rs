@@ -8,7 +8,7 @@ use std::{net::SocketAddr, time::Duration};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
-use crate::{Shutdown, admin::Readiness, grpc::GrpcServer};
+use crate::{Shutdown, admin::Readiness, config::RuntimeConfig, grpc::GrpcServer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -44,23 +44,47 @@ impl Worker {
     }
 }
 
+/// A service ready to run: both ports bound, its gRPC API, its readiness checks and its
+/// background workers. Every Ferroshop service's `Application` is one of these plus whatever
+/// handles its tests need.
 pub struct ServiceHost {
-    grpc: TcpListener,
-    admin: TcpListener,
+    grpc_listener: TcpListener,
+    admin_listener: TcpListener,
     grpc_addr: SocketAddr,
     admin_addr: SocketAddr,
+    grpc: GrpcServer,
+    readiness: Readiness,
+    workers: Vec<Worker>,
+    grace: Duration,
 }
 
 impl ServiceHost {
-    pub async fn bind(grpc_addr: SocketAddr, admin_addr: SocketAddr) -> Result<Self, HostError> {
-        let grpc = bind("gRPC API", grpc_addr).await?;
-        let admin = bind("admin HTTP", admin_addr).await?;
+    /// Binds the gRPC and admin ports of `runtime` (port 0 picks a free one, see
+    /// [`ServiceHost::grpc_addr`]) for `grpc`, answering `/readyz` with `readiness`.
+    pub async fn bind(
+        runtime: &RuntimeConfig,
+        grpc: GrpcServer,
+        readiness: Readiness,
+    ) -> Result<Self, HostError> {
+        let grpc_listener = bind("gRPC API", runtime.grpc_addr).await?;
+        let admin_listener = bind("admin HTTP", runtime.admin_addr).await?;
         Ok(Self {
-            grpc_addr: local_addr(&grpc, "gRPC API", grpc_addr)?,
-            admin_addr: local_addr(&admin, "admin HTTP", admin_addr)?,
+            grpc_addr: local_addr(&grpc_listener, "gRPC API", runtime.grpc_addr)?,
+            admin_addr: local_addr(&admin_listener, "admin HTTP", runtime.admin_addr)?,
+            grpc_listener,
+            admin_listener,
             grpc,
-            admin,
+            readiness,
+            workers: Vec::new(),
+            grace: runtime.shutdown_grace,
         })
+    }
+
+    /// Adds background workers (outbox relay, consumers, sweepers) to run beside the API.
+    #[must_use]
+    pub fn with_workers(mut self, workers: impl IntoIterator<Item = Worker>) -> Self {
+        self.workers.extend(workers);
+        self
     }
 
     /// The address the gRPC API actually listens on (useful after binding port 0).
@@ -72,47 +96,33 @@ impl ServiceHost {
         self.admin_addr
     }
 
-    /// Serves both ports until `shutdown` fires. In-flight gRPC calls then get up to `grace` to
-    /// finish; the admin port keeps answering (`/readyz` says 503) until the API has drained.
-    pub async fn serve(
-        self,
-        grpc: GrpcServer,
-        readiness: Readiness,
-        shutdown: Shutdown,
-        grace: Duration,
-    ) -> Result<(), HostError> {
-        self.serve_with_workers(grpc, readiness, shutdown, grace, Vec::new())
-            .await
-    }
-
-    /// Like [`ServiceHost::serve`], with background workers (outbox relay, consumers, sweepers)
-    /// running beside the API. Each worker must return once `shutdown` fires; the host waits for
-    /// them, within the same grace period, after the API has drained.
-    pub async fn serve_with_workers(
-        self,
-        grpc: GrpcServer,
-        readiness: Readiness,
-        shutdown: Shutdown,
-        grace: Duration,
-        workers: Vec<Worker>,
-    ) -> Result<(), HostError> {
+    /// Serves both ports, with the workers beside the API, until `shutdown` fires. In-flight
+    /// gRPC calls then get up to the shutdown grace period to finish; the admin port keeps
+    /// answering (`/readyz` says 503) until the API has drained. Each worker must return once
+    /// `shutdown` fires; the host waits for them, within the same grace period, after the API
+    /// has drained.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
+        let grace = self.grace;
         let mut running = tokio::task::JoinSet::new();
-        for worker in workers {
+        for worker in self.workers {
             running.spawn((worker.start)(shutdown.clone()));
         }
         tracing::info!(grpc = %self.grpc_addr, admin = %self.admin_addr, "serving");
         let admin_stop = Shutdown::new();
         let admin = tokio::spawn({
-            let router = crate::admin::router(readiness, shutdown.clone());
+            let router = crate::admin::router(self.readiness, shutdown.clone());
             let admin_stop = admin_stop.clone();
+            let listener = self.admin_listener;
             async move {
-                axum::serve(self.admin, router)
+                axum::serve(listener, router)
                     .with_graceful_shutdown(async move { admin_stop.wait().await })
                     .await
             }
         });
 
-        let api = grpc.serve(TcpIncoming::from(self.grpc), shutdown.clone());
+        let api = self
+            .grpc
+            .serve(TcpIncoming::from(self.grpc_listener), shutdown.clone());
         let deadline = async {
             shutdown.wait().await;
             tokio::time::sleep(grace).await;

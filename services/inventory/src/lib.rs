@@ -45,7 +45,7 @@ pub mod store;
 pub mod sweeper;
 pub mod wire;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use contracts::inventory::InventoryServiceServer;
 use messaging::{Consumer, OutboxRelay, RelayConfig, topology::ConsumerTopology};
@@ -88,14 +88,7 @@ pub enum StartError {
 /// A built, bound, not yet serving inventory service.
 pub struct Application {
     host: ServiceHost,
-    grpc: GrpcServer,
-    readiness: Readiness,
-    grace: Duration,
     sweeper: Sweeper,
-    sweep_interval: Duration,
-    relay: OutboxRelay,
-    order_events: Consumer,
-    order_lifecycle: Arc<OrderLifecycle>,
     catalog_reads: CatalogReads,
 }
 
@@ -145,18 +138,20 @@ impl Application {
         let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
             .map_err(|err| StartError::Grpc(err.to_string()))?
             .add_service(InventoryServiceServer::new(api));
-        let host = ServiceHost::bind(runtime.grpc_addr, runtime.admin_addr).await?;
+        // Redis and RabbitMQ are left out on purpose: see the crate docs.
+        let readiness = Readiness::new().with_postgres(pool);
+        let (worker_sweeper, sweep_interval) = (sweeper.clone(), config.sweep_interval);
+        let host = ServiceHost::bind(runtime, grpc, readiness)
+            .await?
+            .with_workers([
+                Worker::new(move |shutdown| relay.run(shutdown)),
+                Worker::new(move |shutdown| order_events.run(order_lifecycle, shutdown)),
+                // It stops at its next check of the shutdown signal: within one sweep.
+                Worker::new(move |shutdown| worker_sweeper.run(sweep_interval, shutdown)),
+            ]);
         Ok(Self {
             host,
-            grpc,
-            // Redis and RabbitMQ are left out on purpose: see the crate docs.
-            readiness: Readiness::new().with_postgres(pool),
-            grace: runtime.shutdown_grace,
             sweeper,
-            sweep_interval: config.sweep_interval,
-            relay,
-            order_events,
-            order_lifecycle,
             catalog_reads,
         })
     }
@@ -183,17 +178,6 @@ impl Application {
     /// sweeper running beside it, until `shutdown` fires, in-flight calls have drained and the
     /// workers have stopped.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
-        let (relay, order_events, lifecycle) =
-            (self.relay, self.order_events, self.order_lifecycle);
-        let (sweeper, sweep_interval) = (self.sweeper, self.sweep_interval);
-        let workers = vec![
-            Worker::new(move |shutdown| relay.run(shutdown)),
-            Worker::new(move |shutdown| order_events.run(lifecycle, shutdown)),
-            // It stops at its next check of the shutdown signal: within one sweep.
-            Worker::new(move |shutdown| sweeper.run(sweep_interval, shutdown)),
-        ];
-        self.host
-            .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, workers)
-            .await
+        self.host.run(shutdown).await
     }
 }

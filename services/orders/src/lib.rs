@@ -19,7 +19,7 @@ pub mod participants;
 pub mod saga;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use contracts::orders::OrdersServiceServer;
 use messaging::{Consumer, OutboxRelay, RelayConfig, topology::ConsumerTopology};
@@ -59,10 +59,6 @@ pub enum StartError {
 
 pub struct Application {
     host: ServiceHost,
-    grpc: GrpcServer,
-    readiness: Readiness,
-    workers: Vec<Worker>,
-    grace: Duration,
 }
 
 impl Application {
@@ -120,14 +116,10 @@ impl Application {
         let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
             .map_err(|err| StartError::Grpc(err.to_string()))?
             .add_service(OrdersServiceServer::new(api));
-        let host = ServiceHost::bind(runtime.grpc_addr, runtime.admin_addr).await?;
-        Ok(Self {
-            host,
-            grpc,
-            readiness: Readiness::new().with_postgres(pool),
-            workers,
-            grace: runtime.shutdown_grace,
-        })
+        let host = ServiceHost::bind(runtime, grpc, Readiness::new().with_postgres(pool))
+            .await?
+            .with_workers(workers);
+        Ok(Self { host })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -140,14 +132,6 @@ impl Application {
 
     /// Serves the API with the saga runner, the outbox relay and both consumers beside it.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
-        self.host
-            .serve_with_workers(
-                self.grpc,
-                self.readiness,
-                shutdown,
-                self.grace,
-                self.workers,
-            )
-            .await
+        self.host.run(shutdown).await
     }
 }

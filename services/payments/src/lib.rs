@@ -42,7 +42,7 @@ pub mod ledger;
 pub mod provider;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use contracts::payments::PaymentsServiceServer;
 use messaging::{Consumer, OutboxRelay, RelayConfig, topology::ConsumerTopology};
@@ -79,10 +79,6 @@ pub enum StartError {
 /// A built, bound, not yet serving payments service.
 pub struct Application {
     host: ServiceHost,
-    grpc: GrpcServer,
-    readiness: Readiness,
-    workers: Vec<Worker>,
-    grace: Duration,
 }
 
 impl Application {
@@ -123,14 +119,10 @@ impl Application {
         let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
             .map_err(|err| StartError::Grpc(err.to_string()))?
             .add_service(PaymentsServiceServer::new(PaymentsApi::new(ledger)));
-        let host = ServiceHost::bind(runtime.grpc_addr, runtime.admin_addr).await?;
-        Ok(Self {
-            host,
-            grpc,
-            readiness: Readiness::new().with_postgres(pool),
-            workers,
-            grace: runtime.shutdown_grace,
-        })
+        let host = ServiceHost::bind(runtime, grpc, Readiness::new().with_postgres(pool))
+            .await?
+            .with_workers(workers);
+        Ok(Self { host })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -144,14 +136,6 @@ impl Application {
     /// Serves the API, with the outbox relay and the order-event consumer beside it, until
     /// `shutdown` fires and in-flight calls and both workers have stopped.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
-        self.host
-            .serve_with_workers(
-                self.grpc,
-                self.readiness,
-                shutdown,
-                self.grace,
-                self.workers,
-            )
-            .await
+        self.host.run(shutdown).await
     }
 }

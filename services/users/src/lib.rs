@@ -22,7 +22,7 @@ pub mod passwords;
 pub mod store;
 pub mod tokens;
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
 use contracts::users::UsersServiceServer;
 use messaging::{OutboxRelay, RelayConfig};
@@ -60,10 +60,6 @@ pub enum StartError {
 /// A built, bound, not yet serving users service.
 pub struct Application {
     host: ServiceHost,
-    grpc: GrpcServer,
-    readiness: Readiness,
-    relay: OutboxRelay,
-    grace: Duration,
 }
 
 impl Application {
@@ -94,7 +90,6 @@ impl Application {
         let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
             .map_err(|err| StartError::Grpc(err.to_string()))?
             .add_service(UsersServiceServer::new(api));
-        let host = ServiceHost::bind(config.runtime.grpc_addr, config.runtime.admin_addr).await?;
         let relay = OutboxRelay::new(
             pool.clone(),
             RelayConfig::new(
@@ -103,15 +98,13 @@ impl Application {
                 "users",
             ),
         );
-        Ok(Self {
-            host,
-            grpc,
-            // The broker is deliberately not a readiness dependency: thanks to the outbox the
-            // service keeps working while RabbitMQ is away, and the relay catches up later.
-            readiness: Readiness::new().with_postgres(pool),
-            relay,
-            grace: config.runtime.shutdown_grace,
-        })
+        // The broker is deliberately not a readiness dependency: thanks to the outbox the
+        // service keeps working while RabbitMQ is away, and the relay catches up later.
+        let readiness = Readiness::new().with_postgres(pool);
+        let host = ServiceHost::bind(&config.runtime, grpc, readiness)
+            .await?
+            .with_workers([Worker::new(move |shutdown| relay.run(shutdown))]);
+        Ok(Self { host })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -125,10 +118,6 @@ impl Application {
     /// Serves until `shutdown` fires and in-flight calls have drained. The outbox relay runs
     /// beside the API.
     pub async fn run(self, shutdown: Shutdown) -> Result<(), HostError> {
-        let relay = self.relay;
-        let relay = Worker::new(move |shutdown| relay.run(shutdown));
-        self.host
-            .serve_with_workers(self.grpc, self.readiness, shutdown, self.grace, vec![relay])
-            .await
+        self.host.run(shutdown).await
     }
 }
