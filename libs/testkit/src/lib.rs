@@ -23,6 +23,32 @@ pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admi
 pub use process::{RunningService, ServiceProcess, free_port, poll_until};
 pub use proxy::TcpProxy;
 
+/// The settings every Ferroshop service under test shares, under its prefix (`users` →
+/// `USERS_…`): its database, port 0 on loopback for the gRPC and admin ports, and the broker with
+/// the test's own exchange and queue prefix (the broker deletes the test's queues once nobody has
+/// used them for a minute). Callers append their service's own settings; a later entry for the
+/// same name wins when the list is collected into a map.
+pub fn service_vars(
+    service: &str,
+    database_url: &str,
+    amqp_url: &str,
+    exchange: &str,
+) -> Vec<(String, String)> {
+    let prefix = service.to_ascii_uppercase();
+    [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("GRPC_ADDR", "127.0.0.1:0".to_owned()),
+        ("ADMIN_ADDR", "127.0.0.1:0".to_owned()),
+        ("AMQP_URL", amqp_url.to_owned()),
+        ("EVENTS_EXCHANGE", exchange.to_owned()),
+        ("QUEUE_PREFIX", format!("{exchange}.")),
+        ("QUEUE_EXPIRY", "60s".to_owned()),
+    ]
+    .into_iter()
+    .map(|(setting, value)| (format!("{prefix}_{setting}"), value))
+    .collect()
+}
+
 /// A name no other test run uses: `<prefix>.<uuid>`, for exchanges, queues and consumer names.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}.{}", uuid::Uuid::now_v7().simple())

@@ -19,11 +19,9 @@ use uuid::Uuid;
 
 fn start_orders(world: &World, crash_after: Option<&str>) -> (ServiceProcess, u16, u16) {
     let (grpc, admin) = (free_port(), free_port());
-    let mut env: HashMap<String, String> = world
-        .orders_vars(&format!("127.0.0.1:{grpc}"), &format!("127.0.0.1:{admin}"))
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    let mut env: HashMap<String, String> = world.orders_vars().into_iter().collect();
+    env.insert("ORDERS_GRPC_ADDR".into(), format!("127.0.0.1:{grpc}"));
+    env.insert("ORDERS_ADMIN_ADDR".into(), format!("127.0.0.1:{admin}"));
     // A crashed runner's lease must expire quickly for the restarted one to resume.
     env.insert("ORDERS_SAGA_LEASE".into(), "1s".into());
     if let Some(step) = crash_after {

@@ -16,10 +16,9 @@ async fn the_binary_serves_health_readiness_saga_metrics_and_stops_cleanly() {
     let mut world = World::participants(vec![]).await;
     world.product("PROC-1", 700, 5).await;
     let env = world
-        .orders_vars("127.0.0.1:0", "127.0.0.1:0")
+        .orders_vars()
         .into_iter()
-        .filter(|(k, _)| !k.ends_with("_ADDR"))
-        .map(|(k, v)| (k.to_owned(), v));
+        .filter(|(k, _)| !k.ends_with("_ADDR"));
     let mut service = RunningService::start("orders", env!("CARGO_BIN_EXE_orders").as_ref(), env)
         .await
         .unwrap();

@@ -4,7 +4,7 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use ed25519_dalek::pkcs8::{EncodePrivateKey as _, spki::der::pem::LineEnding};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -18,13 +18,10 @@ pub const ADMIN_EMAIL: &str = "admin@shop.test";
 pub const APPROVE: &str = "tok_visa_approve";
 pub const DECLINE: &str = "tok_visa_decline";
 
-fn env(prefix: &str, vars: Vec<(&str, String)>) -> Env {
-    Env::from_map(
-        prefix,
-        vars.into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<HashMap<_, _>>(),
-    )
+/// `base` (from [`testkit::service_vars`]) with `extra` on top.
+fn env(prefix: &str, base: Vec<(String, String)>, extra: Vec<(&str, String)>) -> Env {
+    let extra = extra.into_iter().map(|(k, v)| (k.to_owned(), v));
+    Env::from_map(prefix, base.into_iter().chain(extra).collect())
 }
 
 /// Which services to start.
@@ -54,7 +51,6 @@ impl World {
         let amqp_url = testkit::amqp_url().await;
         let redis_url = testkit::redis_url().await;
         let exchange = testkit::unique_name("gateway.test.events");
-        let queue_prefix = format!("{exchange}.");
         let mut shutdowns = Vec::new();
         let mut dbs = Vec::new();
         let spawn = |shutdowns: &mut Vec<Shutdown>| {
@@ -70,14 +66,8 @@ impl World {
             let app = inventory::Application::build(
                 inventory::Config::from(&env(
                     "inventory",
+                    testkit::service_vars("inventory", &inventory_db.url, &amqp_url, &exchange),
                     vec![
-                        ("INVENTORY_DATABASE_URL", inventory_db.url.clone()),
-                        ("INVENTORY_GRPC_ADDR", "127.0.0.1:0".into()),
-                        ("INVENTORY_ADMIN_ADDR", "127.0.0.1:0".into()),
-                        ("INVENTORY_AMQP_URL", amqp_url.clone()),
-                        ("INVENTORY_EVENTS_EXCHANGE", exchange.clone()),
-                        ("INVENTORY_QUEUE_PREFIX", queue_prefix.clone()),
-                        ("INVENTORY_QUEUE_EXPIRY", "60s".into()),
                         ("INVENTORY_REDIS_URL", redis_url.clone()),
                         ("INVENTORY_CACHE_PREFIX", cache_prefix.clone()),
                         ("INVENTORY_DB_MAX_CONNECTIONS", "10".into()),
@@ -101,12 +91,8 @@ impl World {
             let users = users::Application::build(
                 users::Config::from(&env(
                     "users",
+                    testkit::service_vars("users", &db.url, &amqp_url, &exchange),
                     vec![
-                        ("USERS_DATABASE_URL", db.url.clone()),
-                        ("USERS_GRPC_ADDR", "127.0.0.1:0".into()),
-                        ("USERS_ADMIN_ADDR", "127.0.0.1:0".into()),
-                        ("USERS_AMQP_URL", amqp_url.clone()),
-                        ("USERS_EVENTS_EXCHANGE", exchange.clone()),
                         ("USERS_ADMIN_EMAILS", ADMIN_EMAIL.into()),
                         ("USERS_JWT_PRIVATE_KEY", signing_pem.clone()),
                     ],
@@ -123,16 +109,8 @@ impl World {
             let payments = payments::Application::build(
                 payments::Config::from(&env(
                     "payments",
-                    vec![
-                        ("PAYMENTS_DATABASE_URL", db.url.clone()),
-                        ("PAYMENTS_GRPC_ADDR", "127.0.0.1:0".into()),
-                        ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:0".into()),
-                        ("PAYMENTS_AMQP_URL", amqp_url.clone()),
-                        ("PAYMENTS_EVENTS_EXCHANGE", exchange.clone()),
-                        ("PAYMENTS_QUEUE_PREFIX", queue_prefix.clone()),
-                        ("PAYMENTS_QUEUE_EXPIRY", "60s".into()),
-                        ("PAYMENTS_DB_MAX_CONNECTIONS", "10".into()),
-                    ],
+                    testkit::service_vars("payments", &db.url, &amqp_url, &exchange),
+                    vec![("PAYMENTS_DB_MAX_CONNECTIONS", "10".into())],
                 ))
                 .unwrap(),
             )
@@ -147,14 +125,8 @@ impl World {
             let orders = orders::Application::build(
                 orders::Config::from(&env(
                     "orders",
+                    testkit::service_vars("orders", &db.url, &amqp_url, &exchange),
                     vec![
-                        ("ORDERS_DATABASE_URL", db.url.clone()),
-                        ("ORDERS_GRPC_ADDR", "127.0.0.1:0".into()),
-                        ("ORDERS_ADMIN_ADDR", "127.0.0.1:0".into()),
-                        ("ORDERS_AMQP_URL", amqp_url.clone()),
-                        ("ORDERS_EVENTS_EXCHANGE", exchange.clone()),
-                        ("ORDERS_QUEUE_PREFIX", queue_prefix.clone()),
-                        ("ORDERS_QUEUE_EXPIRY", "60s".into()),
                         ("ORDERS_INVENTORY_URL", inventory_url),
                         (
                             "ORDERS_PAYMENTS_URL",
@@ -336,7 +308,8 @@ pub async fn spawn_gateway(vars: Vec<(&'static str, String)>) -> TestGateway {
         ("GATEWAY_PAYMENTS_URLS", "http://127.0.0.1:9".to_owned()),
     ];
     all.extend(vars);
-    let config = gateway::Config::from(&env("gateway", all)).expect("valid gateway config");
+    let config =
+        gateway::Config::from(&env("gateway", Vec::new(), all)).expect("valid gateway config");
     let app = gateway::Application::build(config)
         .await
         .expect("the gateway builds");

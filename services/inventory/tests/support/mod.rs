@@ -62,22 +62,12 @@ pub async fn spawn_app_on(db: Arc<TestDatabase>, extra: &[(&str, &str)]) -> Test
     let cache_prefix = testkit::unique_name("inventory");
     let amqp_url = testkit::amqp_url().await;
     let exchange = testkit::unique_name("inventory.test.events");
-    let queue_prefix = format!("{exchange}.");
-    let mut vars: HashMap<String, String> = [
-        ("INVENTORY_DATABASE_URL", db.url.as_str()),
-        ("INVENTORY_GRPC_ADDR", "127.0.0.1:0"),
-        ("INVENTORY_ADMIN_ADDR", "127.0.0.1:0"),
-        ("INVENTORY_REDIS_URL", redis_url.as_str()),
-        ("INVENTORY_CACHE_PREFIX", cache_prefix.as_str()),
-        ("INVENTORY_AMQP_URL", amqp_url.as_str()),
-        ("INVENTORY_EVENTS_EXCHANGE", exchange.as_str()),
-        ("INVENTORY_QUEUE_PREFIX", queue_prefix.as_str()),
-        // The broker deletes this test's queues once nobody has used them for a minute.
-        ("INVENTORY_QUEUE_EXPIRY", "60s"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut vars: HashMap<String, String> =
+        testkit::service_vars("inventory", &db.url, &amqp_url, &exchange)
+            .into_iter()
+            .collect();
+    vars.insert("INVENTORY_REDIS_URL".into(), redis_url);
+    vars.insert("INVENTORY_CACHE_PREFIX".into(), cache_prefix);
     vars.extend(
         extra
             .iter()

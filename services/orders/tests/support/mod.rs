@@ -3,7 +3,7 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use contracts::{
     Money,
@@ -41,13 +41,10 @@ pub struct World {
     shutdowns: Vec<Shutdown>,
 }
 
-fn env(prefix: &str, vars: Vars) -> Env {
-    Env::from_map(
-        prefix,
-        vars.into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<HashMap<_, _>>(),
-    )
+/// `base` (from [`testkit::service_vars`]) with `extra` on top.
+fn env(prefix: &str, base: Vec<(String, String)>, extra: Vars) -> Env {
+    let extra = extra.into_iter().map(|(k, v)| (k.to_owned(), v));
+    Env::from_map(prefix, base.into_iter().chain(extra).collect())
 }
 
 impl World {
@@ -71,14 +68,8 @@ impl World {
         let inventory = inventory::Application::build(
             inventory::Config::from(&env(
                 "inventory",
+                testkit::service_vars("inventory", &inventory_db.url, &amqp_url, &exchange),
                 vec![
-                    ("INVENTORY_DATABASE_URL", inventory_db.url.clone()),
-                    ("INVENTORY_GRPC_ADDR", "127.0.0.1:0".into()),
-                    ("INVENTORY_ADMIN_ADDR", "127.0.0.1:0".into()),
-                    ("INVENTORY_AMQP_URL", amqp_url.clone()),
-                    ("INVENTORY_EVENTS_EXCHANGE", exchange.clone()),
-                    ("INVENTORY_QUEUE_PREFIX", format!("{exchange}.")),
-                    ("INVENTORY_QUEUE_EXPIRY", "60s".into()),
                     ("INVENTORY_REDIS_URL", redis_url.clone()),
                     ("INVENTORY_CACHE_PREFIX", testkit::unique_name("inventory")),
                     ("INVENTORY_DB_MAX_CONNECTIONS", "20".into()),
@@ -93,21 +84,14 @@ impl World {
         tokio::spawn(inventory.run(shutdown.clone()));
         shutdowns.push(shutdown);
 
-        let mut vars = vec![
-            ("PAYMENTS_DATABASE_URL", payments_db.url.clone()),
-            ("PAYMENTS_GRPC_ADDR", "127.0.0.1:0".into()),
-            ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:0".into()),
-            ("PAYMENTS_AMQP_URL", amqp_url.clone()),
-            ("PAYMENTS_EVENTS_EXCHANGE", exchange.clone()),
-            ("PAYMENTS_QUEUE_PREFIX", format!("{exchange}.")),
-            ("PAYMENTS_QUEUE_EXPIRY", "60s".into()),
-            ("PAYMENTS_DB_MAX_CONNECTIONS", "20".into()),
-        ];
+        let mut vars = vec![("PAYMENTS_DB_MAX_CONNECTIONS", "20".to_owned())];
         vars.extend(payments_vars);
-        let payments =
-            payments::Application::build(payments::Config::from(&env("payments", vars)).unwrap())
-                .await
-                .unwrap();
+        let base = testkit::service_vars("payments", &payments_db.url, &amqp_url, &exchange);
+        let payments = payments::Application::build(
+            payments::Config::from(&env("payments", base, vars)).unwrap(),
+        )
+        .await
+        .unwrap();
         let payments_addr = payments.grpc_addr();
         let shutdown = Shutdown::new();
         tokio::spawn(payments.run(shutdown.clone()));
@@ -132,16 +116,15 @@ impl World {
         }
     }
 
-    /// The settings an orders instance of this world needs.
-    pub fn orders_vars(&self, grpc_addr: &str, admin_addr: &str) -> Vars {
-        vec![
-            ("ORDERS_DATABASE_URL", self.orders_db.url.clone()),
-            ("ORDERS_GRPC_ADDR", grpc_addr.to_owned()),
-            ("ORDERS_ADMIN_ADDR", admin_addr.to_owned()),
-            ("ORDERS_AMQP_URL", self.amqp_url.clone()),
-            ("ORDERS_EVENTS_EXCHANGE", self.exchange.clone()),
-            ("ORDERS_QUEUE_PREFIX", format!("{}.", self.exchange)),
-            ("ORDERS_QUEUE_EXPIRY", "60s".into()),
+    /// The settings an orders instance of this world needs (ports: 0 on loopback).
+    pub fn orders_vars(&self) -> Vec<(String, String)> {
+        let mut vars = testkit::service_vars(
+            "orders",
+            &self.orders_db.url,
+            &self.amqp_url,
+            &self.exchange,
+        );
+        let own: Vars = vec![
             (
                 "ORDERS_INVENTORY_URL",
                 format!("http://{}", self.inventory_addr),
@@ -154,16 +137,18 @@ impl World {
             ("ORDERS_SAGA_RETRY_BASE", "50ms".into()),
             ("ORDERS_SAGA_RETRY_CAP", "500ms".into()),
             ("ORDERS_DB_MAX_CONNECTIONS", "20".into()),
-        ]
+        ];
+        vars.extend(own.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        vars
     }
 
     /// Starts orders in this process.
     pub async fn start_orders(&mut self, extra: Vars) {
-        let mut vars = self.orders_vars("127.0.0.1:0", "127.0.0.1:0");
-        vars.extend(extra);
-        let app = orders::Application::build(orders::Config::from(&env("orders", vars)).unwrap())
-            .await
-            .unwrap();
+        let base = self.orders_vars();
+        let app =
+            orders::Application::build(orders::Config::from(&env("orders", base, extra)).unwrap())
+                .await
+                .unwrap();
         let addr = app.grpc_addr();
         let shutdown = Shutdown::new();
         tokio::spawn(app.run(shutdown.clone()));

@@ -61,22 +61,12 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let db = testkit::fresh_database().await;
     let amqp_url = testkit::amqp_url().await;
     let exchange = testkit::unique_name("payments.test.events");
-    let queue_prefix = format!("{exchange}.");
-    let mut vars: HashMap<String, String> = [
-        ("PAYMENTS_DATABASE_URL", db.url.as_str()),
-        ("PAYMENTS_GRPC_ADDR", "127.0.0.1:0"),
-        ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:0"),
-        // Room for the concurrency tests' parallel calls.
-        ("PAYMENTS_DB_MAX_CONNECTIONS", "20"),
-        ("PAYMENTS_AMQP_URL", amqp_url.as_str()),
-        ("PAYMENTS_EVENTS_EXCHANGE", exchange.as_str()),
-        // This test's queues are its own, and the broker deletes them once the test is over.
-        ("PAYMENTS_QUEUE_PREFIX", queue_prefix.as_str()),
-        ("PAYMENTS_QUEUE_EXPIRY", "60s"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut vars: HashMap<String, String> =
+        testkit::service_vars("payments", &db.url, &amqp_url, &exchange)
+            .into_iter()
+            .collect();
+    // Room for the concurrency tests' parallel calls.
+    vars.insert("PAYMENTS_DB_MAX_CONNECTIONS".into(), "20".into());
     vars.extend(
         extra
             .iter()

@@ -33,16 +33,10 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let db = testkit::fresh_database().await;
     let amqp_url = testkit::amqp_url().await;
     let exchange = testkit::unique_name("users.test.events");
-    let mut vars: HashMap<String, String> = [
-        ("USERS_DATABASE_URL", db.url.as_str()),
-        ("USERS_AMQP_URL", amqp_url.as_str()),
-        ("USERS_EVENTS_EXCHANGE", exchange.as_str()),
-        ("USERS_GRPC_ADDR", "127.0.0.1:0"),
-        ("USERS_ADMIN_ADDR", "127.0.0.1:0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut vars: HashMap<String, String> =
+        testkit::service_vars("users", &db.url, &amqp_url, &exchange)
+            .into_iter()
+            .collect();
     vars.extend(
         extra
             .iter()

@@ -81,7 +81,6 @@ impl System {
         let amqp_url = testkit::amqp_url().await;
         let redis_url = testkit::redis_url().await;
         let exchange = testkit::unique_name("e2e.events");
-        let queue_prefix = format!("{exchange}.");
         let cache_prefix = testkit::unique_name("e2e-inventory");
         let redis_prefix = testkit::unique_name("e2e-gateway");
 
@@ -92,16 +91,13 @@ impl System {
             common.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
         }
         let service = |name: &'static str, db: &TestDatabase, own: Vec<(String, String)>| {
-            let prefix = name.to_ascii_uppercase();
             let mut env = common.clone();
-            env.extend(vars(&[
-                (&format!("{prefix}_DATABASE_URL"), &db.url),
-                (&format!("{prefix}_DB_MAX_CONNECTIONS"), "5"),
-                (&format!("{prefix}_AMQP_URL"), &amqp_url),
-                (&format!("{prefix}_EVENTS_EXCHANGE"), &exchange),
-                (&format!("{prefix}_QUEUE_PREFIX"), &queue_prefix),
-                (&format!("{prefix}_QUEUE_EXPIRY"), "60s"),
-            ]));
+            // The ports `service_vars` sets are replaced by the free ones RunningService picks.
+            env.extend(testkit::service_vars(name, &db.url, &amqp_url, &exchange));
+            env.push((
+                format!("{}_DB_MAX_CONNECTIONS", name.to_ascii_uppercase()),
+                "5".to_owned(),
+            ));
             env.extend(own);
             async move {
                 RunningService::start(name, &binary(name), env)
