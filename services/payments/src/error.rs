@@ -21,9 +21,6 @@ pub enum PaymentsError {
     Contention(uuid::Uuid),
     #[error(transparent)]
     Provider(#[from] ProviderError),
-    /// The caller's deadline (`grpc-timeout`) passed before we were done.
-    #[error("the deadline passed before the payment was processed")]
-    DeadlineExceeded,
     #[error(transparent)]
     Store(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
@@ -40,7 +37,6 @@ impl From<PaymentsError> for ServiceError {
             PaymentsError::Rejected(_) => ServiceError::FailedPrecondition(error.to_string()),
             PaymentsError::Contention(_) => ServiceError::Aborted(error.to_string()),
             PaymentsError::Provider(_) => ServiceError::Unavailable(error.to_string()),
-            PaymentsError::DeadlineExceeded => ServiceError::DeadlineExceeded(error.to_string()),
             PaymentsError::Store(err) => err.into(),
             PaymentsError::Corrupt(_) => ServiceError::internal(error),
         }
@@ -76,7 +72,6 @@ mod tests {
                 PaymentsError::Provider(ProviderError("down".into())),
                 Code::Unavailable,
             ),
-            (PaymentsError::DeadlineExceeded, Code::DeadlineExceeded),
             (PaymentsError::Corrupt("kind".into()), Code::Internal),
         ];
         for (error, code) in cases {

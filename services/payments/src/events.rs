@@ -163,11 +163,8 @@ fn handler_error(order_id: Uuid, error: PaymentsError) -> HandlerError {
             HandlerError::Permanent(format!("order {order_id}: {error}"))
         }
         // A concurrent append (the transaction is aborted: rolling back is the only way on),
-        // the database, and — not used on this path — the provider and deadlines.
-        PaymentsError::Contention(_)
-        | PaymentsError::Store(_)
-        | PaymentsError::Provider(_)
-        | PaymentsError::DeadlineExceeded => {
+        // the database, and — not used on this path — the provider.
+        PaymentsError::Contention(_) | PaymentsError::Store(_) | PaymentsError::Provider(_) => {
             HandlerError::Transient(format!("order {order_id}: {error}"))
         }
     }

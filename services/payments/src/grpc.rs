@@ -1,6 +1,7 @@
 //! The gRPC API: decode → ledger (domain + store) → encode, nothing else.
 //!
-//! Every handler runs within the caller's deadline ([`deadline`]).
+//! Every handler runs within the caller's deadline: the platform's gRPC server ends a call whose
+//! `grpc-timeout` has passed with DEADLINE_EXCEEDED (`platform::grpc::deadline`).
 
 use contracts::payments::{
     self as api, AuthorizePaymentRequest, AuthorizePaymentResponse, CapturePaymentRequest,
@@ -11,7 +12,6 @@ use messaging::envelope::timestamp;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    deadline,
     domain::{self, Authorize, InvalidInput, Money, Payment, PaymentMethod, PaymentStatus, Reason},
     error::PaymentsError,
     events::money,
@@ -75,8 +75,7 @@ impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
         &self,
         request: Request<AuthorizePaymentRequest>,
     ) -> Result<Response<AuthorizePaymentResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
-        let payment = deadline::within(budget, self.authorize(request.into_inner())).await?;
+        let payment = self.authorize(request.into_inner()).await?;
         Ok(Response::new(AuthorizePaymentResponse {
             payment: Some(encode(&payment)),
         }))
@@ -86,12 +85,9 @@ impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
         &self,
         request: Request<CapturePaymentRequest>,
     ) -> Result<Response<CapturePaymentResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
-        let work = async {
-            let payment_id = domain::parse_id("payment_id", &request.get_ref().payment_id)?;
-            self.ledger.capture(payment_id).await
-        };
-        let payment = deadline::within(budget, work).await?;
+        let payment_id = domain::parse_id("payment_id", &request.get_ref().payment_id)
+            .map_err(PaymentsError::from)?;
+        let payment = self.ledger.capture(payment_id).await?;
         Ok(Response::new(CapturePaymentResponse {
             payment: Some(encode(&payment)),
         }))
@@ -101,8 +97,7 @@ impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
         &self,
         request: Request<RefundPaymentRequest>,
     ) -> Result<Response<RefundPaymentResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
-        let payment = deadline::within(budget, self.refund(request.into_inner())).await?;
+        let payment = self.refund(request.into_inner()).await?;
         Ok(Response::new(RefundPaymentResponse {
             payment: Some(encode(&payment)),
         }))
@@ -112,8 +107,7 @@ impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
         &self,
         request: Request<VoidPaymentRequest>,
     ) -> Result<Response<VoidPaymentResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
-        let payment = deadline::within(budget, self.void(request.into_inner())).await?;
+        let payment = self.void(request.into_inner()).await?;
         Ok(Response::new(VoidPaymentResponse {
             payment: Some(encode(&payment)),
         }))
@@ -123,8 +117,7 @@ impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
         &self,
         request: Request<GetPaymentRequest>,
     ) -> Result<Response<GetPaymentResponse>, Status> {
-        let budget = deadline::budget(request.metadata());
-        let payment = deadline::within(budget, self.get(request.into_inner())).await?;
+        let payment = self.get(request.into_inner()).await?;
         Ok(Response::new(GetPaymentResponse {
             payment: Some(encode(&payment)),
         }))

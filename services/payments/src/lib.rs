@@ -14,7 +14,7 @@
 //! | choreography after confirmation (capture on `OrderConfirmed`, refund on `OrderCancelled`) | [`events::OrderFollowUp`], [`ledger::capture_order_in`] |
 //! | idempotent consumer: effect + outbox row + inbox row in one transaction | [`ledger::refund_cancelled_order_in`], [`store::append_in`] |
 //! | fault injection (latency, errors, hangs) behind a provider trait | [`provider`] |
-//! | honouring the caller's deadline | [`deadline`] |
+//! | honouring the caller's deadline | `platform::grpc::deadline`, on every call of every service |
 //!
 //! | module | job |
 //! |---|---|
@@ -33,7 +33,6 @@
 //! reconnect on their own and stop on shutdown.
 
 pub mod config;
-pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod events;
