@@ -41,6 +41,15 @@ impl Env {
         Self::with_lookup(prefix, move |name| vars.get(name).cloned())
     }
 
+    /// Reads from `pairs` of full variable names and values (tests).
+    pub fn from_pairs(prefix: &str, pairs: &[(&str, &str)]) -> Self {
+        let vars = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Self::from_map(prefix, vars)
+    }
+
     fn with_lookup(
         prefix: &str,
         lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
@@ -257,12 +266,7 @@ mod tests {
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> Env {
-        Env::from_map(
-            "users",
-            vars.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+        Env::from_pairs("users", vars)
     }
 
     const DEFAULTS: RuntimeDefaults = RuntimeDefaults {

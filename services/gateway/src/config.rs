@@ -237,12 +237,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from(&Env::from_map(
-            "gateway",
-            vars.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        ))
+        Config::from(&Env::from_pairs("gateway", vars))
     }
 
     #[test]

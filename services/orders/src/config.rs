@@ -97,12 +97,7 @@ mod tests {
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> Env {
-        Env::from_map(
-            "orders",
-            vars.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+        Env::from_pairs("orders", vars)
     }
 
     #[test]

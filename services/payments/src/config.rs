@@ -84,12 +84,7 @@ mod tests {
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> Env {
-        Env::from_map(
-            "payments",
-            vars.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+        Env::from_pairs("payments", vars)
     }
 
     #[test]
