@@ -94,6 +94,14 @@ pub enum HandlerError {
     Permanent(String),
 }
 
+impl HandlerError {
+    /// Parses the id an event carries in `field`. A malformed id will never parse, however often
+    /// the event is redelivered: permanent.
+    pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, Self> {
+        Uuid::parse_str(raw).map_err(|_| Self::Permanent(format!("bad {field} {raw:?}")))
+    }
+}
+
 impl From<sqlx::Error> for HandlerError {
     fn from(error: sqlx::Error) -> Self {
         Self::Transient(format!("database: {error}"))

@@ -37,7 +37,7 @@ pub const SUMMARIES_BINDINGS: &[&str] = &[
 ];
 
 fn order_id(raw: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(raw).map_err(|_| HandlerError::Permanent(format!("bad order id {raw:?}")))
+    HandlerError::parse_id("order id", raw)
 }
 
 /// Records the outcomes of the choreographed steps on the order (write side).
@@ -109,8 +109,7 @@ impl EventHandler for SummaryProjection {
                 let e: OrderPlaced = event.decode()?;
                 let total = e.total.unwrap_or_default();
                 let items: i64 = e.lines.iter().map(|line| line.quantity).sum();
-                let customer = Uuid::parse_str(&e.customer_id)
-                    .map_err(|_| HandlerError::Permanent("bad customer id".into()))?;
+                let customer = HandlerError::parse_id("customer id", &e.customer_id)?;
                 sqlx::query(
                     "INSERT INTO order_summaries
                          (order_id, customer_id, status, currency, total_minor, item_count,

@@ -150,7 +150,7 @@ impl EventHandler for OrderFollowUp {
 }
 
 fn order_id(raw: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(raw).map_err(|_| HandlerError::Permanent(format!("bad order id {raw:?}")))
+    HandlerError::parse_id("order id", raw)
 }
 
 /// Whether retrying later can help.
