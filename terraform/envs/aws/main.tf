@@ -90,5 +90,8 @@ module "app" {
     }
   }
 
-  depends_on = [module.platform]
+  # After the platform (CRDs, operators), by value: a module-level depends_on here would defer
+  # the app's kustomization data source to apply time and fail the plan with "Invalid for_each
+  # argument", also on the second step of the README's `-target` flow (see modules/app/main.tf).
+  prerequisites = module.platform.ready
 }

@@ -41,5 +41,8 @@ module "app" {
   observability = var.observability
   images        = { for service in local.services : service => { name = "ferroshop/${service}", tag = var.image_tag } }
 
-  depends_on = [module.platform, module.cluster]
+  # After the platform (CRDs, operators) and the image loading, by value: a module-level
+  # depends_on here would defer the app's kustomization data source to apply time and fail the
+  # plan with "Invalid for_each argument" (see modules/app/main.tf).
+  prerequisites = concat(module.platform.ready, module.cluster.images_loaded)
 }

@@ -5,5 +5,5 @@ output "namespace" {
 
 output "resources" {
   description = "Number of Kubernetes objects applied."
-  value       = length(data.kustomization_overlay.ferroshop.ids)
+  value       = length(data.kustomization_overlay.ferroshop.ids) + 2 # and the two generated Secrets
 }

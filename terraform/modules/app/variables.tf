@@ -23,3 +23,9 @@ variable "images" {
   }))
   default = {}
 }
+
+variable "prerequisites" {
+  description = "Ids of what must exist before the manifests are applied (the platform's releases, the images loaded into the cluster). Pass them here instead of a module-level depends_on, which would defer the kustomization data source to apply time (see main.tf)."
+  type        = list(string)
+  default     = []
+}
