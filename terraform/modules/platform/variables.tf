@@ -1,5 +1,7 @@
 # Chart versions are pinned here, in one place; bump them deliberately (and read the charts'
-# upgrade notes: CRDs of the operators change with them).
+# upgrade notes: CRDs of the operators change with them). Every pin must appear in
+# terraform/chart-versions.json, the dated list of versions each chart repository serves (see
+# terraform/README.md for refreshing it).
 
 variable "cloudnative_pg_chart_version" {
   description = "Version of the cloudnative-pg chart (the CloudNativePG operator and its CRDs)."
@@ -16,7 +18,9 @@ variable "kube_prometheus_stack_chart_version" {
 variable "opentelemetry_collector_chart_version" {
   description = "Version of the opentelemetry-collector chart (the cluster's trace gateway)."
   type        = string
-  default     = "0.158.3"
+  # Must be a version the chart repository serves (terraform/chart-versions.json; the deploy
+  # check fails otherwise): a pin that was never released fails `helm_release` at apply time.
+  default = "0.158.2"
 }
 
 variable "monitoring_namespace" {
