@@ -6,6 +6,10 @@ resource "kind_cluster" "this" {
   name           = var.name
   node_image     = var.node_image
   wait_for_ready = true
+  # Always set: without it the provider writes an admin kubeconfig (<name>-config) into the
+  # directory terraform runs in, i.e. into the checkout. ~/.kube/config is where kind itself
+  # writes and where `kubectl --context kind-<name>` finds it; destroy removes the context.
+  kubeconfig_path = var.kubeconfig_path != "" ? var.kubeconfig_path : pathexpand("~/.kube/config")
 
   kind_config {
     kind        = "Cluster"
