@@ -9,16 +9,20 @@
 //! | local stack | `infra/compose.yaml`, Prometheus targets, alert rules and dashboard copies, queried metric names |
 //! | checkov | rendered manifests, the Dockerfile, `terraform/` (skips justified in `k8s/.checkov.yaml` and next to the resource) |
 //! | healthcheck | the image's health-check source compiles |
-//! | terraform | `fmt -check`, exact provider and chart pins, `init -backend=false` + `validate` + `test` where the providers can be installed |
+//! | terraform | `fmt -check`; exact provider and chart pins, each chart pin listed in `terraform/chart-versions.json` (`charts.rs`); `for_each` keys and counts known at plan (`plan_known.rs`); `init -backend=false` + `validate` + `test` where the providers can be installed |
 //!
 //! The Python tools come from `.venv-deploy/`, built from `requirements-deploy.txt` on first
 //! use and reused while that file is unchanged. Scratch files go to `target/deploy-check/`.
 //! Every step runs even after a failure; the summary lists each with its outcome, and a step
 //! that could not run says why.
 
+mod charts;
+mod hcl;
 mod kube;
 mod local_stack;
 mod manifests;
+mod plan_known;
+mod secret_files;
 mod service_config;
 mod terraform;
 mod terraform_steps;

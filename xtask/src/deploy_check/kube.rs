@@ -11,6 +11,10 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use hcl_edit::{
+    expr::{Expression, Object, ObjectKey},
+    visit::Visit,
+};
 
 use super::{
     Outcome,
@@ -173,25 +177,46 @@ fn missing_schema(line: &str) -> Option<(&str, &str)> {
     Some((kind, api_version))
 }
 
-/// Secrets that terraform/modules/app generates (`secret_generator { name = "…" }`).
+/// Secrets that terraform/modules/app creates: every object in it written as
+/// `{ kind = "Secret", metadata = { name = "…" } }` (the manifests of its Secret resources).
 fn external_secrets(app_module: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut in_generator = false;
-    for line in app_module.lines() {
-        let code = line.trim();
-        if code.starts_with("secret_generator") && code.ends_with('{') {
-            in_generator = true;
-        } else if in_generator && let Some(value) = code.strip_prefix("name") {
-            names.insert(
-                value
-                    .trim_start_matches([' ', '='])
-                    .trim_matches('"')
-                    .to_owned(),
-            );
-            in_generator = false;
+    #[derive(Default)]
+    struct Secrets(BTreeSet<String>);
+
+    impl Visit for Secrets {
+        fn visit_object(&mut self, object: &Object) {
+            let field = |name: &str| {
+                object.iter().find_map(|(key, value)| match key {
+                    ObjectKey::Ident(ident) if ident.as_str() == name => Some(value.expr()),
+                    _ => None,
+                })
+            };
+            if let (Some(Expression::String(kind)), Some(Expression::Object(metadata))) =
+                (field("kind"), field("metadata"))
+                && kind.as_str() == "Secret"
+            {
+                self.0.extend(
+                    metadata
+                        .iter()
+                        .find_map(|(key, value)| match (key, value.expr()) {
+                            (ObjectKey::Ident(ident), Expression::String(name))
+                                if ident.as_str() == "name" =>
+                            {
+                                Some(name.as_str().to_owned())
+                            }
+                            _ => None,
+                        }),
+                );
+            }
+            hcl_edit::visit::visit_object(self, object);
         }
     }
-    names
+
+    let mut secrets = Secrets::default();
+    if let Ok(body) = hcl_edit::parser::parse_body(app_module) {
+        secrets.visit_body(&body);
+    }
+    secrets.0
 }
 
 pub fn check_manifests(
@@ -276,16 +301,23 @@ mod tests {
     #[test]
     fn generated_secrets_are_read_from_the_app_module() {
         let module = r#"
-  secret_generator {
-    name      = "rabbitmq-credentials"
-    namespace = "ferroshop"
-  }
-  config_map_generator {
-    name = "not-a-secret"
-  }
-  secret_generator {
-    name = "users-jwt"
-  }
+resource "kustomization_resource" "a" {
+  manifest = sensitive(jsonencode({
+    apiVersion = "v1"
+    kind       = "Secret"
+    metadata   = { name = "rabbitmq-credentials", namespace = "ferroshop" }
+    data       = { password = base64encode(random_password.x.result) }
+  }))
+}
+resource "kustomization_resource" "b" {
+  manifest = jsonencode({ kind = "ConfigMap", metadata = { name = "not-a-secret" } })
+}
+resource "kustomization_resource" "c" {
+  manifest = jsonencode({
+    kind     = "Secret"
+    metadata = { name = "users-jwt" }
+  })
+}
 "#;
         assert_eq!(
             external_secrets(module),

@@ -168,59 +168,6 @@ pub fn uninstallable(requirements: &Requirements, mirror: &Mirror) -> Option<Str
     })
 }
 
-/// `version = "…"` must appear in each `resource "helm_release"` block, and the variables
-/// ending in `_chart_version` must default to exact versions.
-pub fn unpinned_charts(text: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let code = line.trim();
-        if let Some(rest) = code.strip_prefix("resource \"helm_release\" \"") {
-            let name = rest.split('"').next().unwrap_or_default().to_owned();
-            let mut depth = 1;
-            let mut has_version = false;
-            for inner in lines.by_ref() {
-                let inner = inner.trim();
-                if depth == 1 && inner.starts_with("version") && inner.contains('=') {
-                    has_version = true;
-                }
-                depth += inner.matches('{').count() as i32 - inner.matches('}').count() as i32;
-                if depth <= 0 {
-                    break;
-                }
-            }
-            if !has_version {
-                problems.push(format!("helm_release.{name} has no pinned chart version"));
-            }
-        } else if let Some(rest) = code.strip_prefix("variable \"")
-            && let Some(name) = rest.split('"').next()
-            && name.ends_with("_chart_version")
-        {
-            let mut default = None;
-            for inner in lines.by_ref() {
-                let inner = inner.trim();
-                if let Some(value) = inner.strip_prefix("default") {
-                    default = Some(
-                        value
-                            .trim_start_matches([' ', '='])
-                            .trim_matches('"')
-                            .to_owned(),
-                    );
-                }
-                if inner == "}" {
-                    break;
-                }
-            }
-            if !default.as_deref().is_some_and(is_exact_version) {
-                problems.push(format!(
-                    "variable {name} must default to an exact chart version, found {default:?}"
-                ));
-            }
-        }
-    }
-    problems
-}
-
 /// The CLI configuration the gate's terraform runs use: mirrored providers from the mirror,
 /// everything else from the registry (which fails offline, and is reported as skipped before
 /// it is tried).
@@ -337,38 +284,5 @@ resource "x" "y" { source = "not/a-provider" }
         assert!(config.contains("path    = \"/opt/tf-plugins\""));
         assert!(config.contains("include = [\"registry.terraform.io/hashicorp/aws\"]"));
         assert!(config.contains("exclude = [\"registry.terraform.io/hashicorp/aws\"]"));
-    }
-
-    #[test]
-    fn helm_releases_and_chart_variables_must_be_pinned() {
-        let text = r#"
-variable "cnpg_chart_version" {
-  type    = string
-  default = "0.26.1"
-}
-variable "other_chart_version" {
-  default = "~> 1.0"
-}
-resource "helm_release" "pinned" {
-  chart   = "x"
-  version = var.cnpg_chart_version
-  values = [yamlencode({
-    version = "not the chart's"
-  })]
-}
-resource "helm_release" "floating" {
-  chart = "y"
-  values = [yamlencode({
-    version = "nested, does not count"
-  })]
-}
-"#;
-        assert_eq!(
-            unpinned_charts(text),
-            [
-                "variable other_chart_version must default to an exact chart version, found Some(\"~> 1.0\")",
-                "helm_release.floating has no pinned chart version",
-            ]
-        );
     }
 }

@@ -8,10 +8,19 @@ use std::{
     process::Command,
 };
 
+use anyhow::Context as _;
+
 use super::{
-    Outcome, Report, terraform,
+    Outcome, Report, charts, hcl, plan_known, terraform,
     tools::{capture, combined, tail},
 };
+
+fn read_chart_list(root: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = root.join(charts::VERSIONS_FILE);
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
 
 /// Where the machine keeps Terraform providers (the gate installs nothing else).
 const DEFAULT_PROVIDER_MIRROR: &str = "/opt/tf-plugins";
@@ -107,32 +116,44 @@ pub fn run(root: &Path, scratch: &Path, report: &mut Report) {
             }
             Err(err) => pin_problems.push(format!("{relative}: {err:#}")),
         }
-        if let Ok(entries) = fs::read_dir(dir) {
-            for entry in entries.filter_map(Result::ok) {
-                if entry.path().extension().is_some_and(|ext| ext == "tf")
-                    && let Ok(text) = fs::read_to_string(entry.path())
-                {
-                    pin_problems.extend(terraform::unpinned_charts(&text).into_iter().map(|p| {
-                        format!(
-                            "{}: {p}",
-                            entry
-                                .path()
-                                .strip_prefix(root)
-                                .unwrap_or(&entry.path())
-                                .display()
-                        )
-                    }));
-                }
-            }
-        }
+    }
+    let configuration = hcl::Configuration::load(&terraform_root);
+    match &configuration {
+        Ok(configuration) => match read_chart_list(root) {
+            Ok(list) => pin_problems.extend(charts::check(configuration, &list)),
+            Err(err) => pin_problems.push(format!("{err:#}")),
+        },
+        Err(err) => pin_problems.push(format!("{err:#}")),
     }
     report.record(
-        "terraform: every provider and chart version pinned",
+        &format!(
+            "terraform: every provider and chart version pinned, every chart pin listed in {}",
+            charts::VERSIONS_FILE
+        ),
         if pin_problems.is_empty() {
             Outcome::Pass(String::new())
         } else {
             Outcome::Fail(pin_problems.join("\n"))
         },
+    );
+    report.record_result(
+        "terraform: for_each keys and counts known at plan (no data source deferred to apply)",
+        configuration.map(|configuration| {
+            let problems = plan_known::check(&configuration);
+            if problems.is_empty() {
+                Outcome::Pass(format!(
+                    "{} module directories, from {}",
+                    configuration.modules.len(),
+                    configuration
+                        .roots()
+                        .map(|root| format!("terraform/{}", root.dir))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            } else {
+                Outcome::Fail(problems.join("\n"))
+            }
+        }),
     );
 
     for (relative, dir, requirements) in plans {
