@@ -44,6 +44,7 @@ pub fn check_compose(compose: &Value, context: &Context<'_>) -> Vec<String> {
             }
         }
     }
+    problems.extend(check_readiness(services, context));
     for service in context.services {
         let name = service.name.as_str();
         let Some(definition) = services.get(name) else {
@@ -54,6 +55,157 @@ pub fn check_compose(compose: &Value, context: &Context<'_>) -> Vec<String> {
             continue;
         };
         check_compose_service(name, definition, service, context, &mut problems);
+    }
+    problems
+}
+
+/// Restart policies that bring a crashed container back.
+const RESTARTING: &[&str] = &["on-failure", "unless-stopped", "always"];
+
+/// Services that need a data store or another Ferroshop service wait until it is *ready*
+/// (`condition: service_healthy`, and the dependency has a healthcheck that means it), and
+/// come back when they exit anyway (a restart policy): a started container is not a ready one,
+/// and every service exits on its first failed connection at start-up.
+///
+/// PostgreSQL's official image is a trap of its own: while it runs the init scripts (which
+/// create the databases) a temporary server listens on the Unix socket only, so a healthcheck
+/// over the socket (`pg_isready` without `-h`) passes before the databases exist. Its
+/// healthcheck must connect over TCP and reach every database a service uses.
+fn check_readiness(
+    services: &serde_json::Map<String, Value>,
+    context: &Context<'_>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let needed = |name: &str| {
+        crate::infra::DEPENDENCIES
+            .iter()
+            .any(|d| d.compose_service == name)
+            || context.services.iter().any(|s| s.name == name)
+    };
+    for (name, definition) in services {
+        let dependencies: Vec<(String, String)> = match definition.get("depends_on") {
+            Some(Value::Array(names)) => names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|d| (d.to_owned(), "service_started".to_owned()))
+                .collect(),
+            Some(Value::Object(map)) => map
+                .iter()
+                .map(|(d, spec)| {
+                    let condition = spec
+                        .get("condition")
+                        .and_then(Value::as_str)
+                        .unwrap_or("service_started");
+                    (d.clone(), condition.to_owned())
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let needs: Vec<&(String, String)> =
+            dependencies.iter().filter(|(d, _)| needed(d)).collect();
+        if needs.is_empty() {
+            continue;
+        }
+        let restart = definition
+            .get("restart")
+            .and_then(Value::as_str)
+            .unwrap_or("no");
+        if !RESTARTING
+            .iter()
+            .any(|policy| restart == *policy || restart.starts_with("on-failure:"))
+        {
+            problems.push(format!(
+                "compose service {name:?} depends on {} but has restart policy {restart:?}: it \
+                 exits on its first failed connection and stays down (use restart: on-failure)",
+                needs
+                    .iter()
+                    .map(|(d, _)| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for (dependency, condition) in needs {
+            if condition != "service_healthy" {
+                problems.push(format!(
+                    "compose service {name:?} waits for {dependency:?} with condition \
+                 {condition}: a started container is not a ready one (use condition: \
+                 service_healthy)"
+                ));
+            }
+            let Some(target) = services.get(dependency) else {
+                continue;
+            };
+            let healthcheck = target.get("healthcheck");
+            let disabled = healthcheck
+                .and_then(|h| h.get("disable"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            // The services' images carry the Dockerfile's HEALTHCHECK (/healthz).
+            let has_check = healthcheck.and_then(|h| h.get("test")).is_some()
+                || (target.get("build").is_some() && healthcheck.is_none());
+            if disabled || !has_check {
+                problems.push(format!(
+                    "compose service {dependency:?} has no healthcheck, so {name:?} cannot wait \
+                 until it is ready"
+                ));
+            }
+        }
+    }
+    if let Some((name, postgres)) = services.iter().find(|(_, d)| {
+        d.get("image")
+            .and_then(Value::as_str)
+            .is_some_and(|image| image.starts_with("postgres:"))
+    }) {
+        let test = match postgres.pointer("/healthcheck/test") {
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+            Some(Value::String(text)) => text.clone(),
+            _ => String::new(),
+        };
+        let over_tcp = [
+            "-h 127.0.0.1",
+            "-h localhost",
+            "--host=127.0.0.1",
+            "--host=localhost",
+        ]
+        .iter()
+        .any(|flag| test.contains(flag));
+        if !over_tcp {
+            problems.push(format!(
+                "compose service {name:?}: the healthcheck {test:?} does not connect over TCP \
+                 (-h 127.0.0.1): the image's init server listens on the Unix socket only, so it \
+                 passes before init.sql has created the databases"
+            ));
+        }
+        let mut databases: Vec<String> = services
+            .values()
+            .filter_map(|d| d.get("environment").and_then(Value::as_object))
+            .flat_map(|env| env.values().filter_map(Value::as_str))
+            .filter_map(|url| url.strip_prefix("postgres://"))
+            .filter_map(|rest| rest.split_once('/').map(|(_, db)| db))
+            .map(|db| db.split('?').next().unwrap_or(db).to_owned())
+            .collect();
+        databases.sort();
+        databases.dedup();
+        let missing: Vec<&str> = databases
+            .iter()
+            .map(String::as_str)
+            .filter(|db| {
+                !test
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .any(|word| word == *db)
+            })
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "compose service {name:?}: the healthcheck does not check the databases {} that \
+                 services connect to; it must fail until they exist",
+                missing.join(", ")
+            ));
+        }
     }
     problems
 }
@@ -383,9 +535,10 @@ mod tests {
 
     fn infrastructure() -> Value {
         json!({
-            "postgres": {"ports": ["127.0.0.1:5432:5432"]},
-            "redis": {"ports": ["127.0.0.1:6379:6379"]},
-            "rabbitmq": {"ports": ["127.0.0.1:5672:5672", "127.0.0.1:15672:15672"]},
+            "postgres": {"image": "postgres:17-alpine", "ports": ["127.0.0.1:5432:5432"],
+                "healthcheck": {"test": ["CMD-SHELL", "pg_isready -h 127.0.0.1 -U postgres && for db in users; do psql -h 127.0.0.1 -d \"$$db\" -c 'select 1'; done"]}},
+            "redis": {"ports": ["127.0.0.1:6379:6379"], "healthcheck": {"test": ["CMD", "redis-cli", "ping"]}},
+            "rabbitmq": {"ports": ["127.0.0.1:5672:5672", "127.0.0.1:15672:15672"], "healthcheck": {"test": ["CMD", "rabbitmq-diagnostics", "-q", "ping"]}},
         })
     }
 
@@ -402,6 +555,8 @@ mod tests {
             "build": {"context": "..", "args": {"SERVICE": "users", "API_PORT": "50051", "ADMIN_PORT": 9101}},
             "environment": {"USERS_DATABASE_URL": "postgres://postgres@postgres:5432/users", "LOG_FORMAT": "json"},
             "ports": ["127.0.0.1:50051:50051", "127.0.0.1:9101:9101"],
+            "restart": "on-failure",
+            "depends_on": {"postgres": {"condition": "service_healthy"}, "otel-collector": {"condition": "service_started"}},
         })
     }
 
@@ -446,6 +601,59 @@ mod tests {
         assert_eq!(found.len(), 3, "{found:#?}");
         assert!(found.iter().any(|p| p.contains("\"postgres\" is gone")));
         assert!(found.iter().any(|p| p.contains("no service \"users\"")));
+    }
+
+    /// The compose file as it was: `pg_isready` over the socket, no restart policy, and a
+    /// dependency that is only started.
+    #[test]
+    fn racy_start_up_is_reported() {
+        let mut compose = compose(good_users());
+        compose["services"]["postgres"]["healthcheck"]["test"] =
+            json!(["CMD", "pg_isready", "-U", "postgres"]);
+        let users = &mut compose["services"]["users"];
+        users.as_object_mut().unwrap().remove("restart");
+        users["depends_on"]["rabbitmq"] = json!({"condition": "service_started"});
+        let found = problems(&compose);
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(
+            found.iter().any(|p| p
+                .contains("\"users\" depends on postgres, rabbitmq but has restart policy \"no\"")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("waits for \"rabbitmq\" with condition service_started")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("does not connect over TCP")),
+            "{found:#?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("does not check the databases users")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_dependency_without_a_healthcheck_cannot_be_waited_for() {
+        let mut compose = compose(good_users());
+        compose["services"]["postgres"]
+            .as_object_mut()
+            .unwrap()
+            .remove("healthcheck");
+        let found = problems(&compose);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("\"postgres\" has no healthcheck")),
+            "{found:#?}"
+        );
     }
 
     #[test]

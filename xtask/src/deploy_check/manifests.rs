@@ -2,7 +2,8 @@
 //! issue's rules: every service has its objects in every render, image names, ports, probes
 //! and environment variable names match `config.rs`, secrets exist or are known to be provided,
 //! only the gateway is reachable from outside the namespace, and each service reaches only its
-//! own database.
+//! own database, and every mounted Secret file is readable by its container
+//! (`secret_files.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,6 +91,7 @@ pub fn check(render: &Render<'_>, context: &Context<'_>) -> Vec<String> {
         check_service(render, service, context, &mut problems);
     }
     check_secret_references(render, context, &mut problems);
+    problems.extend(super::secret_files::check(render.docs));
     check_network_policies(render, context, &mut problems);
     problems
 }
