@@ -5,9 +5,14 @@
 //! * `cargo xtask test`: the whole test suite, exactly what CI runs, including the deploy check.
 //! * `cargo xtask deploy-check`: the offline gate for Dockerfile, compose, Kubernetes manifests
 //!   and Terraform (see `deploy_check.rs`).
+//! * `cargo xtask kind-smoke [--keep]`: builds the images, applies terraform/envs/local to a
+//!   throwaway kind cluster, waits for every workload, runs a customer journey through the
+//!   gateway and destroys the cluster (see `kind_smoke.rs`). Needs Docker, kind, terraform,
+//!   kubectl and helm.
 
 mod deploy_check;
 mod infra;
+mod kind_smoke;
 mod services;
 mod up;
 
@@ -35,6 +40,9 @@ enum Command {
     /// Check the deployment files offline: lint, render, schema-validate, policy-check, and
     /// compare them with the services' configuration code.
     DeployCheck,
+    /// Deploy to a throwaway kind cluster with terraform/envs/local, wait for every workload,
+    /// run a customer journey through the gateway, then destroy the cluster.
+    KindSmoke(kind_smoke::KindSmokeArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +59,7 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args).await,
             Command::Test { args } => test(args).await,
             Command::DeployCheck => deploy_check::run(),
+            Command::KindSmoke(args) => kind_smoke::run(args).await,
         }
     });
     match outcome {
