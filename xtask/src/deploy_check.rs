@@ -4,7 +4,7 @@
 //! |---|---|
 //! | yamllint | every YAML file of `infra/` and `k8s/` (`infra/yamllint.yaml`) |
 //! | kustomize | `kubectl kustomize` of every overlay × subset of components |
-//! | kubernetes-validate | each render, `--strict`, against Kubernetes [`kube::KUBERNETES_VERSION`]; only the CRDs in `kube::ALLOWED_CRDS` may go without a schema |
+//! | kubernetes-validate | each render, `--strict`, against each Kubernetes version of [`kube::KUBERNETES_VERSIONS`] (kind's and EKS's); only the CRDs in `kube::ALLOWED_CRDS` may go without a schema |
 //! | manifests | each render against the services' `config.rs` (see `manifests.rs`) |
 //! | local stack | `infra/compose.yaml`, Prometheus targets, alert rules and dashboard copies, queried metric names |
 //! | checkov | rendered manifests, the Dockerfile, `terraform/` (skips justified in `k8s/.checkov.yaml` and next to the resource) |
@@ -155,13 +155,12 @@ pub fn run() -> anyhow::Result<()> {
     };
 
     if let Some(venv) = &venv {
-        report.record_result(
-            &format!(
-                "kubernetes-validate --strict, Kubernetes {}",
-                kube::KUBERNETES_VERSION
-            ),
-            kube::validate_schemas(venv, &renders),
-        );
+        for version in kube::KUBERNETES_VERSIONS {
+            report.record_result(
+                &format!("kubernetes-validate --strict, Kubernetes {version}"),
+                kube::validate_schemas(venv, &renders, version),
+            );
+        }
         if let Ok((services, platform)) = &configs {
             report.record_result(
                 "manifests match the services' config.rs (images, ports, probes, variables, \

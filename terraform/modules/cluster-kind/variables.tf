@@ -5,7 +5,7 @@ variable "name" {
 }
 
 variable "node_image" {
-  description = "kindest/node image: fixes the Kubernetes version (the manifests are validated against 1.32)."
+  description = "kindest/node image: fixes the Kubernetes version (the deploy check validates the manifests against 1.32 and the EKS version)."
   type        = string
   # Tag and digest: a tag alone can be re-pushed, and kind supports a node image only with the
   # kind release it was published with. This is the v1.32.2 image published with kind v0.27.0;

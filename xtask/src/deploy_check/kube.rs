@@ -23,8 +23,9 @@ use super::{
     tools::{self, Venv, capture, combined, tail},
 };
 
-/// The Kubernetes version the manifests target (kind node image and EKS version match it).
-pub const KUBERNETES_VERSION: &str = "1.32.0";
+/// The Kubernetes versions the manifests run on: the kind node image's
+/// (terraform/modules/cluster-kind) and the EKS cluster's (terraform/modules/cluster-eks).
+pub const KUBERNETES_VERSIONS: &[&str] = &["1.32.0", "1.35.0"];
 
 /// Custom resources the manifests use, whose schemas kubernetes-validate does not ship: they
 /// are applied after the platform installs their CRDs. Any other kind without a schema fails.
@@ -124,7 +125,11 @@ pub fn render_all(root: &Path, scratch: &Path) -> anyhow::Result<(Vec<Rendered>,
     Ok((renders, outcome))
 }
 
-pub fn validate_schemas(venv: &Venv, renders: &[Rendered]) -> anyhow::Result<Outcome> {
+pub fn validate_schemas(
+    venv: &Venv,
+    renders: &[Rendered],
+    kubernetes_version: &str,
+) -> anyhow::Result<Outcome> {
     if renders.is_empty() {
         return Ok(Outcome::Fail("nothing rendered to validate".to_owned()));
     }
@@ -134,7 +139,7 @@ pub fn validate_schemas(venv: &Venv, renders: &[Rendered]) -> anyhow::Result<Out
                 "--strict",
                 "--quiet",
                 "--kubernetes-version",
-                KUBERNETES_VERSION,
+                kubernetes_version,
             ])
             .args(renders.iter().map(|render| &render.yaml)),
     )?;
