@@ -34,6 +34,10 @@ pub enum ServiceError {
     /// A dependency is down or overloaded; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// This service is shedding load (a bounded queue is full); retrying shortly may succeed.
+    /// The gateway answers 503 with `Retry-After`.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("{0}")]
     DeadlineExceeded(String),
     /// A bug or an unexpected failure. The cause is logged, the caller sees "internal error".
@@ -63,6 +67,7 @@ impl ServiceError {
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
         }
@@ -82,6 +87,12 @@ impl From<ServiceError> for Status {
     }
 }
 
+impl From<inputs::InvalidInput> for ServiceError {
+    fn from(invalid: inputs::InvalidInput) -> Self {
+        Self::invalid(invalid.field(), invalid.reason())
+    }
+}
+
 impl From<sqlx::Error> for ServiceError {
     fn from(error: sqlx::Error) -> Self {
         match error {
@@ -91,9 +102,75 @@ impl From<sqlx::Error> for ServiceError {
                 tracing::warn!(error = %error, "database unavailable");
                 Self::Unavailable("database unavailable".to_owned())
             }
+            sqlx::Error::Database(database) => from_sqlstate(database.as_ref())
+                .unwrap_or_else(|| Self::Internal(Box::new(sqlx::Error::Database(database)))),
             other => Self::Internal(Box::new(other)),
         }
     }
+}
+
+/// What an error the database reported means to the caller, by its SQLSTATE class.
+///
+/// A refusal of the *data* is an answer about the request, not a fault of the service: a NUL
+/// byte Postgres cannot store in `TEXT` (22021), a value too long for its column (22001), a
+/// duplicate key (23505) or a violated constraint (23xxx). Reported as INTERNAL, such a request
+/// would count as an upstream failure in every caller's circuit breaker, and one client sending
+/// it a few times would open the breaker for everyone. The input rules (`libs/inputs`) are meant
+/// to refuse such values first; reaching this mapping means a rule is missing, so it is logged.
+///
+/// | SQLSTATE | meaning | code |
+/// |---|---|---|
+/// | class 22 | data exception: bad encoding, too long, out of range | INVALID_ARGUMENT |
+/// | 23505 | unique violation | ALREADY_EXISTS |
+/// | rest of class 23 | integrity constraint violation (check, foreign key, not null) | FAILED_PRECONDITION |
+/// | 40001, 40P01 | serialization failure, deadlock: a concurrent writer won | ABORTED (retryable) |
+/// | 57014 | statement cancelled (statement timeout) | DEADLINE_EXCEEDED |
+/// | classes 08, 53, 57P01–57P03 | connection lost, resources exhausted, server shutting down | UNAVAILABLE |
+///
+/// Anything else (syntax errors, missing tables) is the service's own bug: INTERNAL.
+fn from_sqlstate(database: &dyn sqlx::error::DatabaseError) -> Option<ServiceError> {
+    let code = database.code()?;
+    let column = database
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .and_then(|postgres| postgres.column())
+        .unwrap_or("request")
+        .to_owned();
+    let constraint = database.constraint().unwrap_or("a constraint").to_owned();
+    let refused = |code: &str| {
+        tracing::warn!(
+            sqlstate = code,
+            error = database.message(),
+            "the database refused a value that the input rules let through"
+        );
+    };
+    let mapped = match (&code[..2], code.as_ref()) {
+        ("22", code) => {
+            refused(code);
+            ServiceError::invalid(column, format!("cannot be stored: {}", database.message()))
+        }
+        (_, "23505") => {
+            refused("23505");
+            ServiceError::AlreadyExists(format!("already exists ({constraint})"))
+        }
+        ("23", code) => {
+            refused(code);
+            ServiceError::FailedPrecondition(format!(
+                "the change breaks a rule of the stored data ({constraint})"
+            ))
+        }
+        (_, "40001" | "40P01") => {
+            ServiceError::Aborted("a concurrent change won; retry".to_owned())
+        }
+        (_, "57014") => {
+            ServiceError::DeadlineExceeded("the database query was cancelled".to_owned())
+        }
+        ("08" | "53", _) | (_, "57P01" | "57P02" | "57P03") => {
+            tracing::warn!(sqlstate = %code, error = database.message(), "database unavailable");
+            ServiceError::Unavailable("database unavailable".to_owned())
+        }
+        _ => return None,
+    };
+    Some(mapped)
 }
 
 #[cfg(test)]
@@ -121,6 +198,10 @@ mod tests {
             ),
             (ServiceError::Unavailable("x".into()), Code::Unavailable),
             (
+                ServiceError::ResourceExhausted("x".into()),
+                Code::ResourceExhausted,
+            ),
+            (
                 ServiceError::DeadlineExceeded("x".into()),
                 Code::DeadlineExceeded,
             ),
@@ -144,6 +225,72 @@ mod tests {
         ));
         assert_eq!(status.code(), Code::Internal);
         assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn data_and_constraint_errors_are_answers_about_the_request() {
+        use tonic::Code::*;
+        for (sqlstate, code) in [
+            ("22021", InvalidArgument),
+            ("22001", InvalidArgument),
+            ("22003", InvalidArgument),
+            ("23505", AlreadyExists),
+            ("23503", FailedPrecondition),
+            ("23514", FailedPrecondition),
+            ("23502", FailedPrecondition),
+            ("40001", Aborted),
+            ("40P01", Aborted),
+            ("57014", DeadlineExceeded),
+            ("08006", Unavailable),
+            ("53300", Unavailable),
+            ("57P01", Unavailable),
+        ] {
+            let error = FakeDatabaseError(sqlstate);
+            let mapped = from_sqlstate(&error).map(|error| error.code());
+            assert_eq!(mapped, Some(code), "{sqlstate}");
+        }
+        assert!(
+            from_sqlstate(&FakeDatabaseError("42P01")).is_none(),
+            "a missing table is a bug"
+        );
+    }
+
+    /// A database error with only a SQLSTATE, as any driver reports it.
+    #[derive(Debug)]
+    struct FakeDatabaseError(&'static str);
+
+    impl std::fmt::Display for FakeDatabaseError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for FakeDatabaseError {}
+
+    impl sqlx::error::DatabaseError for FakeDatabaseError {
+        fn message(&self) -> &str {
+            "refused"
+        }
+
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
     }
 
     #[test]

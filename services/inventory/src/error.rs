@@ -149,11 +149,11 @@ mod tests {
     fn invalid_input_names_the_field_and_internal_errors_hide_their_cause() {
         let status = tonic::Status::from(InventoryError::InvalidInput(InvalidInput::new(
             "lines[1].quantity",
-            "must be between 1 and 1000",
+            "must be between 1 and 100",
         )));
         assert_eq!(
             status.message(),
-            "lines[1].quantity: must be between 1 and 1000"
+            "lines[1].quantity: must be between 1 and 100"
         );
         let status = tonic::Status::from(InventoryError::Corrupt("secret detail".into()));
         assert_eq!(status.message(), "internal error");

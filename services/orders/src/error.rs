@@ -29,9 +29,7 @@ pub enum OrdersError {
 impl From<OrdersError> for ServiceError {
     fn from(error: OrdersError) -> Self {
         match error {
-            OrdersError::InvalidInput(invalid) => {
-                ServiceError::invalid(invalid.field, invalid.reason)
-            }
+            OrdersError::InvalidInput(invalid) => ServiceError::from(invalid),
             OrdersError::NotFound => ServiceError::NotFound(error.to_string()),
             OrdersError::KeyReused(message) | OrdersError::NotCancellable(message) => {
                 ServiceError::FailedPrecondition(message)

@@ -53,7 +53,7 @@ impl OrdersApi {
         // Idempotency: the same key returns the first order, without pricing again.
         if let Some((existing, lines)) = self
             .store
-            .find_by_key(order.customer_id, &order.idempotency_key)
+            .find_by_key(order.customer_id, order.idempotency_key.as_str())
             .await?
         {
             if !order.same_lines(&lines) {

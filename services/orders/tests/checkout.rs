@@ -165,6 +165,42 @@ async fn bad_requests_name_the_field() {
 }
 
 #[tokio::test]
+async fn bytes_postgres_cannot_store_are_invalid_argument_and_reserve_nothing() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("PEN-1", 150, 10).await;
+    let customer = Uuid::now_v7();
+    for (payment_method, key, field) in [
+        ("tok\u{0}visa", "k1", "payment_method"),
+        ("tok visa", "k2", "payment_method"),
+        (APPROVE, "key\u{0}", "idempotency_key"),
+    ] {
+        let err = world
+            .place(customer, &[("PEN-1", 1)], payment_method, key)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{payment_method:?}: {err:?}"
+        );
+        assert!(
+            err.message().starts_with(&format!("{field}: ")),
+            "{}",
+            err.message()
+        );
+    }
+    let pool = world.orders_db.pool().await;
+    let (orders,): (i64,) = sqlx::query_as("SELECT count(*) FROM orders")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(orders, 0, "nothing was stored");
+    assert_eq!(world.available("PEN-1").await, 10, "nothing was reserved");
+    world.stop();
+}
+
+#[tokio::test]
 async fn customers_only_see_their_own_orders() {
     let world = World::full(vec![], vec![]).await;
     world.product("CUP-1", 800, 10).await;

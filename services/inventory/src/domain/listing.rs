@@ -65,30 +65,16 @@ impl PageToken {
     }
 }
 
-/// The case-insensitive text filter over name and description: trimmed, at most 100
-/// characters.
+/// The case-insensitive text filter over name and description: the shared rule
+/// (`inputs::SearchText`, at most 100 characters), plus the `ILIKE` pattern it becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchText(String);
 
 impl SearchText {
-    pub const MAX_CHARS: usize = 100;
-
     /// `None` when the filter is empty (list everything).
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidInput> {
-        let text = raw.trim();
-        if text.is_empty() {
-            return Ok(None);
-        }
-        if text.chars().count() > Self::MAX_CHARS {
-            return Err(InvalidInput::new("query", "must be at most 100 characters"));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(InvalidInput::new(
-                "query",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Some(Self(text.to_owned())))
+        let text = inputs::SearchText::RULE.parse(raw)?;
+        Ok((!text.is_empty()).then(|| Self(text.to_owned())))
     }
 
     pub fn as_str(&self) -> &str {

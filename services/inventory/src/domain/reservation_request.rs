@@ -1,6 +1,6 @@
 //! What the checkout saga sends: order ids, reservation lines, release reasons.
 //!
-//! A [`ReservationRequest`] is validated as a whole — 1 to 50 lines, quantities of 1 to 1000,
+//! A [`ReservationRequest`] is validated as a whole — 1 to 50 lines, quantities of 1 to 100,
 //! no SKU twice — and stored in a canonical form (lines sorted by SKU), which is both the order
 //! in which stock rows are locked and the form in which a retry is compared with the original.
 
@@ -36,25 +36,9 @@ impl fmt::Display for OrderId {
     }
 }
 
-/// Units of one line: 1 to 1000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Quantity(i64);
-
-impl Quantity {
-    pub const MAX: i64 = 1000;
-
-    pub fn parse(raw: i64) -> Result<Self, InvalidInput> {
-        if (1..=Self::MAX).contains(&raw) {
-            Ok(Self(raw))
-        } else {
-            Err(InvalidInput::new("quantity", "must be between 1 and 1000"))
-        }
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
+/// Units of one line: the shared rule of an order line (1 to 100), so that every reservation
+/// orders can make, inventory can take.
+pub use inputs::Quantity;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationLine {
@@ -72,7 +56,7 @@ pub struct ReservationRequest {
 }
 
 impl ReservationRequest {
-    pub const MAX_LINES: usize = 50;
+    pub const MAX_LINES: usize = inputs::MAX_LINES;
 
     /// Validates the order id and 1 to 50 lines with distinct SKUs. Errors name the field,
     /// e.g. `lines[3].quantity` (indexes are those of the request).
@@ -128,21 +112,11 @@ impl ReleaseReason {
         Self(Self::ORDER_CANCELLED.to_owned())
     }
 
+    /// Bounded like every text input (`libs/inputs`).
+    pub const RULE: inputs::TextRule = inputs::TextRule::required("reason", 200).optional();
+
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let reason = raw.trim();
-        if reason.chars().count() > 200 {
-            return Err(InvalidInput::new(
-                "reason",
-                "must be at most 200 characters",
-            ));
-        }
-        if reason.chars().any(char::is_control) {
-            return Err(InvalidInput::new(
-                "reason",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(reason.to_owned()))
+        Self::RULE.parse(raw).map(|reason| Self(reason.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -169,10 +143,10 @@ mod tests {
     }
 
     #[test]
-    fn quantities_are_between_1_and_1000() {
+    fn quantities_are_between_1_and_100() {
         assert!(Quantity::parse(1).is_ok());
-        assert!(Quantity::parse(1000).is_ok());
-        for raw in [0, -1, 1001] {
+        assert!(Quantity::parse(100).is_ok());
+        for raw in [0, -1, 101] {
             assert_eq!(Quantity::parse(raw).unwrap_err().field(), "quantity");
         }
     }
@@ -192,7 +166,7 @@ mod tests {
             (ORDER, vec![], "lines"),
             (ORDER, vec![("MUG-1", 1), ("bad", 1)], "lines[1].sku"),
             (ORDER, vec![("MUG-1", 0)], "lines[0].quantity"),
-            (ORDER, vec![("MUG-1", 1001)], "lines[0].quantity"),
+            (ORDER, vec![("MUG-1", 101)], "lines[0].quantity"),
             (
                 ORDER,
                 vec![("MUG-1", 1), ("CAP-1", 1), ("MUG-1", 2)],

@@ -3,15 +3,10 @@
 //! Prices never come from the client: [`OrderRequest::price`] takes the catalog's prices,
 //! looked up server-side, and the order keeps them as they were at placement time.
 
-use std::collections::HashSet;
-
+use inputs::{IdempotencyKey, OrderLines, PaymentMethod};
 use uuid::Uuid;
 
 use super::InvalidInput;
-
-pub const MAX_LINES: usize = 50;
-pub const MAX_QUANTITY: i64 = 100;
-pub const MAX_IDEMPOTENCY_KEY: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
@@ -76,20 +71,23 @@ impl CancelReason {
     }
 }
 
-/// One requested line, before pricing.
+/// One requested line, before pricing: a SKU and a quantity that passed the shared rules
+/// (`inputs::Sku`, `inputs::Quantity`), kept as the plain values the store and the wire use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderLine {
     pub sku: String,
     pub quantity: i64,
 }
 
-/// A validated PlaceOrder request.
+/// A validated PlaceOrder request. Every field follows the shared input rules (`libs/inputs`),
+/// the same ones the gateway applies and payments applies to the payment method, so a request
+/// accepted here cannot be refused by a later layer for its shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRequest {
     pub customer_id: Uuid,
     pub lines: Vec<OrderLine>,
-    pub payment_method: String,
-    pub idempotency_key: String,
+    pub payment_method: PaymentMethod,
+    pub idempotency_key: IdempotencyKey,
 }
 
 impl OrderRequest {
@@ -101,61 +99,25 @@ impl OrderRequest {
     ) -> Result<Self, InvalidInput> {
         let customer_id = Uuid::parse_str(customer_id.trim())
             .map_err(|_| InvalidInput::new("customer_id", "must be a UUID"))?;
-        if lines.is_empty() {
-            return Err(InvalidInput::new(
-                "lines",
-                "an order needs at least one line",
-            ));
-        }
-        if lines.len() > MAX_LINES {
-            return Err(InvalidInput::new(
-                "lines",
-                format!("at most {MAX_LINES} lines per order"),
-            ));
-        }
-        let mut seen = HashSet::new();
-        let mut parsed = Vec::with_capacity(lines.len());
-        for (index, (sku, quantity)) in lines.into_iter().enumerate() {
-            let sku = sku.trim().to_owned();
-            if sku.is_empty() {
-                return Err(InvalidInput::new(
-                    format!("lines[{index}].sku"),
-                    "is required",
-                ));
-            }
-            if !(1..=MAX_QUANTITY).contains(&quantity) {
-                return Err(InvalidInput::new(
-                    format!("lines[{index}].quantity"),
-                    format!("must be between 1 and {MAX_QUANTITY}"),
-                ));
-            }
-            if !seen.insert(sku.clone()) {
-                return Err(InvalidInput::new(
-                    format!("lines[{index}].sku"),
-                    "appears twice; combine the quantities",
-                ));
-            }
-            parsed.push(OrderLine { sku, quantity });
-        }
-        let payment_method = payment_method.trim();
-        if payment_method.is_empty() || payment_method.len() > 100 {
-            return Err(InvalidInput::new(
-                "payment_method",
-                "is required (at most 100 characters)",
-            ));
-        }
-        let idempotency_key = idempotency_key.trim();
-        if idempotency_key.is_empty() || idempotency_key.len() > MAX_IDEMPOTENCY_KEY {
-            return Err(InvalidInput::new(
-                "idempotency_key",
-                format!("is required (1 to {MAX_IDEMPOTENCY_KEY} characters)"),
-            ));
-        }
+        let parsed = OrderLines::parse(
+            lines
+                .iter()
+                .map(|(sku, quantity)| (sku.as_str(), *quantity)),
+        )?
+        .lines()
+        .iter()
+        .map(|(sku, quantity)| OrderLine {
+            sku: sku.as_str().to_owned(),
+            quantity: quantity.get(),
+        })
+        .collect();
+        let payment_method = PaymentMethod::parse(payment_method)?;
+        let idempotency_key = IdempotencyKey::parse(idempotency_key)?;
         Ok(Self {
             customer_id,
             lines: parsed,
-            payment_method: payment_method.to_owned(),
-            idempotency_key: idempotency_key.to_owned(),
+            payment_method,
+            idempotency_key,
         })
     }
 
@@ -255,24 +217,24 @@ mod tests {
 
     #[test]
     fn lines_are_validated_and_name_their_index() {
-        assert_eq!(request(vec![]).unwrap_err().field, "lines");
+        assert_eq!(request(vec![]).unwrap_err().field(), "lines");
         assert_eq!(
-            request(vec![("MUG", 1), ("TEE", 0)]).unwrap_err().field,
+            request(vec![("MUG", 1), ("TEE", 0)]).unwrap_err().field(),
             "lines[1].quantity"
         );
         assert_eq!(
-            request(vec![("MUG", 101)]).unwrap_err().field,
+            request(vec![("MUG", 101)]).unwrap_err().field(),
             "lines[0].quantity"
         );
         assert_eq!(
-            request(vec![("MUG", 1), ("MUG", 2)]).unwrap_err().field,
+            request(vec![("MUG", 1), ("MUG", 2)]).unwrap_err().field(),
             "lines[1].sku"
         );
-        assert_eq!(request(vec![(" ", 1)]).unwrap_err().field, "lines[0].sku");
-        let too_many: Vec<(String, i64)> = (0..51).map(|i| (format!("S{i}"), 1)).collect();
+        assert_eq!(request(vec![(" ", 1)]).unwrap_err().field(), "lines[0].sku");
+        let too_many: Vec<(String, i64)> = (0..51).map(|i| (format!("SKU-{i}"), 1)).collect();
         let err =
             OrderRequest::parse(&Uuid::now_v7().to_string(), too_many, "tok", "k").unwrap_err();
-        assert_eq!(err.field, "lines");
+        assert_eq!(err.field(), "lines");
     }
 
     #[test]
@@ -281,27 +243,34 @@ mod tests {
         assert_eq!(
             OrderRequest::parse("nope", lines.clone(), "tok", "k")
                 .unwrap_err()
-                .field,
+                .field(),
             "customer_id"
         );
         let customer = Uuid::now_v7().to_string();
         assert_eq!(
             OrderRequest::parse(&customer, lines.clone(), " ", "k")
                 .unwrap_err()
-                .field,
+                .field(),
             "payment_method"
         );
         assert_eq!(
             OrderRequest::parse(&customer, lines.clone(), "tok", "")
                 .unwrap_err()
-                .field,
+                .field(),
             "idempotency_key"
         );
         assert_eq!(
-            OrderRequest::parse(&customer, lines, "tok", &"k".repeat(101))
+            OrderRequest::parse(&customer, lines.clone(), "tok", &"k".repeat(129))
                 .unwrap_err()
-                .field,
+                .field(),
             "idempotency_key"
+        );
+        // The payment method payments would refuse is refused here, before any stock moves.
+        assert_eq!(
+            OrderRequest::parse(&customer, lines, "tok visa", "k")
+                .unwrap_err()
+                .field(),
+            "payment_method"
         );
     }
 
@@ -323,12 +292,12 @@ mod tests {
             .unwrap()
             .price(catalog)
             .unwrap_err();
-        assert_eq!(err.field, "lines[1].sku");
+        assert_eq!(err.field(), "lines[1].sku");
         let err = request(vec![("MUG", 1), ("HAT", 1)])
             .unwrap()
             .price(catalog)
             .unwrap_err();
-        assert_eq!(err.field, "lines[1].sku");
+        assert_eq!(err.field(), "lines[1].sku");
     }
 
     #[test]

@@ -106,10 +106,10 @@ impl OrderStore {
         )
         .bind(order.id)
         .bind(order.request.customer_id)
-        .bind(&order.request.payment_method)
+        .bind(order.request.payment_method.as_str())
         .bind(&order.currency)
         .bind(order.total_minor)
-        .bind(&order.request.idempotency_key)
+        .bind(order.request.idempotency_key.as_str())
         .bind(at)
         .fetch_optional(&mut *tx)
         .await?;
@@ -117,7 +117,10 @@ impl OrderStore {
             // A concurrent request with the same key won; its order is the answer.
             tx.rollback().await?;
             return match self
-                .find_by_key(order.request.customer_id, &order.request.idempotency_key)
+                .find_by_key(
+                    order.request.customer_id,
+                    order.request.idempotency_key.as_str(),
+                )
                 .await?
             {
                 Some((id, _)) => Ok(Placement::Existing(id)),

@@ -39,32 +39,9 @@ pub use money::{Currency, Money, MoneyError};
 pub use payment::{AuthorizationOutcome, Authorize, Payment, PaymentHeader, PaymentMethod};
 pub use state::{PaymentState, PaymentStatus};
 
-/// Why an input was refused, naming the request field at fault (`amount.currency`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct InvalidInput {
-    field: &'static str,
-    reason: String,
-}
-
-impl InvalidInput {
-    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            field,
-            reason: reason.into(),
-        }
-    }
-
-    /// The request field at fault.
-    pub fn field(&self) -> &'static str {
-        self.field
-    }
-
-    /// What is wrong with it.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
+/// Why an input was refused, naming the request field at fault (`amount.currency`): the one
+/// error type of every layer (see `libs/inputs`).
+pub use inputs::InvalidInput;
 
 /// Parses the `amount` of a request: a positive number of minor units in a valid currency.
 pub fn parse_amount(minor: i64, currency: &str) -> Result<Money, InvalidInput> {
