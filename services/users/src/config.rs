@@ -13,13 +13,18 @@
 //! | `USERS_JWT_AUDIENCE` | `ferroshop` | `aud` of issued tokens |
 //! | `USERS_JWT_TTL` | `15m` | access token lifetime (1m to 24h) |
 //! | `USERS_JWT_PRIVATE_KEY` / `USERS_JWT_PRIVATE_KEY_FILE` | generated | PKCS#8 PEM Ed25519 key |
-//! | `USERS_ADMIN_EMAILS` | empty | comma-separated addresses that register as admins |
+//! | `USERS_JWT_PREVIOUS_KEYS` / `USERS_JWT_PREVIOUS_KEYS_FILE` | none | PEM blocks (public or private Ed25519 keys) still published in the JWKS during a rotation |
+//! | `USERS_HASH_CONCURRENCY` | CPUs | password hashes running at once (each needs 19 MiB) |
+//! | `USERS_HASH_QUEUE` | 4 × `USERS_HASH_CONCURRENCY` | password checks that may wait; beyond, RESOURCE_EXHAUSTED |
+//! | `USERS_ADMIN_PASSWORD` / `USERS_ADMIN_PASSWORD_FILE` | none | read only by `users admin create EMAIL` |
+//!
+//! Nobody becomes an administrator by registering: `users admin grant EMAIL` (see `admin.rs`).
 
 use std::time::Duration;
 
 use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
 
-use crate::{domain::Email, tokens::SigningKey};
+use crate::tokens::{PublicJwk, SigningKey};
 
 pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
     grpc_port: 50051,
@@ -35,7 +40,11 @@ pub struct Config {
     pub jwt_ttl: Duration,
     /// `None` means "generate a development key at start".
     pub jwt_key: Option<SigningKey>,
-    pub admin_emails: Vec<Email>,
+    /// Published beside the current key while tokens they signed may still be alive.
+    pub jwt_previous_keys: Vec<PublicJwk>,
+    /// Password hashes at once, and how many more may wait (see `passwords::Hasher`).
+    pub hash_concurrency: usize,
+    pub hash_queue: usize,
 }
 
 impl Config {
@@ -61,25 +70,32 @@ impl Config {
                 reason: err.to_string(),
             })?),
         };
-        let admin_emails = env
-            .string_or("ADMIN_EMAILS", "")
-            .split(',')
-            .filter(|raw| !raw.trim().is_empty())
-            .map(|raw| {
-                Email::parse(raw).map_err(|err| ConfigError {
-                    variable: env.name("ADMIN_EMAILS"),
-                    value: raw.to_owned(),
-                    reason: err.reason(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let jwt_previous_keys = match env.secret("JWT_PREVIOUS_KEYS")? {
+            None => Vec::new(),
+            Some(pems) => PublicJwk::from_pems(&pems).map_err(|err| ConfigError {
+                variable: env.name("JWT_PREVIOUS_KEYS"),
+                value: "<redacted>".to_owned(),
+                reason: err.to_string(),
+            })?,
+        };
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        let hash_concurrency = env.parse_or("HASH_CONCURRENCY", cpus)?;
+        if hash_concurrency == 0 {
+            return Err(ConfigError {
+                variable: env.name("HASH_CONCURRENCY"),
+                value: "0".to_owned(),
+                reason: "must be at least 1".to_owned(),
+            });
+        }
         Ok(Self {
             runtime: RuntimeConfig::from_env(env, DEFAULTS)?,
             jwt_issuer: env.string_or("JWT_ISSUER", "ferroshop-users"),
             jwt_audience: env.string_or("JWT_AUDIENCE", "ferroshop"),
             jwt_ttl,
             jwt_key,
-            admin_emails,
+            jwt_previous_keys,
+            hash_concurrency,
+            hash_queue: env.parse_or("HASH_QUEUE", 4 * hash_concurrency)?,
         })
     }
 }
@@ -100,7 +116,9 @@ mod tests {
         assert_eq!(config.jwt_ttl, Duration::from_secs(900));
         assert_eq!(config.jwt_issuer, "ferroshop-users");
         assert!(config.jwt_key.is_none());
-        assert!(config.admin_emails.is_empty());
+        assert!(config.jwt_previous_keys.is_empty());
+        assert!(config.hash_concurrency >= 1);
+        assert_eq!(config.hash_queue, 4 * config.hash_concurrency);
     }
 
     #[test]
@@ -120,15 +138,28 @@ mod tests {
     }
 
     #[test]
-    fn admin_emails_are_parsed_and_normalised() {
-        let config = Config::from(&env(&[(
-            "USERS_ADMIN_EMAILS",
-            "Root@Shop.test, ops@shop.test",
+    fn previous_keys_are_read_and_a_broken_one_is_named_but_never_echoed() {
+        let pem = SigningKey::generate_pem().unwrap();
+        let config = Config::from(&env(&[("USERS_JWT_PREVIOUS_KEYS", &pem)])).unwrap();
+        assert_eq!(config.jwt_previous_keys.len(), 1);
+        let err = Config::from(&env(&[(
+            "USERS_JWT_PREVIOUS_KEYS",
+            "-----BEGIN PUBLIC KEY-----\nc2VjcmV0\n-----END PUBLIC KEY-----",
         )]))
+        .unwrap_err();
+        assert_eq!(err.variable, "USERS_JWT_PREVIOUS_KEYS");
+        assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
+    }
+
+    #[test]
+    fn hashing_needs_at_least_one_slot() {
+        let err = Config::from(&env(&[("USERS_HASH_CONCURRENCY", "0")])).unwrap_err();
+        assert_eq!(err.variable, "USERS_HASH_CONCURRENCY");
+        let config = Config::from(&env(&[
+            ("USERS_HASH_CONCURRENCY", "3"),
+            ("USERS_HASH_QUEUE", "0"),
+        ]))
         .unwrap();
-        assert_eq!(config.admin_emails.len(), 2);
-        assert_eq!(config.admin_emails[0].as_str(), "root@shop.test");
-        let err = Config::from(&env(&[("USERS_ADMIN_EMAILS", "root")])).unwrap_err();
-        assert_eq!(err.variable, "USERS_ADMIN_EMAILS");
+        assert_eq!((config.hash_concurrency, config.hash_queue), (3, 0));
     }
 }

@@ -29,8 +29,9 @@ pub enum UsersError {
 impl From<UsersError> for ServiceError {
     fn from(error: UsersError) -> Self {
         match error {
-            UsersError::InvalidInput(invalid) => {
-                ServiceError::invalid(invalid.field(), invalid.reason())
+            UsersError::InvalidInput(invalid) => ServiceError::from(invalid),
+            UsersError::Hashing(HashError::Busy) => {
+                ServiceError::ResourceExhausted(HashError::Busy.to_string())
             }
             UsersError::EmailTaken => ServiceError::AlreadyExists(error.to_string()),
             UsersError::InvalidCredentials => ServiceError::Unauthenticated(error.to_string()),
@@ -58,13 +59,17 @@ mod tests {
     fn failures_map_to_the_expected_codes() {
         let cases = [
             (
-                UsersError::InvalidInput(InvalidInput::Email("must contain '@'".into())),
+                UsersError::InvalidInput(InvalidInput::new("email", "must contain '@'")),
                 Code::InvalidArgument,
             ),
             (UsersError::EmailTaken, Code::AlreadyExists),
             (UsersError::InvalidCredentials, Code::Unauthenticated),
             (UsersError::NotFound, Code::NotFound),
             (UsersError::Corrupt("role".into()), Code::Internal),
+            (
+                UsersError::Hashing(HashError::Busy),
+                Code::ResourceExhausted,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(tonic::Status::from(error).code(), code);
@@ -73,8 +78,9 @@ mod tests {
 
     #[test]
     fn invalid_input_names_the_field() {
-        let status = tonic::Status::from(UsersError::InvalidInput(InvalidInput::Password(
-            "must be at least 10 characters".into(),
+        let status = tonic::Status::from(UsersError::InvalidInput(InvalidInput::new(
+            "password",
+            "must be at least 10 characters",
         )));
         assert_eq!(status.message(), "password: must be at least 10 characters");
     }

@@ -10,9 +10,10 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    domain::{DisplayName, Email, InvalidInput, Password, Role, User},
+    domain::{self, Email, InvalidInput, Password, Role, User, password},
     error::UsersError,
-    events, passwords,
+    events,
+    passwords::Hasher,
     store::UserStore,
     tokens::TokenIssuer,
 };
@@ -20,29 +21,24 @@ use crate::{
 pub struct UsersApi {
     store: UserStore,
     tokens: TokenIssuer,
-    admin_emails: Vec<Email>,
+    hasher: Hasher,
 }
 
 impl UsersApi {
-    pub fn new(store: UserStore, tokens: TokenIssuer, admin_emails: Vec<Email>) -> Self {
+    pub fn new(store: UserStore, tokens: TokenIssuer, hasher: Hasher) -> Self {
         Self {
             store,
             tokens,
-            admin_emails,
+            hasher,
         }
     }
 
     async fn register(&self, request: RegisterRequest) -> Result<User, UsersError> {
         let email = Email::parse(&request.email)?;
         let password = Password::parse(&request.password, &email)?;
-        let display_name = DisplayName::parse_or_default(&request.display_name, &email)?;
-        let user = User::register(
-            email,
-            display_name,
-            &self.admin_emails,
-            OffsetDateTime::now_utc(),
-        );
-        let hash = passwords::hash(password).await?;
+        let display_name = domain::display_name(&request.display_name, &email)?;
+        let user = User::register(email, display_name, OffsetDateTime::now_utc());
+        let hash = self.hasher.hash(password).await?;
         self.store
             .register(&user, &hash, &events::user_registered(&user))
             .await?;
@@ -58,12 +54,16 @@ impl UsersApi {
         let Ok(email) = Email::parse(&request.email) else {
             return Err(UsersError::InvalidCredentials);
         };
+        // No account has a longer password, and hashing a megabyte is not free.
+        if request.password.len() > password::MAX_BYTES {
+            return Err(UsersError::InvalidCredentials);
+        }
         let found = self.store.find_credentials(&email).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let matches = passwords::verify(request.password, hash).await?;
+        let matches = self.hasher.verify(request.password, hash).await?;
         let user = match (matches, user) {
             (true, Some(user)) => user,
             _ => return Err(UsersError::InvalidCredentials),
@@ -78,7 +78,8 @@ impl UsersApi {
     }
 
     async fn get_user(&self, request: GetUserRequest) -> Result<User, UsersError> {
-        let id = Uuid::parse_str(request.user_id.trim()).map_err(|_| InvalidInput::UserId)?;
+        let id = Uuid::parse_str(request.user_id.trim())
+            .map_err(|_| InvalidInput::new("user_id", "must be a UUID"))?;
         self.store.find(id).await?.ok_or(UsersError::NotFound)
     }
 }

@@ -7,12 +7,14 @@
 //! |---|---|
 //! | [`config`] | `USERS_*` settings |
 //! | [`domain`] | email, password policy, display name, user and role: pure rules |
-//! | [`passwords`] | Argon2id hashing on the blocking pool |
+//! | [`passwords`] | Argon2id hashing on the blocking pool, bounded (shed when full) |
 //! | [`tokens`] | Ed25519 signing key, access tokens, JWKS |
 //! | [`store`] | all SQL |
 //! | [`grpc`] | the `shop.users.v1.UsersService` implementation |
 //! | [`events`] | `UserRegistered`, through the outbox |
+//! | [`admin`] | operator commands: `users admin grant|revoke|create EMAIL` |
 
+pub mod admin;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -38,6 +40,7 @@ pub use config::Config;
 
 use crate::{
     grpc::UsersApi,
+    passwords::Hasher,
     store::UserStore,
     tokens::{SigningKey, TokenIssuer},
 };
@@ -84,8 +87,10 @@ impl Application {
         tracing::info!(kid = key.kid(), "JWT signing key loaded");
         let ttl = TimeDuration::try_from(config.jwt_ttl)
             .map_err(|err| StartError::Grpc(format!("token lifetime: {err}")))?;
-        let tokens = TokenIssuer::new(key, config.jwt_issuer, config.jwt_audience, ttl);
-        let api = UsersApi::new(UserStore::new(pool.clone()), tokens, config.admin_emails);
+        let tokens = TokenIssuer::new(key, config.jwt_issuer, config.jwt_audience, ttl)
+            .with_previous_keys(config.jwt_previous_keys);
+        let hasher = Hasher::new(config.hash_concurrency, config.hash_queue);
+        let api = UsersApi::new(UserStore::new(pool.clone()), tokens, hasher);
 
         let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
             .map_err(|err| StartError::Grpc(err.to_string()))?

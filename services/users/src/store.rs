@@ -103,6 +103,20 @@ impl UserStore {
         .transpose()
     }
 
+    /// Gives the account registered as `email` the `role`; `None` if there is none.
+    pub async fn set_role(&self, email: &Email, role: Role) -> Result<Option<User>, UsersError> {
+        sqlx::query_as::<_, UserRow>(
+            "UPDATE users SET role = $2 WHERE email = $1
+             RETURNING id, email, display_name, role, created_at",
+        )
+        .bind(email.as_str())
+        .bind(role.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
     pub async fn find(&self, id: Uuid) -> Result<Option<User>, UsersError> {
         sqlx::query_as::<_, UserRow>(
             "SELECT id, email, display_name, role, created_at FROM users WHERE id = $1",

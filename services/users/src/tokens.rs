@@ -9,6 +9,15 @@
 //! `USERS_JWT_PRIVATE_KEY_FILE`; without either, a fresh development key is generated at start.
 //! A generated key dies with the process, so every running replica must be given the same key in
 //! any real deployment.
+//!
+//! **Rotation without logouts.** A token stays valid until it expires (`USERS_JWT_TTL`), so a
+//! new key must not make the old one unknown at once. To rotate: generate a new key, move the
+//! current one into `USERS_JWT_PREVIOUS_KEYS` (its private PEM, or only its public SPKI PEM:
+//! `openssl pkey -in old.pem -pubout`), set the new one as `USERS_JWT_PRIVATE_KEY`, and roll
+//! the replicas. The JWKS then lists both keys, so tokens signed with either verify; once the
+//! longest token lifetime has passed, drop the previous key. The gateway, for its part, merges
+//! every key set it fetches instead of replacing it (see its `auth::jwks`), so replicas that
+//! disagree during the roll-out do not log anyone out either.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::pkcs8::{
@@ -33,6 +42,8 @@ pub enum KeyError {
     InvalidPem(String),
     #[error("cannot encode the generated key: {0}")]
     Encode(String),
+    #[error("a previous JWT key is neither a PKCS#8 private nor an SPKI public Ed25519 PEM: {0}")]
+    InvalidPreviousKey(String),
 }
 
 /// A public key as published in the JWKS (RFC 7517, OKP keys per RFC 8037).
@@ -62,6 +73,61 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+impl PublicJwk {
+    /// The JWK of an Ed25519 public key.
+    fn ed25519(key: &ed25519_dalek::VerifyingKey) -> Self {
+        let x = URL_SAFE_NO_PAD.encode(key.to_bytes());
+        Self {
+            kty: "OKP".to_owned(),
+            crv: "Ed25519".to_owned(),
+            kid: thumbprint(&x),
+            x,
+            alg: "EdDSA".to_owned(),
+            key_use: "sig".to_owned(),
+        }
+    }
+
+    /// The public keys in `pems`: one or more PEM blocks, each an Ed25519 public key (SPKI,
+    /// `-----BEGIN PUBLIC KEY-----`) or a private one (PKCS#8), of which only the public half is
+    /// kept. Used for `USERS_JWT_PREVIOUS_KEYS`.
+    pub fn from_pems(pems: &str) -> Result<Vec<Self>, KeyError> {
+        use ed25519_dalek::pkcs8::DecodePublicKey as _;
+
+        let mut keys = Vec::new();
+        for block in pem_blocks(pems) {
+            let key = if block.contains("PRIVATE KEY") {
+                ed25519_dalek::SigningKey::from_pkcs8_pem(&block)
+                    .map(|key| key.verifying_key())
+                    .map_err(|err| KeyError::InvalidPreviousKey(err.to_string()))?
+            } else {
+                ed25519_dalek::VerifyingKey::from_public_key_pem(&block)
+                    .map_err(|err| KeyError::InvalidPreviousKey(err.to_string()))?
+            };
+            keys.push(Self::ed25519(&key));
+        }
+        Ok(keys)
+    }
+}
+
+/// The PEM blocks of `text`, each from its `-----BEGIN` line to its `-----END …-----` line.
+fn pem_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN ") {
+            current = Some(String::new());
+        }
+        if let Some(block) = current.as_mut() {
+            block.push_str(line);
+            block.push('\n');
+            if line.starts_with("-----END ") {
+                blocks.extend(current.take());
+            }
+        }
+    }
+    blocks
+}
+
 impl SigningKey {
     /// Loads a PKCS#8 PEM Ed25519 private key (`openssl genpkey -algorithm ed25519`).
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
@@ -69,28 +135,25 @@ impl SigningKey {
             .map_err(|err| KeyError::InvalidPem(err.to_string()))?;
         let encoding = EncodingKey::from_ed_pem(pem.as_bytes())
             .map_err(|err| KeyError::InvalidPem(err.to_string()))?;
-        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
         Ok(Self {
             encoding,
-            public: PublicJwk {
-                kty: "OKP".to_owned(),
-                crv: "Ed25519".to_owned(),
-                kid: thumbprint(&x),
-                x,
-                alg: "EdDSA".to_owned(),
-                key_use: "sig".to_owned(),
-            },
+            public: PublicJwk::ed25519(&key.verifying_key()),
         })
+    }
+
+    /// This key as PKCS#8 PEM, to keep a development key across restarts.
+    pub fn generate_pem() -> Result<String, KeyError> {
+        let mut secret = [0_u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        ed25519_dalek::SigningKey::from_bytes(&secret)
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|err| KeyError::Encode(err.to_string()))
     }
 
     /// A fresh random key, for local development and tests.
     pub fn generate() -> Result<Self, KeyError> {
-        let mut secret = [0_u8; 32];
-        rand::rng().fill_bytes(&mut secret);
-        let pem = ed25519_dalek::SigningKey::from_bytes(&secret)
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|err| KeyError::Encode(err.to_string()))?;
-        Self::from_pem(&pem)
+        Self::from_pem(&Self::generate_pem()?)
     }
 
     pub fn kid(&self) -> &str {
@@ -132,6 +195,8 @@ pub struct Claims {
 #[derive(Debug, Clone)]
 pub struct TokenIssuer {
     key: SigningKey,
+    /// Keys that signed tokens which may still be alive: published, never used to sign.
+    previous: Vec<PublicJwk>,
     issuer: String,
     audience: String,
     ttl: Duration,
@@ -148,14 +213,29 @@ impl TokenIssuer {
     pub fn new(key: SigningKey, issuer: String, audience: String, ttl: Duration) -> Self {
         Self {
             key,
+            previous: Vec::new(),
             issuer,
             audience,
             ttl,
         }
     }
 
+    /// Also publishes `previous` keys (a rotation in progress); the current key is not repeated.
+    #[must_use]
+    pub fn with_previous_keys(mut self, previous: Vec<PublicJwk>) -> Self {
+        let current = self.key.kid().to_owned();
+        self.previous = previous
+            .into_iter()
+            .filter(|key| key.kid != current)
+            .collect();
+        self
+    }
+
+    /// The JWKS: the current key first, then the previous ones.
     pub fn public_keys(&self) -> Vec<PublicJwk> {
-        vec![self.key.public_jwk().clone()]
+        std::iter::once(self.key.public_jwk().clone())
+            .chain(self.previous.iter().cloned())
+            .collect()
     }
 
     /// Signs a token for `user`, valid from `now` for the configured TTL.
@@ -232,14 +312,13 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{DisplayName, Email};
+    use crate::domain::Email;
 
     fn user() -> User {
         let email = Email::parse("ada@example.com").unwrap();
         User::register(
             email.clone(),
-            DisplayName::parse_or_default("Ada", &email).unwrap(),
-            &[],
+            crate::domain::display_name("Ada", &email).unwrap(),
             OffsetDateTime::now_utc(),
         )
     }
@@ -360,6 +439,37 @@ mod tests {
             thumbprint("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
+    }
+
+    #[test]
+    fn previous_keys_are_published_beside_the_current_one_and_verify_old_tokens() {
+        use ed25519_dalek::pkcs8::EncodePublicKey as _;
+
+        let old_pem = SigningKey::generate_pem().unwrap();
+        let old = issuer(SigningKey::from_pem(&old_pem).unwrap());
+        let token = old.issue(&user(), OffsetDateTime::now_utc()).unwrap();
+        // The previous key may be given as its private PEM or as its public half.
+        let public_pem = ed25519_dalek::SigningKey::from_pkcs8_pem(&old_pem)
+            .unwrap()
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        for previous in [old_pem.clone(), public_pem, format!("{old_pem}\n{old_pem}")] {
+            let keys = PublicJwk::from_pems(&previous).unwrap();
+            let rotated = issuer(SigningKey::generate().unwrap()).with_previous_keys(keys);
+            let published = rotated.public_keys();
+            assert_eq!(published[0].kid, rotated.key.kid(), "the current key first");
+            assert!(published.iter().any(|key| key.kid == old.key.kid()));
+            verify(&token.token, &published, "ferroshop-users", "ferroshop").unwrap();
+        }
+        assert!(
+            PublicJwk::from_pems("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
+                .is_err()
+        );
+        // The current key listed again as a previous one is not published twice.
+        let current = SigningKey::from_pem(&old_pem).unwrap();
+        let same = issuer(current).with_previous_keys(PublicJwk::from_pems(&old_pem).unwrap());
+        assert_eq!(same.public_keys().len(), 1);
     }
 
     #[test]

@@ -64,11 +64,18 @@ async fn issuer_audience_and_lifetime_are_configurable() {
         ("USERS_JWT_ISSUER", "https://auth.shop.test"),
         ("USERS_JWT_AUDIENCE", "shop-api"),
         ("USERS_JWT_TTL", "5m"),
-        ("USERS_ADMIN_EMAILS", "root@shop.test"),
     ])
     .await;
-    let admin = app.register("root@shop.test").await;
-    assert_eq!(admin.role(), Role::Admin);
+    let registered = app.register("root@shop.test").await;
+    assert_eq!(
+        registered.role(),
+        Role::Customer,
+        "nobody registers as an admin"
+    );
+    let granted = users::admin::set_role(&app.db.url, "ROOT@shop.test", users::domain::Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(granted.id.to_string(), registered.id);
     let auth = app
         .client
         .clone()
@@ -104,6 +111,69 @@ async fn issuer_audience_and_lifetime_are_configurable() {
     .unwrap();
     assert_eq!(claims.role, "admin");
     assert!(tokens::verify(&auth.access_token, &keys, "ferroshop-users", "ferroshop").is_err());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_creates_an_admin_once_and_promotes_on_every_later_run() {
+    use platform::config::Env;
+    use users::admin::{self, Command};
+
+    let app = spawn_app().await;
+    let env = Env::from_pairs(
+        "users",
+        &[
+            ("USERS_DATABASE_URL", &app.db.url),
+            ("USERS_ADMIN_PASSWORD", "operator chosen secret\n"),
+        ],
+    );
+    let config = users::Config::from(&env).unwrap();
+    let create = || Command::parse(&["admin".into(), "create".into(), "ops@shop.test".into()]);
+    let created = admin::run(&config, &env, create().unwrap()).await.unwrap();
+    assert_eq!(created.role, users::domain::Role::Admin);
+    let again = admin::run(&config, &env, create().unwrap()).await.unwrap();
+    assert_eq!(again.id, created.id, "the second run finds the account");
+    let auth = app
+        .client
+        .clone()
+        .authenticate(AuthenticateRequest {
+            email: "ops@shop.test".into(),
+            password: "operator chosen secret".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(auth.user.unwrap().role(), Role::Admin);
+    let revoke = Command::parse(&["admin".into(), "revoke".into(), "ops@shop.test".into()]);
+    let revoked = admin::run(&config, &env, revoke.unwrap()).await.unwrap();
+    assert_eq!(revoked.role, users::domain::Role::Customer);
+    let unknown = Command::parse(&["admin".into(), "grant".into(), "nobody@shop.test".into()]);
+    assert!(matches!(
+        admin::run(&config, &env, unknown.unwrap()).await,
+        Err(admin::AdminError::NoSuchAccount(_))
+    ));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn during_a_rotation_the_jwks_lists_the_previous_key_beside_the_current_one() {
+    let previous = tokens::SigningKey::generate_pem().unwrap();
+    let previous_kid = tokens::SigningKey::from_pem(&previous)
+        .unwrap()
+        .kid()
+        .to_owned();
+    let app = spawn_app_with(&[("USERS_JWT_PREVIOUS_KEYS", &previous)]).await;
+    let keys = app
+        .client
+        .clone()
+        .get_jwks(GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0].kid, previous_kid, "the current key signs, first");
+    assert_eq!(keys[1].kid, previous_kid);
     app.stop().await;
 }
 

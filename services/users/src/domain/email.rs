@@ -17,7 +17,7 @@ const MAX_LOCAL_LEN: usize = 64;
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let email = raw.trim().to_lowercase();
-        let invalid = |reason: &str| Err(InvalidInput::Email(reason.to_owned()));
+        let invalid = |reason: &str| Err(InvalidInput::new("email", reason));
         if email.is_empty() {
             return invalid("is required");
         }

@@ -13,6 +13,8 @@ pub struct Password(String);
 pub const MIN_CHARS: usize = 10;
 /// Bounded so a megabyte "password" cannot be used to burn hashing CPU.
 pub const MAX_CHARS: usize = 128;
+/// Four bytes per character: any 128 characters fit, nothing larger is counted.
+pub const MAX_BYTES: usize = MAX_CHARS * 4;
 
 /// A small deny-list of the most common passwords of at least MIN_CHARS characters.
 const COMMON: &[&str] = &[
@@ -39,7 +41,10 @@ const COMMON: &[&str] = &[
 impl Password {
     /// Checks `raw` against the policy for an account with address `email`.
     pub fn parse(raw: &str, email: &Email) -> Result<Self, InvalidInput> {
-        let invalid = |reason: String| Err(InvalidInput::Password(reason));
+        let invalid = |reason: String| Err(InvalidInput::new("password", reason));
+        if raw.len() > MAX_BYTES {
+            return invalid(format!("must be at most {MAX_CHARS} characters"));
+        }
         let chars = raw.chars().count();
         if chars < MIN_CHARS {
             return invalid(format!("must be at least {MIN_CHARS} characters"));

@@ -28,42 +28,16 @@ impl Role {
     }
 }
 
-/// How the storefront greets the user: 1 to 80 characters, trimmed, printable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DisplayName(String);
+/// How the storefront greets the user: the shared rule of `inputs::DisplayName` (1 to 80
+/// characters, one line).
+pub use inputs::DisplayName;
 
-impl DisplayName {
-    pub const MAX_CHARS: usize = 80;
-
-    /// Parses `raw`; an empty name defaults to the email's local part.
-    pub fn parse_or_default(raw: &str, email: &Email) -> Result<Self, InvalidInput> {
-        let trimmed = raw.trim();
-        let name = if trimmed.is_empty() {
-            email.local_part()
-        } else {
-            trimmed
-        };
-        if name.chars().count() > Self::MAX_CHARS {
-            return Err(InvalidInput::DisplayName(format!(
-                "must be at most {} characters",
-                Self::MAX_CHARS
-            )));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(InvalidInput::DisplayName(
-                "must not contain control characters".to_owned(),
-            ));
-        }
-        Ok(Self(name.to_owned()))
-    }
-
-    /// Rebuilds a name read from the database, which only ever holds parsed names.
-    pub fn from_trusted(name: String) -> Self {
-        Self(name)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
+/// The display name an account registers with: `raw` if given, else the email's local part.
+pub fn display_name(raw: &str, email: &Email) -> Result<DisplayName, InvalidInput> {
+    if raw.trim().is_empty() {
+        DisplayName::parse(email.local_part())
+    } else {
+        DisplayName::parse(raw)
     }
 }
 
@@ -79,19 +53,11 @@ pub struct User {
 }
 
 impl User {
-    /// A new account. Addresses listed in `admin_emails` get the admin role: this is how the
-    /// first administrator of a fresh deployment is made.
-    pub fn register(
-        email: Email,
-        display_name: DisplayName,
-        admin_emails: &[Email],
-        now: OffsetDateTime,
-    ) -> Self {
-        let role = if admin_emails.contains(&email) {
-            Role::Admin
-        } else {
-            Role::Customer
-        };
+    /// A new customer account. Registration never grants the admin role: whoever registered a
+    /// privileged address first would get it. Administrators are made out of band, by an
+    /// operator (`users admin grant EMAIL`, see `crate::admin`).
+    pub fn register(email: Email, display_name: DisplayName, now: OffsetDateTime) -> Self {
+        let role = Role::Customer;
         Self {
             id: Uuid::now_v7(),
             email,
@@ -114,36 +80,30 @@ mod tests {
 
     #[test]
     fn display_name_defaults_to_the_email_local_part() {
-        let name = DisplayName::parse_or_default("  ", &email("ada@example.com")).unwrap();
+        let name = display_name("  ", &email("ada@example.com")).unwrap();
         assert_eq!(name.as_str(), "ada");
-        let name = DisplayName::parse_or_default(" Ada L. ", &email("ada@example.com")).unwrap();
+        let name = display_name(" Ada L. ", &email("ada@example.com")).unwrap();
         assert_eq!(name.as_str(), "Ada L.");
     }
 
     #[test]
     fn display_name_is_bounded_and_printable() {
         let e = email("ada@example.com");
-        assert!(DisplayName::parse_or_default(&"n".repeat(81), &e).is_err());
-        assert!(DisplayName::parse_or_default(&"n".repeat(80), &e).is_ok());
-        let err = DisplayName::parse_or_default("Ada\u{0}", &e).unwrap_err();
+        assert!(display_name(&"n".repeat(81), &e).is_err());
+        assert!(display_name(&"n".repeat(80), &e).is_ok());
+        let err = display_name("Ada\u{0}", &e).unwrap_err();
         assert_eq!(err.field(), "display_name");
     }
 
     #[test]
-    fn listed_addresses_register_as_admins() {
-        let admins = [email("root@shop.test")];
-        let now = OffsetDateTime::now_utc();
-        let name = |e: &Email| DisplayName::parse_or_default("", e).unwrap();
-        let admin = email("ROOT@shop.test");
-        let customer = email("ada@shop.test");
-        assert_eq!(
-            User::register(admin.clone(), name(&admin), &admins, now).role,
-            Role::Admin
+    fn registration_makes_customers_only() {
+        let e = email("admin@shop.test");
+        let user = User::register(
+            e.clone(),
+            display_name("", &e).unwrap(),
+            OffsetDateTime::now_utc(),
         );
-        assert_eq!(
-            User::register(customer.clone(), name(&customer), &admins, now).role,
-            Role::Customer
-        );
+        assert_eq!(user.role, Role::Customer);
     }
 
     #[test]
@@ -151,8 +111,7 @@ mod tests {
         let e = email("ada@shop.test");
         let user = User::register(
             e.clone(),
-            DisplayName::parse_or_default("", &e).unwrap(),
-            &[],
+            display_name("", &e).unwrap(),
             OffsetDateTime::now_utc(),
         );
         assert_eq!(user.id.get_version_num(), 7);
