@@ -19,7 +19,7 @@ pub enum HostError {
         source: std::io::Error,
     },
     #[error("gRPC server failed: {0}")]
-    Grpc(#[from] tonic::transport::Error),
+    Grpc(Box<dyn std::error::Error + Send + Sync>),
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
 }
@@ -128,7 +128,7 @@ impl ServiceHost {
             tokio::time::sleep(grace).await;
         };
         let result = tokio::select! {
-            result = api => result.map_err(HostError::from),
+            result = api => result.map_err(HostError::Grpc),
             () = deadline => {
                 tracing::warn!(?grace, "grace period over; abandoning in-flight calls");
                 Ok(())

@@ -118,6 +118,22 @@ pub fn continue_trace(span: &tracing::Span, parent: Context) {
     }
 }
 
+/// Starts `span` as the root of a new trace that *links* to `remote` (when `remote` holds a
+/// valid span context), and records the trace id like [`continue_trace`].
+///
+/// For callers whose trace context is not trusted (a client on the internet): a link keeps the
+/// relation visible in the trace backend, but the caller does not get to choose our trace id or
+/// our sampling decision.
+pub fn start_linked_trace(span: &tracing::Span, remote: &Context) {
+    let remote = remote.span().span_context().clone();
+    if remote.is_valid() {
+        span.add_link(remote);
+    }
+    if let Some(trace_id) = trace_id(span) {
+        span.record("trace_id", trace_id.as_str());
+    }
+}
+
 /// The trace id of a span, as 32 lowercase hex digits, if it belongs to a trace.
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
     let context = span.context();
@@ -160,6 +176,30 @@ mod tests {
             );
             assert_ne!(current.traceparent, STORED, "a span of its own in it");
             assert_eq!(current.tracestate, "shop=1");
+        });
+    }
+
+    #[test]
+    fn an_untrusted_context_is_linked_not_continued() {
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let claimed = W3cContext {
+                traceparent: STORED.to_owned(),
+                tracestate: String::new(),
+            };
+            let span = tracing::info_span!("request", trace_id = tracing::field::Empty);
+            start_linked_trace(&span, &claimed.parent());
+            let _entered = span.enter();
+            let current = W3cContext::current();
+            assert!(current.traceparent.starts_with("00-"), "{current:?}");
+            assert!(
+                !current
+                    .traceparent
+                    .contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+                "a trace of our own: {current:?}"
+            );
         });
     }
 

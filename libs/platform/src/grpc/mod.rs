@@ -3,9 +3,13 @@
 //! [`GrpcServer`] is a tonic server that always comes with:
 //! * `grpc.health.v1.Health`, reporting SERVING for each registered service until shutdown,
 //!   when it flips to NOT_SERVING so load balancers drain the replica;
-//! * server reflection (`grpcurl -plaintext localhost:50051 list` works out of the box);
+//! * server reflection, both `grpc.reflection.v1` and the older `v1alpha` that many clients
+//!   still speak (older grpcurl, grpcui, Postman, Python's grpcio-reflection), listing exactly
+//!   the services this port hosts — not every service of the shared descriptor set, which a
+//!   client would then call and get UNIMPLEMENTED (`grpcurl -plaintext localhost:50051 list`);
 //! * the [`observe`] layer: trace context extraction, a request span with the trace id, and RED
-//!   metrics per method;
+//!   metrics per method, labelled only with methods this port hosts (`unknown` otherwise, so a
+//!   client cannot grow the metric set with made-up paths);
 //! * the [`deadline`] layer: the caller's `grpc-timeout`, answered with DEADLINE_EXCEEDED.
 //!
 //! Deadlines: the [`deadline`] layer honours the caller's `grpc-timeout` header and answers
@@ -15,6 +19,9 @@ pub mod client;
 pub mod deadline;
 pub mod observe;
 
+use std::{collections::HashSet, sync::Arc};
+
+use prost::Message as _;
 use tonic::{
     body::Body,
     server::NamedService,
@@ -27,29 +34,59 @@ use crate::Shutdown;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The health and reflection services every port hosts beside its own.
+const HEALTH: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
 /// A tonic server with health, reflection and observability built in.
 pub struct GrpcServer {
     routes: RoutesBuilder,
     health: HealthReporter,
+    descriptor_set: &'static [u8],
     service_names: Vec<&'static str>,
 }
 
 impl GrpcServer {
     /// `descriptor_set` is the encoded `FileDescriptorSet` served by reflection
-    /// (`contracts::FILE_DESCRIPTOR_SET`).
+    /// (`contracts::FILE_DESCRIPTOR_SET`); only the services added with
+    /// [`GrpcServer::add_service`] are listed.
     pub fn new(descriptor_set: &'static [u8]) -> Result<Self, BoxError> {
+        // Checked here, so a broken set fails at start rather than at `serve`.
+        prost_types::FileDescriptorSet::decode(descriptor_set)?;
         let (health, health_service) = tonic_health::server::health_reporter();
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(descriptor_set)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
         let mut routes = RoutesBuilder::default();
-        routes.add_service(health_service).add_service(reflection);
+        routes.add_service(health_service);
         Ok(Self {
             routes,
             health,
+            descriptor_set,
             service_names: Vec::new(),
         })
+    }
+
+    /// The full names of the services this port answers: its own, health and reflection.
+    fn hosted(&self) -> Vec<&'static str> {
+        let mut names = self.service_names.clone();
+        names.extend([HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA]);
+        names
+    }
+
+    /// Reflection (v1 and v1alpha) listing only the hosted services.
+    fn add_reflection(&mut self) -> Result<(), BoxError> {
+        let configure = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(self.descriptor_set)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+            for name in self.hosted() {
+                builder = builder.with_service_name(name);
+            }
+            builder
+        };
+        let v1 = configure().build_v1()?;
+        let v1alpha = configure().build_v1alpha()?;
+        self.routes.add_service(v1).add_service(v1alpha);
+        Ok(())
     }
 
     /// Registers a service; health reports it SERVING while the server runs.
@@ -71,12 +108,42 @@ impl GrpcServer {
         self
     }
 
+    /// Every method path (`/shop.users.v1.UsersService/Register`) this port answers.
+    pub fn known_methods(&self) -> observe::KnownMethods {
+        let hosted = self.hosted();
+        let mut paths = HashSet::new();
+        let sets = [self.descriptor_set, tonic_health::pb::FILE_DESCRIPTOR_SET];
+        for set in sets {
+            let Ok(set) = prost_types::FileDescriptorSet::decode(set) else {
+                continue;
+            };
+            for file in set.file {
+                let package = file.package().to_owned();
+                for service in file.service {
+                    let full = format!("{package}.{}", service.name());
+                    if !hosted.contains(&full.as_str()) {
+                        continue;
+                    }
+                    for method in service.method {
+                        paths.insert(format!("/{full}/{}", method.name()));
+                    }
+                }
+            }
+        }
+        for reflection in [REFLECTION_V1, REFLECTION_V1ALPHA] {
+            paths.insert(format!("/{reflection}/ServerReflectionInfo"));
+        }
+        observe::KnownMethods(Arc::new(paths))
+    }
+
     /// Serves until `shutdown` fires, then stops accepting and lets in-flight calls finish.
     pub async fn serve(
-        self,
+        mut self,
         incoming: TcpIncoming,
         shutdown: Shutdown,
-    ) -> Result<(), tonic::transport::Error> {
+    ) -> Result<(), BoxError> {
+        self.add_reflection()?;
+        let known = self.known_methods();
         for name in &self.service_names {
             self.health
                 .set_service_status(*name, ServingStatus::Serving)
@@ -93,9 +160,10 @@ impl GrpcServer {
             }
         };
         Server::builder()
-            .layer(observe::ObserveLayer)
+            .layer(observe::ObserveLayer::new(known))
             .layer(deadline::DeadlineLayer)
             .serve_with_incoming_shutdown(self.routes.routes().prepare(), incoming, drained)
-            .await
+            .await?;
+        Ok(())
     }
 }

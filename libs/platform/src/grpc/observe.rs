@@ -4,14 +4,19 @@
 //!   so a trace continues across services. The span records `trace_id`, which every log line
 //!   written while serving the call carries.
 //! * **RED metrics**: `grpc_server_requests_total{service,method,code}` (rate and errors) and
-//!   `grpc_server_request_duration_seconds{service,method}` (duration).
+//!   `grpc_server_request_duration_seconds{service,method}` (duration). The labels come from
+//!   [`KnownMethods`], the methods this port serves: the path is the client's to choose, and
+//!   labelling whatever it sent would let any client create series without bound. Any other
+//!   path is `service="unknown", method="unknown"` (it is answered UNIMPLEMENTED anyway).
 //!
 //! The gRPC status of a successful unary call travels in the HTTP/2 *trailers*, after the
 //! body, so the outcome is only known when the body finishes. [`ObservedBody`] watches the body
 //! for the trailers; a body dropped before them (the client went away) counts as CANCELLED.
 
 use std::{
+    collections::HashSet,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
@@ -23,20 +28,47 @@ use tracing::Instrument as _;
 
 use crate::trace_context;
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ObserveLayer;
+/// The method paths (`/shop.users.v1.UsersService/Register`) a server answers.
+#[derive(Clone, Debug, Default)]
+pub struct KnownMethods(pub Arc<HashSet<String>>);
+
+impl KnownMethods {
+    /// The `(service, method)` labels of `path`: its own if known, `unknown` otherwise.
+    pub fn labels(&self, path: &str) -> (String, String) {
+        if self.0.contains(path) {
+            split_path(path)
+        } else {
+            ("unknown".to_owned(), "unknown".to_owned())
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ObserveLayer {
+    known: KnownMethods,
+}
+
+impl ObserveLayer {
+    pub fn new(known: KnownMethods) -> Self {
+        Self { known }
+    }
+}
 
 impl<S> tower::Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Observe { inner }
+        Observe {
+            inner,
+            known: self.known.clone(),
+        }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct Observe<S> {
     inner: S,
+    known: KnownMethods,
 }
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for Observe<S>
@@ -55,7 +87,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let (service, method) = split_path(request.uri().path());
+        let (service, method) = self.known.labels(request.uri().path());
         let span = tracing::info_span!(
             "grpc.request",
             otel.name = %format!("{service}/{method}"),
@@ -212,6 +244,24 @@ mod tests {
             )
         );
         assert_eq!(split_path("/"), (String::new(), String::new()));
+    }
+
+    #[test]
+    fn only_known_methods_are_labelled_by_name() {
+        let known = KnownMethods(Arc::new(HashSet::from([
+            "/shop.users.v1.UsersService/Register".to_owned(),
+        ])));
+        assert_eq!(
+            known.labels("/shop.users.v1.UsersService/Register").1,
+            "Register"
+        );
+        for made_up in ["/shop.users.v1.UsersService/Nope", "/x/y", "/", "/a/b/c"] {
+            assert_eq!(
+                known.labels(made_up),
+                ("unknown".to_owned(), "unknown".to_owned()),
+                "{made_up}"
+            );
+        }
     }
 
     #[test]
