@@ -19,12 +19,21 @@
 //! | `GATEWAY_REDIS_TIMEOUT` | `100ms` | longest wait for Redis before the local limiter decides |
 //! | `GATEWAY_RATE_LIMIT_PER_MINUTE` | `300` | sustained requests per minute per user (per IP when anonymous) |
 //! | `GATEWAY_RATE_LIMIT_BURST` | `50` | requests allowed at once |
-//! | `GATEWAY_TRUST_FORWARDED_FOR` | `false` | take the client IP from `X-Forwarded-For` (only behind a trusted ingress) |
+//! | `GATEWAY_LOGIN_RATE_PER_MINUTE` / `GATEWAY_LOGIN_RATE_BURST` | `10` / `5` | sign-in attempts per account (429 beyond) |
+//! | `GATEWAY_TRUSTED_PROXIES` | empty | CIDRs of the proxies in front of the gateway; behind them the client IP is the right-most untrusted `X-Forwarded-For` hop |
+//! | `GATEWAY_TRUSTED_TRACE_CLIENTS` | empty | CIDRs whose `traceparent` is continued; anyone else's starts a new trace that links to it |
 //! | `GATEWAY_JWT_ISSUER` / `GATEWAY_JWT_AUDIENCE` | `ferroshop-users` / `ferroshop` | required `iss` / `aud` |
 //! | `GATEWAY_JWKS_MIN_REFRESH` | `30s` | at most one JWKS refresh per this interval for unknown key ids |
+//! | `GATEWAY_JWKS_KEY_RETENTION` | `24h` | how long a key that left the fetched JWKS is still accepted (at least the longest token lifetime) |
 //! | `GATEWAY_BODY_LIMIT_BYTES` | `65536` | largest request body (413 beyond) |
+//! | `GATEWAY_HEADER_TIMEOUT` | `5s` | time a client has to send the request head (408 beyond) |
+//! | `GATEWAY_BODY_TIMEOUT` | `10s` | time a client has to send the whole body (408 beyond) |
+//! | `GATEWAY_MAX_CONNECTIONS` | `10000` | open connections, all workers together; more wait in the accept queue |
 //! | `GATEWAY_SSE_POLL_INTERVAL` | `500ms` | how often an order event stream polls the order |
 //! | `GATEWAY_SSE_MAX_DURATION` | `5m` | longest life of one event stream |
+//! | `GATEWAY_SSE_MAX_PER_USER` | `4` | order streams one user may hold open (429 beyond) |
+//! | `GATEWAY_STREAM_TICKET_KEY` / `GATEWAY_STREAM_TICKET_KEY_FILE` | generated | secret (at least 32 bytes) that signs order-stream tickets; every replica needs the same |
+//! | `GATEWAY_STREAM_TICKET_TTL` | `60s` | how long a stream ticket may be used to open its stream |
 //! | `GATEWAY_STALE_MAX_AGE` | `10m` | oldest catalog page served while inventory is down |
 //! | `GATEWAY_STATIC_DIR` | `services/gateway/static` of the source tree | storefront files served at `/` |
 
@@ -32,6 +41,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use platform::config::{ConfigError, Env};
 use resilience::Strategy;
+
+use crate::edge::client_ip::Networks;
 
 /// The largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -76,13 +87,24 @@ pub struct Config {
     pub redis_timeout: Duration,
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
-    pub trust_forwarded_for: bool,
+    pub login_rate_per_minute: u32,
+    pub login_rate_burst: u32,
+    pub trusted_proxies: Networks,
+    pub trusted_trace_clients: Networks,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub jwks_min_refresh: Duration,
+    pub jwks_key_retention: Duration,
     pub body_limit: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
     pub sse_poll_interval: Duration,
     pub sse_max_duration: Duration,
+    pub sse_max_per_user: usize,
+    /// `None`: generate one at start (a single replica, locally).
+    pub stream_ticket_key: Option<Vec<u8>>,
+    pub stream_ticket_ttl: Duration,
     pub stale_max_age: Duration,
     pub static_dir: PathBuf,
 }
@@ -134,13 +156,26 @@ impl Config {
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(100))?,
             rate_limit_per_minute: env.parse_or("RATE_LIMIT_PER_MINUTE", 300)?,
             rate_limit_burst: env.parse_or("RATE_LIMIT_BURST", 50)?,
-            trust_forwarded_for: env.parse_or("TRUST_FORWARDED_FOR", false)?,
+            login_rate_per_minute: env.parse_or("LOGIN_RATE_PER_MINUTE", 10)?,
+            login_rate_burst: env.parse_or("LOGIN_RATE_BURST", 5)?,
+            trusted_proxies: networks(env, "TRUSTED_PROXIES")?,
+            trusted_trace_clients: networks(env, "TRUSTED_TRACE_CLIENTS")?,
             jwt_issuer: env.string_or("JWT_ISSUER", "ferroshop-users"),
             jwt_audience: env.string_or("JWT_AUDIENCE", "ferroshop"),
             jwks_min_refresh: env.duration_or("JWKS_MIN_REFRESH", Duration::from_secs(30))?,
+            jwks_key_retention: env
+                .duration_or("JWKS_KEY_RETENTION", Duration::from_secs(24 * 3600))?,
             body_limit: env.parse_or("BODY_LIMIT_BYTES", 64 * 1024)?,
+            header_timeout: env.duration_or("HEADER_TIMEOUT", Duration::from_secs(5))?,
+            body_timeout: env.duration_or("BODY_TIMEOUT", Duration::from_secs(10))?,
+            max_connections: env.parse_or("MAX_CONNECTIONS", 10_000)?,
             sse_poll_interval: env.duration_or("SSE_POLL_INTERVAL", Duration::from_millis(500))?,
             sse_max_duration: env.duration_or("SSE_MAX_DURATION", Duration::from_secs(300))?,
+            sse_max_per_user: env.parse_or("SSE_MAX_PER_USER", 4)?,
+            stream_ticket_key: env
+                .secret("STREAM_TICKET_KEY")?
+                .map(|key| key.trim().as_bytes().to_vec()),
+            stream_ticket_ttl: env.duration_or("STREAM_TICKET_TTL", Duration::from_secs(60))?,
             stale_max_age: env.duration_or("STALE_MAX_AGE", Duration::from_secs(600))?,
             static_dir: env.raw("STATIC_DIR").map_or_else(
                 || concat!(env!("CARGO_MANIFEST_DIR"), "/static").into(),
@@ -158,10 +193,17 @@ impl Config {
             value: env.raw(setting).unwrap_or_default(),
             reason: reason.to_owned(),
         };
-        let positive: [(&str, bool); 8] = [
+        let positive = [
             ("HTTP_WORKERS", self.http_workers == 0),
             ("RATE_LIMIT_PER_MINUTE", self.rate_limit_per_minute == 0),
             ("RATE_LIMIT_BURST", self.rate_limit_burst == 0),
+            ("LOGIN_RATE_PER_MINUTE", self.login_rate_per_minute == 0),
+            ("LOGIN_RATE_BURST", self.login_rate_burst == 0),
+            ("HEADER_TIMEOUT", self.header_timeout.is_zero()),
+            ("BODY_TIMEOUT", self.body_timeout.is_zero()),
+            ("MAX_CONNECTIONS", self.max_connections == 0),
+            ("SSE_MAX_PER_USER", self.sse_max_per_user == 0),
+            ("STREAM_TICKET_TTL", self.stream_ticket_ttl.is_zero()),
             ("EJECTION_FAILURES", self.ejection_failures == 0),
             ("BREAKER_FAILURES", self.breaker_failures == 0),
             ("CALL_TIMEOUT", self.call_timeout.is_zero()),
@@ -177,6 +219,17 @@ impl Config {
                 "must be between 1024 and 16777216",
             ));
         }
+        if self
+            .stream_ticket_key
+            .as_ref()
+            .is_some_and(|key| key.len() < 32)
+        {
+            return Err(ConfigError {
+                variable: env.name("STREAM_TICKET_KEY"),
+                value: "<redacted>".to_owned(),
+                reason: "must be at least 32 bytes (e.g. openssl rand -hex 32)".to_owned(),
+            });
+        }
         if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
             return Err(ConfigError {
                 variable: env.name("REDIS_URL"),
@@ -191,6 +244,16 @@ impl Config {
     pub fn upstreams(&self) -> [&UpstreamConfig; 4] {
         [&self.users, &self.inventory, &self.orders, &self.payments]
     }
+}
+
+/// A list of CIDRs (`10.0.0.0/8, 192.168.1.7`).
+fn networks(env: &Env, setting: &str) -> Result<Networks, ConfigError> {
+    let raw = env.string_or(setting, "");
+    Networks::parse(&raw).map_err(|reason| ConfigError {
+        variable: env.name(setting),
+        value: raw.clone(),
+        reason,
+    })
 }
 
 /// `http://a:1,http://b:2` or `dns://name:port`.
@@ -266,6 +329,12 @@ mod tests {
         assert_eq!(config.jwt_audience, "ferroshop");
         assert_eq!(config.body_limit, 65536);
         assert_eq!(config.health_check_interval, Some(Duration::from_secs(10)));
+        assert!(
+            config.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        assert!(config.trusted_trace_clients.is_empty());
+        assert_eq!(config.stream_ticket_key, None);
         assert!(config.static_dir.join("index.html").exists());
     }
 
@@ -335,7 +404,12 @@ mod tests {
             ("GATEWAY_HTTP_WORKERS", "0"),
             ("GATEWAY_CALL_TIMEOUT", "0ms"),
             ("GATEWAY_HTTP_ADDR", "localhost"),
-            ("GATEWAY_TRUST_FORWARDED_FOR", "maybe"),
+            ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("GATEWAY_TRUSTED_TRACE_CLIENTS", "somewhere"),
+            ("GATEWAY_BODY_TIMEOUT", "0s"),
+            ("GATEWAY_SSE_MAX_PER_USER", "0"),
+            ("GATEWAY_LOGIN_RATE_BURST", "0"),
+            ("GATEWAY_STREAM_TICKET_KEY", "short"),
         ] {
             let err = config(&[(variable, value)]).unwrap_err();
             assert_eq!(err.variable, variable, "{value}");

@@ -34,7 +34,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use actix_files::Files;
 use actix_web::{
     App, HttpServer,
-    middleware::{Compress, from_fn},
+    middleware::{Compress, NormalizePath, TrailingSlash, from_fn},
     web,
 };
 use contracts::users::{GetJwksRequest, UsersServiceClient};
@@ -45,11 +45,11 @@ pub use config::Config;
 
 use crate::{
     api::docs::OpenApiJson,
-    auth::{KeyCache, jwks::Fetch, verify::Expectations},
+    auth::{KeyCache, jwks::Fetch, ticket::TicketSigner, verify::Expectations},
     config::EndpointSource,
     ratelimit::{Limiter, gcra::Gcra},
     stale::LastGood,
-    state::{Gateway, StreamSettings},
+    state::{Gateway, StreamSettings, StreamSlots},
     upstream::{Upstreams, discovery, health},
 };
 
@@ -120,22 +120,49 @@ impl Application {
             &config.redis_prefix,
             config.redis_timeout,
         )?;
+        let login_limiter = Limiter::new(
+            Gcra::per_minute(config.login_rate_per_minute, config.login_rate_burst),
+            &config.redis_url,
+            &config.redis_prefix,
+            config.redis_timeout,
+        )?;
+        let tickets = match &config.stream_ticket_key {
+            Some(key) => TicketSigner::new(key.clone(), config.stream_ticket_ttl),
+            None => {
+                tracing::warn!(
+                    "no GATEWAY_STREAM_TICKET_KEY set: generated a key for order-stream tickets; \
+                     replicas will not accept each other's tickets"
+                );
+                TicketSigner::generated(config.stream_ticket_ttl)
+            }
+        };
         let internal_shutdown = Shutdown::new();
         let gateway = Gateway {
             upstreams,
-            keys: KeyCache::new(fetch, config.jwks_min_refresh, Arc::new(SystemClock)),
+            keys: KeyCache::new(
+                fetch,
+                config.jwks_min_refresh,
+                config.jwks_key_retention,
+                Arc::new(SystemClock),
+            ),
             expectations: Expectations {
                 issuer: config.jwt_issuer.clone(),
                 audience: config.jwt_audience.clone(),
             },
             limiter,
-            trust_forwarded_for: config.trust_forwarded_for,
+            login_limiter,
+            trusted_proxies: config.trusted_proxies.clone(),
+            trusted_trace_clients: config.trusted_trace_clients.clone(),
+            body_timeout: config.body_timeout,
             catalog_pages: LastGood::new(STALE_PAGES, config.stale_max_age),
             products: LastGood::new(STALE_PRODUCTS, config.stale_max_age),
             streams: StreamSettings {
                 poll_interval: config.sse_poll_interval,
                 max_duration: config.sse_max_duration,
+                max_per_user: config.sse_max_per_user,
             },
+            open_streams: StreamSlots::new(config.sse_max_per_user),
+            tickets,
             shutdown: internal_shutdown.clone(),
         };
         let openapi = OpenApiJson(Arc::from(api::document().to_json()?));
@@ -190,18 +217,24 @@ impl Application {
         let body_limit = config.body_limit;
         let static_dir: PathBuf = config.static_dir.clone();
         let app_gateway = gateway.clone();
+        // actix counts connections per worker.
+        let connections_per_worker = config.max_connections.div_ceil(config.http_workers).max(1);
         let server = HttpServer::new(move || {
+            // `wrap` order: the last one is the outermost (see `edge`).
             App::new()
                 .app_data(app_gateway.clone())
                 .app_data(openapi.clone())
                 .app_data(edge::extract::json_config(body_limit))
                 .app_data(edge::extract::query_config())
                 .app_data(edge::extract::path_config())
+                .wrap(from_fn(edge::limits::middleware))
                 .wrap(from_fn(ratelimit::middleware))
                 .wrap(from_fn(auth::middleware))
                 .wrap(from_fn(edge::observe::middleware))
                 .wrap(Compress::default())
                 .wrap(from_fn(edge::request_id::middleware))
+                .wrap(edge::headers::security_headers())
+                .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .service(api::docs::openapi_json)
                 .service(api::docs::docs_page)
                 .service(api::scope())
@@ -212,6 +245,8 @@ impl Application {
                 )
         })
         .workers(config.http_workers)
+        .client_request_timeout(config.header_timeout)
+        .max_connections(connections_per_worker)
         .disable_signals()
         .shutdown_timeout(config.shutdown_grace.as_secs().max(1))
         .listen(http)

@@ -17,7 +17,7 @@
 //! | ALREADY_EXISTS | 409 | e.g. the email is taken |
 //! | FAILED_PRECONDITION | 409 | the resource's current **state** forbids it (cancel an order whose checkout is running, an idempotency key reused for a different order). 409 rather than 422: the same request may succeed once the state changes, and 422 is kept for bodies that can never be valid (none today: those are 400 with a field) |
 //! | ABORTED | 409 | a concurrent change won; retry |
-//! | RESOURCE_EXHAUSTED | 429 | an upstream is shedding load |
+//! | RESOURCE_EXHAUSTED | 503 | an upstream is shedding load (`Retry-After: 1`): the server is busy, not the client over its limit (429 is the gateway's own rate limit) |
 //! | UNAVAILABLE | 503 | the upstream is down or its circuit is open (`Retry-After: 1`) |
 //! | DEADLINE_EXCEEDED | 504 | the upstream did not answer in time |
 //! | anything else | 500 | a bug: logged with the request id, never described to the client |
@@ -75,9 +75,21 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// The user already holds the most order streams one user may have open.
+    #[error("too many open order streams (at most {max})")]
+    TooManyStreams { max: usize },
+    /// The client did not send its request in time (a slow body).
+    #[error("request not received in time")]
+    RequestTimeout,
     /// The gateway itself cannot serve the request right now (e.g. no signing keys yet).
     #[error("unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<inputs::InvalidInput> for ApiError {
+    fn from(invalid: inputs::InvalidInput) -> Self {
+        Self::invalid(invalid.field(), invalid.reason())
+    }
 }
 
 impl ApiError {
@@ -128,6 +140,18 @@ impl ApiError {
                 format!("rate limit exceeded; retry in {retry_after_secs} s"),
                 None,
             ),
+            Self::TooManyStreams { max } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-streams",
+                format!("at most {max} order streams may be open at once; close one first"),
+                None,
+            ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "the request was not received in time".to_owned(),
+                None,
+            ),
             Self::Unavailable(detail) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -169,7 +193,7 @@ fn upstream_parts(
         Code::FailedPrecondition => (StatusCode::CONFLICT, "conflicting-state", message, None),
         Code::Aborted => (StatusCode::CONFLICT, "concurrent-change", message, None),
         Code::ResourceExhausted => (
-            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::SERVICE_UNAVAILABLE,
             "upstream-overloaded",
             format!("the {service} service is overloaded; retry shortly"),
             None,
@@ -241,6 +265,13 @@ impl ResponseError for ApiError {
             Self::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
+            Self::TooManyStreams { .. } => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            // A client this slow is not worth keeping the connection for.
+            Self::RequestTimeout => {
+                response.insert_header((header::CONNECTION, "close"));
+            }
             _ if problem.status == 503 => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
@@ -277,7 +308,7 @@ mod tests {
             (Code::AlreadyExists, 409),
             (Code::FailedPrecondition, 409),
             (Code::Aborted, 409),
-            (Code::ResourceExhausted, 429),
+            (Code::ResourceExhausted, 503),
             (Code::Unavailable, 503),
             (Code::DeadlineExceeded, 504),
             (Code::Internal, 500),
@@ -353,5 +384,9 @@ mod tests {
         assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "7");
         let down = ApiError::upstream("inventory")(Status::unavailable("x")).error_response();
         assert_eq!(down.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        let shedding =
+            ApiError::upstream("users")(Status::resource_exhausted("busy")).error_response();
+        assert_eq!(shedding.status(), 503);
+        assert_eq!(shedding.headers().get(header::RETRY_AFTER).unwrap(), "1");
     }
 }

@@ -80,7 +80,13 @@ export const api = {
   orders: (pageToken) => request("GET", `/orders?page_size=20${pageToken ? `&page_token=${encodeURIComponent(pageToken)}` : ""}`, { auth: true }),
   order: (id) => request("GET", `/orders/${encodeURIComponent(id)}`, { auth: true }),
   cancel: (id) => request("POST", `/orders/${encodeURIComponent(id)}/cancel`, { auth: true, body: {} }),
-  eventsUrl: (id) => `/api/v1/orders/${encodeURIComponent(id)}/events?access_token=${encodeURIComponent(session.token() || "")}`,
+  /** The order's event stream URL, with a one-minute stream ticket: EventSource cannot send the
+   *  bearer token as a header, and the token itself never goes into a URL. */
+  eventsUrl: async (id) => {
+    const path = `/orders/${encodeURIComponent(id)}`;
+    const { data } = await request("POST", `${path}/stream-tickets`, { auth: true });
+    return `/api/v1${path}/events?ticket=${encodeURIComponent(data.ticket)}`;
+  },
 };
 
 /** The cart: [{ sku, name, price: { amount_minor, currency }, quantity }] in localStorage. */

@@ -24,6 +24,13 @@ function html(strings, ...values) {
 
 function render(view) {
   main.innerHTML = view.text;
+  paintSwatches(main);
+}
+
+// The Content-Security-Policy allows no inline style attributes, so a swatch's hue is set through
+// the CSSOM (which the policy allows) after the markup is in place.
+function paintSwatches(root) {
+  root.querySelectorAll(".swatch[data-hue]").forEach((el) => el.style.setProperty("--hue", el.dataset.hue));
 }
 
 /** A message in the flash area; `carry` keeps it across the navigation that follows. */
@@ -44,7 +51,7 @@ function swatch(sku, name) {
   for (const c of sku) hash = (hash * 31 + c.charCodeAt(0)) >>> 0;
   const hue = hash % 360;
   const initials = name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("");
-  return html`<div class="swatch" style="--hue:${hue}" aria-hidden="true"><span>${initials}</span></div>`;
+  return html`<div class="swatch" data-hue="${hue}" aria-hidden="true"><span>${initials}</span></div>`;
 }
 
 function problemView(error) {
@@ -115,6 +122,7 @@ async function catalogView(params) {
       const { data, stale } = await api.products(q, token);
       data.products.forEach((p) => loaded.set(p.sku, p));
       grid.insertAdjacentHTML("beforeend", data.products.map((p) => productCard(p).text).join(""));
+      paintSwatches(grid);
       if (stale) document.getElementById("stale-note").innerHTML = html`<span class="note" data-testid="stale-note">Showing a saved copy of the catalog; prices and stock may be out of date.</span>`.text;
       if (!grid.children.length) grid.outerHTML = html`<div class="panel empty" data-testid="no-results"><p>No products ${q ? `match “${q}”` : "yet"}.</p></div>`.text;
       next = data.products.length ? data.next_page_token || null : null;
@@ -416,7 +424,14 @@ async function orderView(id) {
   cleanup = () => { stopped = true; clearTimeout(timer); if (source) source.close(); };
   if (container.dataset.live === "done") return;
   if (!("EventSource" in window)) return fallBackToPolling();
-  source = new EventSource(api.eventsUrl(id));
+  let url;
+  try {
+    url = await api.eventsUrl(id);
+  } catch {
+    return fallBackToPolling();
+  }
+  if (stopped) return;
+  source = new EventSource(url);
   container.dataset.live = "streaming";
   liveState.textContent = "Live: this page updates as checkout progresses.";
   source.addEventListener("order", (event) => {

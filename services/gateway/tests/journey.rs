@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{ADMIN_EMAIL, Parts, World, spawn_gateway};
+use support::{Parts, World, spawn_gateway};
 
 async fn world() -> (World, support::TestGateway, String) {
     let world = World::start(Parts {
@@ -18,7 +18,7 @@ async fn world() -> (World, support::TestGateway, String) {
     })
     .await;
     let gateway = spawn_gateway(world.gateway_vars()).await;
-    let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
+    let admin = world.admin(&gateway).await;
     (world, gateway, admin)
 }
 
@@ -171,11 +171,37 @@ async fn the_order_event_stream_delivers_the_confirmation() {
         .unwrap();
     let id = order["id"].as_str().unwrap();
 
-    // As a browser's EventSource would: the token in the query string.
-    let mut stream = gateway
+    // As the storefront does: a stream ticket for this order, then EventSource with it in the
+    // URL (the bearer token never is).
+    let ticket: Value = gateway
+        .post(
+            &format!("/api/v1/orders/{id}/stream-tickets"),
+            Some(&token),
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap();
+    let with_token = gateway
         .client
         .get(format!(
             "{}/api/v1/orders/{id}/events?access_token={token}",
+            gateway.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        with_token.status(),
+        StatusCode::UNAUTHORIZED,
+        "a bearer token in the URL is not a credential"
+    );
+    let mut stream = gateway
+        .client
+        .get(format!(
+            "{}/api/v1/orders/{id}/events?ticket={ticket}",
             gateway.url
         ))
         .send()

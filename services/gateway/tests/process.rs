@@ -23,6 +23,9 @@ async fn the_binary_is_ready_logs_request_ids_exposes_metrics_and_stops_cleanly(
             testkit::unique_name("gateway-process"),
         ),
         ("LOG_FORMAT", "json".to_owned()),
+        // This test is a trusted client: its trace is continued (an untrusted one's is not,
+        // see tests/e2e/tests/hostile.rs).
+        ("GATEWAY_TRUSTED_TRACE_CLIENTS", "127.0.0.1".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -62,7 +62,7 @@ async fn missing_expired_misaddressed_unsigned_and_tampered_tokens_are_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_customer_never_sees_another_customers_order_or_payment() {
     let (world, gateway) = world().await;
-    let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
+    let admin = world.admin(&gateway).await;
     gateway.seed(&admin, "BAG-1", 3000, 5).await;
     let (alice, _) = gateway.sign_up("alice@example.com").await;
     let (mallory, _) = gateway.sign_up("mallory@example.com").await;
@@ -166,7 +166,10 @@ async fn catalog_writes_need_the_admin_role() {
         .await;
     problem(stock, StatusCode::FORBIDDEN).await;
 
-    let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
+    // Registering the address an operator will promote makes nobody an admin by itself.
+    let (self_made, _) = gateway.sign_up(ADMIN_EMAIL).await;
+    problem(put(Some(self_made)).await, StatusCode::FORBIDDEN).await;
+    let admin = world.grant_admin(&gateway, ADMIN_EMAIL).await;
     assert_eq!(put(Some(admin)).await.status(), StatusCode::OK);
     gateway.stop().await;
     world.stop();

@@ -7,6 +7,7 @@ use super::wire::{Credentials, Registration, Session, User};
 use crate::{
     auth::Caller,
     problem::{ApiError, Problem},
+    ratelimit,
     state::Gateway,
 };
 
@@ -29,10 +30,16 @@ pub async fn register(
     body: web::Json<Registration>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    // The email and password are users' alone to judge; the display name follows the shared
+    // rule (an empty one lets users default it to the email's local part).
+    let display_name = match body.display_name.as_deref().map(str::trim) {
+        None | Some("") => String::new(),
+        Some(given) => inputs::DisplayName::parse(given)?.as_str().to_owned(),
+    };
     let request = RegisterRequest {
         email: body.email,
         password: body.password,
-        display_name: body.display_name.unwrap_or_default(),
+        display_name,
     };
     let response = gateway
         .upstreams
@@ -50,7 +57,8 @@ pub async fn register(
 /// Log in
 ///
 /// Exchanges email and password for a short-lived access token (`Authorization: Bearer …`).
-/// A wrong password and an unknown email get the same 401.
+/// A wrong password and an unknown email get the same 401. Attempts are limited per account
+/// (429 with `Retry-After` beyond), however many addresses they come from.
 #[utoipa::path(
     tag = "accounts",
     request_body = Credentials,
@@ -65,6 +73,7 @@ pub async fn login(
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    ratelimit::check_login(&gateway, &body.email).await?;
     let request = AuthenticateRequest {
         email: body.email,
         password: body.password,

@@ -1,9 +1,11 @@
 //! Catalog and stock writes, for administrators only (`role: "admin"` in the token; 403 for
-//! customers). Inventory trusts its callers, so this check at the edge is what stands between a
+//! customers). Every field is parsed with the shared input rules (`libs/inputs`) that inventory
+//! applies too, so a bad one is a 400 naming it before inventory is called. Inventory trusts its callers, so this check at the edge is what stands between a
 //! customer and the price list; a NetworkPolicy keeps everyone else away from inventory's port.
 
 use actix_web::{HttpResponse, post, put, web};
 use contracts::inventory::{AdjustStockRequest, InventoryServiceClient, UpsertProductRequest};
+use inputs::{AdjustmentReason, Description, Price, ProductName, Sku, StockDelta};
 
 use super::wire::{Product, ProductDraft, StockAdjustment, StockLevel};
 use crate::{
@@ -11,6 +13,28 @@ use crate::{
     problem::{ApiError, Problem},
     state::Gateway,
 };
+
+/// The UpsertProduct call for `sku` and `body`, every field under the shared rules: what this
+/// returns, inventory accepts (`tests/e2e/tests/input_layers.rs` checks it on arbitrary input).
+pub fn upsert_product_request(
+    sku: &str,
+    body: ProductDraft,
+) -> Result<UpsertProductRequest, ApiError> {
+    let sku = Sku::parse(sku)?;
+    let name = ProductName::parse(&body.name)?;
+    let description = Description::parse(&body.description)?;
+    let price = Price::parse(body.price.amount_minor, &body.price.currency)?;
+    Ok(UpsertProductRequest {
+        sku: sku.as_str().to_owned(),
+        name: name.as_str().to_owned(),
+        description: description.as_str().to_owned(),
+        price: Some(contracts::Money {
+            amount_minor: price.amount_minor(),
+            currency: price.currency().as_str().to_owned(),
+        }),
+        active: body.active,
+    })
+}
 
 /// Create or update a product
 #[utoipa::path(
@@ -31,14 +55,7 @@ pub async fn upsert_product(
     sku: web::Path<String>,
     body: web::Json<ProductDraft>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let request = UpsertProductRequest {
-        sku: sku.into_inner(),
-        name: body.name,
-        description: body.description,
-        price: Some(body.price.into()),
-        active: body.active,
-    };
+    let request = upsert_product_request(&sku, body.into_inner())?;
     let response = gateway
         .upstreams
         .inventory
@@ -80,9 +97,9 @@ pub async fn adjust_stock(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = AdjustStockRequest {
-        sku: sku.into_inner(),
-        delta: body.delta,
-        reason: body.reason,
+        sku: Sku::parse(&sku)?.as_str().to_owned(),
+        delta: StockDelta::parse(body.delta)?.get(),
+        reason: AdjustmentReason::parse(&body.reason)?.as_str().to_owned(),
     };
     let response = gateway
         .upstreams

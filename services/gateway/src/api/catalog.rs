@@ -66,8 +66,12 @@ pub async fn list_products(
     let query = query.into_inner();
     let request = ListProductsRequest {
         page_size: page_size(query.page_size)?,
-        page_token: query.page_token.unwrap_or_default(),
-        query: query.q.unwrap_or_default(),
+        page_token: inputs::PAGE_TOKEN
+            .parse(query.page_token.as_deref().unwrap_or_default())?
+            .to_owned(),
+        query: inputs::SearchText::parse(query.q.as_deref().unwrap_or_default())?
+            .as_str()
+            .to_owned(),
     };
     let key = format!(
         "{}|{}|{}",
@@ -121,7 +125,8 @@ pub async fn get_product(
     gateway: web::Data<Gateway>,
     sku: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let sku = sku.into_inner();
+    // A malformed SKU names no product: 400 here rather than a call (and a fallback-cache key).
+    let sku = inputs::Sku::parse(&sku)?.as_str().to_owned();
     let result = gateway
         .upstreams
         .inventory

@@ -20,24 +20,36 @@
 //! up by open streams; `EventSource` reconnects by itself, to another replica). A comment line
 //! is sent every 15 s of silence, so proxies do not close an idle connection. Compression is
 //! turned off for the stream: gzip would buffer the events.
+//!
+//! **Credentials.** An API client sends its bearer token as usual. A browser's `EventSource`
+//! cannot, so it first exchanges the token for a one-minute **stream ticket** for this order
+//! (`POST /orders/{id}/stream-tickets`, see `auth::ticket`) and opens
+//! `/orders/{id}/events?ticket=…`: the URL never carries the bearer token.
+//!
+//! **Bounded.** Each open stream holds a connection and polls orders, so a user may hold at most
+//! `GATEWAY_SSE_MAX_PER_USER` at once (429 beyond); the slot is freed when the stream ends or
+//! the client goes away.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::{
-    HttpResponse, get,
+    HttpRequest, HttpResponse, get,
     http::header::{self, ContentEncoding},
-    web,
+    post, web,
 };
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use super::{
     orders::{fetch_order, order_id},
     wire::Order,
 };
 use crate::{
-    auth::Caller,
+    auth::{self, Caller, Identity},
     problem::{ApiError, Problem},
-    state::Gateway,
+    state::{Gateway, StreamSlot},
 };
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -45,6 +57,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 struct Stream {
     gateway: web::Data<Gateway>,
     caller: Caller,
+    /// Held while the stream lives; dropped with it.
+    _slot: StreamSlot,
     order_id: String,
     first: Option<Order>,
     last: Option<String>,
@@ -103,32 +117,102 @@ impl Stream {
     }
 }
 
-/// Follow an order (SSE)
+/// A stream ticket: what `EventSource` puts in the URL instead of the bearer token.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StreamTicket {
+    /// Pass as `?ticket=` to `GET /orders/{id}/events`.
+    pub ticket: String,
+    /// Seconds the ticket may be used to open the stream.
+    pub expires_in: u64,
+}
+
+/// Get a stream ticket
 ///
-/// `text/event-stream` of `order` events, one per change of the order, ending once it is
-/// `CONFIRMED` or `CANCELLED`. Browsers' `EventSource` cannot send headers, so this route also
-/// accepts the token as `?access_token=`.
+/// A one-minute credential for this order's event stream only, for clients that cannot send an
+/// `Authorization` header on a stream (a browser's `EventSource`). Ask for a new one on every
+/// reconnect.
 #[utoipa::path(
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id (UUID)")),
     responses(
-        (status = 200, description = "An event stream of the order", content_type = "text/event-stream", body = String),
+        (status = 201, description = "A ticket for the order's stream", body = StreamTicket),
         (status = 404, description = "No such order for this customer", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/orders/{id}/stream-tickets")]
+pub async fn stream_ticket(
+    gateway: web::Data<Gateway>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let order = order_id(&id)?;
+    // Only for an order the caller may read: the ticket must not be a way to probe ids.
+    fetch_order(&gateway, &caller, &order).await?;
+    let order =
+        Uuid::parse_str(&order).map_err(|_| ApiError::invalid("order_id", "must be a UUID"))?;
+    let ticket = gateway.tickets.issue(&caller.0, order, SystemTime::now());
+    Ok(HttpResponse::Created().json(StreamTicket {
+        ticket,
+        expires_in: gateway.tickets.ttl().as_secs(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StreamQuery {
+    /// A ticket from `POST /orders/{id}/stream-tickets`, for clients that cannot send a bearer
+    /// token.
+    pub ticket: Option<String>,
+}
+
+/// Follow an order (SSE)
+///
+/// `text/event-stream` of `order` events, one per change of the order, ending once it is
+/// `CONFIRMED` or `CANCELLED`. Authenticate with the bearer token, or (browsers' `EventSource`,
+/// which cannot send headers) with `?ticket=` from `POST /orders/{id}/stream-tickets`.
+#[utoipa::path(
+    tag = "orders",
+    security(("bearer" = []), ()),
+    params(("id" = String, Path, description = "Order id (UUID)"), StreamQuery),
+    responses(
+        (status = 200, description = "An event stream of the order", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid token or ticket", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order for this customer", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many order streams open for this user; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/orders/{id}/events")]
 pub async fn order_events(
     gateway: web::Data<Gateway>,
-    caller: Caller,
+    req: HttpRequest,
     id: web::Path<String>,
+    query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let order_id = order_id(&id)?;
+    let caller = match (auth::identity(&req), query.into_inner().ticket) {
+        (Identity::Anonymous, Some(ticket)) => {
+            let order = Uuid::parse_str(&order_id)
+                .map_err(|_| ApiError::invalid("order_id", "must be a UUID"))?;
+            gateway
+                .tickets
+                .verify(&ticket, order, SystemTime::now())
+                .map(Caller)
+                .map_err(|error| ApiError::Unauthenticated(error.to_string()))?
+        }
+        (identity, _) => Caller::from_identity(identity)?,
+    };
+    let slot = gateway
+        .open_streams
+        .try_open(caller.0.user_id)
+        .ok_or(ApiError::TooManyStreams {
+            max: gateway.streams.max_per_user,
+        })?;
     // The first read happens before the response starts, so 401/404 are ordinary problems.
     let first = fetch_order(&gateway, &caller, &order_id).await?;
     let stream = Stream {
         gateway,
         caller,
+        _slot: slot,
         order_id,
         first: Some(first),
         last: None,

@@ -5,7 +5,7 @@
 //! | [`accounts`] | register, login, me |
 //! | [`catalog`] | products: list (cursor pages), detail |
 //! | [`orders`] | place (Idempotency-Key), get with saga timeline, list mine, cancel, payment |
-//! | [`events`] | the order's status as Server-Sent Events |
+//! | [`events`] | the order's status as Server-Sent Events, and the tickets that open them |
 //! | [`admin`] | product upsert, stock adjustments (admin role) |
 //! | [`docs`] | `/api/openapi.json` and the offline docs page `/api/docs` |
 //! | [`wire`] | the JSON types, translated from the gRPC messages |
@@ -82,6 +82,7 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(orders::get_order)
         .service(orders::cancel_order)
         .service(orders::order_payment)
+        .service(events::stream_ticket)
         .service(events::order_events)
         .service(admin::upsert_product)
         .service(admin::adjust_stock);
@@ -106,24 +107,39 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// |---|---|---|
 /// | 400 | operations with parameters or a body | `edge::extract`: a value that does not parse, naming the field |
 /// | 401 | operations with a security requirement | `auth`: no token, or one that does not verify |
+/// | 408 | operations with a body | `edge::limits`: the body did not arrive within `GATEWAY_BODY_TIMEOUT` |
 /// | 413, 415 | operations with a body | `edge::extract`: body over the limit, not `application/json` |
 /// | 429 | every operation | `ratelimit`, with `Retry-After` |
-/// | 503 | every operation | an upstream that is down or whose breaker is open |
+/// | 503 | every operation | an upstream that is down, shedding load or whose breaker is open, with `Retry-After` |
 /// | 504 | every operation | an upstream that missed the request's deadline |
 struct EdgeResponses;
 
 impl EdgeResponses {
-    fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
-        utoipa::openapi::ResponseBuilder::new()
+    fn problem(
+        description: &str,
+        retry_after: bool,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+        let mut response = utoipa::openapi::ResponseBuilder::new()
             .description(description)
             .content(
                 "application/problem+json",
                 utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name(
                     "Problem",
                 ))),
-            )
-            .build()
-            .into()
+            );
+        if retry_after {
+            response = response.header(
+                "Retry-After",
+                utoipa::openapi::HeaderBuilder::new()
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::Integer),
+                    ))
+                    .description(Some("Seconds to wait before trying again"))
+                    .build(),
+            );
+        }
+        response.build().into()
     }
 }
 
@@ -148,37 +164,53 @@ impl Modify for EdgeResponses {
                     .security
                     .as_ref()
                     .is_some_and(|security| !security.is_empty());
+                // (applies, status, description, carries Retry-After)
                 let edge = [
                     (
                         has_input,
                         "400",
                         "Malformed input; the problem names the field",
+                        false,
                     ),
                     (
                         secured,
                         "401",
                         "Missing, expired or otherwise invalid bearer token",
+                        false,
                     ),
-                    (has_body, "413", "Request body over the size limit"),
-                    (has_body, "415", "Request body not sent as application/json"),
-                    (true, "429", "Rate limit exceeded; see Retry-After"),
+                    (
+                        has_body,
+                        "408",
+                        "The request body did not arrive in time",
+                        false,
+                    ),
+                    (has_body, "413", "Request body over the size limit", false),
+                    (
+                        has_body,
+                        "415",
+                        "Request body not sent as application/json",
+                        false,
+                    ),
+                    (true, "429", "Rate limit exceeded; see Retry-After", true),
                     (
                         true,
                         "503",
-                        "An upstream service is unavailable; retry later",
+                        "An upstream service is unavailable or shedding load; retry after Retry-After",
+                        true,
                     ),
                     (
                         true,
                         "504",
                         "An upstream service did not answer within the deadline",
+                        false,
                     ),
                 ];
                 let responses = &mut operation.responses.responses;
-                for (applies, status, description) in edge {
+                for (applies, status, description, retry_after) in edge {
                     if applies {
                         responses
                             .entry(status.to_owned())
-                            .or_insert_with(|| Self::problem(description));
+                            .or_insert_with(|| Self::problem(description, retry_after));
                     }
                 }
             }
@@ -225,6 +257,7 @@ mod tests {
             "/api/v1/orders/{id}",
             "/api/v1/orders/{id}/cancel",
             "/api/v1/orders/{id}/events",
+            "/api/v1/orders/{id}/stream-tickets",
             "/api/v1/orders/{id}/payment",
             "/api/v1/admin/products/{sku}",
             "/api/v1/admin/products/{sku}/stock-adjustments",
@@ -253,8 +286,13 @@ mod tests {
         assert_eq!(
             statuses(&json, "/api/v1/orders", "post"),
             [
-                "201", "400", "401", "409", "413", "415", "429", "503", "504"
+                "201", "400", "401", "408", "409", "413", "415", "429", "503", "504"
             ]
+        );
+        assert_eq!(
+            json["paths"]["/api/v1/orders"]["post"]["responses"]["503"]["headers"]["Retry-After"]["schema"]
+                ["type"],
+            "integer"
         );
         // Public, no body: no 401, 413 or 415.
         assert_eq!(

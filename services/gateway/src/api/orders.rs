@@ -10,6 +10,11 @@
 //! (timeout, dropped connection) sends the same request with the same key and gets the same
 //! order back instead of a second one. The gateway does not retry the call itself.
 //!
+//! **Input.** The body and the `Idempotency-Key` are parsed with the shared input rules
+//! (`libs/inputs`) — the same types orders and payments parse them with — so a request this
+//! route accepts is one no later layer refuses for its shape, and a malformed one is a 400
+//! naming the field before any upstream is called.
+//!
 //! Order calls carry the order id (or for lists the customer id) as the consistent-hash key, so
 //! with `GATEWAY_ORDERS_LB_STRATEGY=consistent_hash` one order's reads land on one replica.
 
@@ -21,6 +26,7 @@ use contracts::{
     },
     payments::{GetPaymentRequest, PaymentsServiceClient, get_payment_request::Key},
 };
+use inputs::{CancelReason, IdempotencyKey, OrderLines, PaymentMethod};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -35,11 +41,8 @@ use crate::{
     state::Gateway,
 };
 
-/// The most lines one order may have.
-pub const MAX_LINES: usize = 50;
-
-/// `Idempotency-Key`: 1 to 128 visible ASCII characters.
-fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
+/// The `Idempotency-Key` header, under the shared rule (`inputs::IdempotencyKey`).
+fn idempotency_key(req: &HttpRequest) -> Result<IdempotencyKey, ApiError> {
     let field = "Idempotency-Key";
     let value = req
         .headers()
@@ -47,15 +50,37 @@ fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::invalid(field, "this header is required (e.g. a UUID)"))?;
     let key = value
         .to_str()
-        .map_err(|_| ApiError::invalid(field, "must be visible ASCII"))?
-        .trim();
-    if key.is_empty() || key.len() > 128 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::invalid(
-            field,
-            "1 to 128 visible ASCII characters",
-        ));
-    }
-    Ok(key.to_owned())
+        .map_err(|_| ApiError::invalid(field, "must be printable ASCII"))?;
+    Ok(IdempotencyKey::parse(key).map_err(|err| err.renamed(field))?)
+}
+
+/// The PlaceOrder call for `customer_id`'s `body` and `key`, every field under the shared rules:
+/// what this returns, orders accepts (`tests/e2e/tests/input_layers.rs` checks it on arbitrary
+/// input).
+pub fn place_order_request(
+    customer_id: &str,
+    body: NewOrder,
+    key: &IdempotencyKey,
+) -> Result<PlaceOrderRequest, ApiError> {
+    let lines = OrderLines::parse(
+        body.lines
+            .iter()
+            .map(|line| (line.sku.as_str(), line.quantity)),
+    )?
+    .lines()
+    .iter()
+    .map(|(sku, quantity)| PlaceOrderLine {
+        sku: sku.as_str().to_owned(),
+        quantity: quantity.get(),
+    })
+    .collect();
+    let payment_method = PaymentMethod::parse(&body.payment_method)?;
+    Ok(PlaceOrderRequest {
+        customer_id: customer_id.to_owned(),
+        lines,
+        payment_method: payment_method.as_str().to_owned(),
+        idempotency_key: key.as_str().to_owned(),
+    })
 }
 
 /// Order ids are UUIDs; anything else cannot name an order.
@@ -107,27 +132,8 @@ pub async fn place_order(
     body: web::Json<NewOrder>,
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
-    let body = body.into_inner();
-    if body.lines.is_empty() || body.lines.len() > MAX_LINES {
-        return Err(ApiError::invalid(
-            "lines",
-            format!("1 to {MAX_LINES} lines"),
-        ));
-    }
     let customer_id = caller.0.user_id.to_string();
-    let request = PlaceOrderRequest {
-        customer_id: customer_id.clone(),
-        lines: body
-            .lines
-            .into_iter()
-            .map(|line| PlaceOrderLine {
-                sku: line.sku,
-                quantity: line.quantity,
-            })
-            .collect(),
-        payment_method: body.payment_method,
-        idempotency_key: key,
-    };
+    let request = place_order_request(&customer_id, body.into_inner(), &key)?;
     let response = gateway
         .upstreams
         .orders
@@ -198,7 +204,9 @@ pub async fn list_orders(
     let request = ListOrdersRequest {
         customer_id: customer_id.clone(),
         page_size: page_size(query.page_size)?,
-        page_token: query.page_token.unwrap_or_default(),
+        page_token: inputs::PAGE_TOKEN
+            .parse(query.page_token.as_deref().unwrap_or_default())?
+            .to_owned(),
     };
     let response = gateway
         .upstreams
@@ -239,10 +247,14 @@ pub async fn cancel_order(
     body: Option<web::Json<Cancellation>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&id)?;
-    let reason = body
-        .and_then(|body| body.into_inner().reason)
-        .filter(|reason| !reason.trim().is_empty())
-        .unwrap_or_else(|| "customer_request".to_owned());
+    let reason = match body.and_then(|body| body.into_inner().reason) {
+        Some(reason) => CancelReason::parse(&reason)?,
+        None => CancelReason::default(),
+    };
+    let reason = match reason.as_str() {
+        "" => "customer_request".to_owned(),
+        given => given.to_owned(),
+    };
     let request = CancelOrderRequest {
         order_id: id.clone(),
         customer_id: caller.owner_filter(),

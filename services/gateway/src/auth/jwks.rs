@@ -14,6 +14,13 @@
 //!
 //! Concurrent requests that meet the same unknown kid share one refresh (single flight): the
 //! first takes the refresh lock and fetches, the rest wait for it and then find the key.
+//!
+//! **Merged, not replaced.** A fetched set is *added* to the keys already known; a key is
+//! forgotten only once no fetch has listed it for `GATEWAY_JWKS_KEY_RETENTION` (24 h, longer
+//! than any token lives). Replacing the set would log everyone out at every rotation: during a
+//! roll-out, users replicas with the old and the new key answer in turn, and a set fetched from
+//! a new replica that no longer lists the old key would make every token it signed unknown,
+//! although each is valid until it expires.
 
 use std::{
     sync::{Arc, PoisonError, RwLock},
@@ -50,6 +57,8 @@ pub struct KeyCache {
     keys: RwLock<Arc<KeySet>>,
     refresh: tokio::sync::Mutex<Attempts>,
     min_interval: Duration,
+    /// How long a key stays after the last fetch that listed it.
+    retention: Duration,
     clock: Arc<dyn Clock>,
 }
 
@@ -59,15 +68,23 @@ struct Attempts {
     /// not attacker-triggered).
     last_on_demand: Option<Instant>,
     last_failed: bool,
+    /// When each known key was last listed by a fetch.
+    last_listed: std::collections::HashMap<String, Instant>,
 }
 
 impl KeyCache {
-    pub fn new(fetch: Fetch, min_interval: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        fetch: Fetch,
+        min_interval: Duration,
+        retention: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             fetch,
             keys: RwLock::default(),
             refresh: tokio::sync::Mutex::default(),
             min_interval,
+            retention,
             clock,
         }
     }
@@ -132,7 +149,20 @@ impl KeyCache {
     async fn fetch_into(&self, attempts: &mut Attempts) -> Result<(), Status> {
         match (self.fetch)().await {
             Ok(jwks) => {
-                let set = KeySet::from_jwks(&jwks);
+                let fetched = KeySet::from_jwks(&jwks);
+                let now = self.clock.now();
+                for kid in fetched.kids() {
+                    attempts.last_listed.insert(kid.to_owned(), now);
+                }
+                let retention = self.retention;
+                attempts
+                    .last_listed
+                    .retain(|_, listed| now.saturating_duration_since(*listed) < retention);
+                let listed = &attempts.last_listed;
+                let set = self
+                    .current()
+                    .merged(&fetched)
+                    .without(|kid| !listed.contains_key(kid));
                 attempts.last_failed = set.is_empty();
                 *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
                 metrics::counter!("gateway_jwks_refreshes_total", "outcome" => "ok").increment(1);
@@ -184,7 +214,12 @@ mod tests {
                 Ok(users.keys.lock().unwrap().clone())
             })
         });
-        KeyCache::new(fetch, Duration::from_secs(30), Arc::new(clock.clone()))
+        KeyCache::new(
+            fetch,
+            Duration::from_secs(30),
+            Duration::from_secs(3600),
+            Arc::new(clock.clone()),
+        )
     }
 
     fn expect() -> Expectations {
@@ -272,6 +307,30 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         cache.verify(&token, &expect()).await.unwrap();
         assert!(cache.is_loaded());
+    }
+
+    #[tokio::test]
+    async fn a_key_that_leaves_the_set_stays_accepted_for_the_retention() {
+        let (old, new) = (Signer::new("old"), Signer::new("new"));
+        let users = users(vec![old.jwk()]);
+        let clock = ManualClock::new();
+        let cache = cache(&users, &clock);
+        cache.refresh_now().await.unwrap();
+        let old_token = old.sign(&old.claims());
+        // The signer rotated and no longer lists the old key (a replica without it answered).
+        *users.keys.lock().unwrap() = vec![new.jwk()];
+        cache
+            .verify(&new.sign(&new.claims()), &expect())
+            .await
+            .unwrap();
+        cache.verify(&old_token, &expect()).await.unwrap();
+        // Past the retention, a fetch that still does not list it drops it.
+        clock.advance(Duration::from_secs(3601));
+        cache.refresh_now().await.unwrap();
+        assert_eq!(
+            cache.verify(&old_token, &expect()).await.unwrap_err(),
+            AuthFailure::Refused(TokenError::UnknownKey("old".into()))
+        );
     }
 
     #[tokio::test]

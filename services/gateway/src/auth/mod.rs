@@ -14,13 +14,15 @@
 //! NOT_FOUND for someone else's order (see `api::orders`). 404, not 403: a 403 would confirm that
 //! the order exists.
 //!
-//! Browsers cannot set headers on an `EventSource`, so the order event stream also accepts the
-//! token as an `access_token` query parameter (RFC 6750 §2.3). Only there: tokens in URLs end
-//! up in proxies' logs, so no other route takes one (and our own logs record the path only).
+//! Browsers cannot set headers on an `EventSource`, so the order event stream also accepts a
+//! **stream ticket** in its URL ([`ticket`]): a credential for that one order's stream, valid
+//! for a minute, issued in exchange for the bearer token. No route takes a bearer token in the
+//! URL, where proxies, browser history and `Referer` headers would keep it.
 
 pub mod jwks;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod ticket;
 pub mod verify;
 
 use std::future::{Ready, ready};
@@ -50,26 +52,16 @@ pub enum Identity {
     Unverifiable(String),
 }
 
-/// The bearer token of a request: the `Authorization` header, or for event streams only the
-/// `access_token` query parameter.
+/// The bearer token of a request's `Authorization` header, if it has one.
 fn bearer(req: &ServiceRequest) -> Option<Result<String, TokenError>> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
-            .map(|(_, token)| token.trim().to_owned());
-        return Some(token.ok_or(TokenError::Malformed));
-    }
-    if req.path().ends_with("/events") {
-        let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string()).ok()?;
-        return query
-            .iter()
-            .find(|(name, _)| name == "access_token")
-            .map(|(_, token)| Ok(token.clone()));
-    }
-    None
+    let value = req.headers().get(header::AUTHORIZATION)?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+        .map(|(_, token)| token.trim().to_owned());
+    Some(token.ok_or(TokenError::Malformed))
 }
 
 pub async fn middleware(
@@ -117,19 +109,26 @@ impl Caller {
     }
 }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match identity(req) {
+impl Caller {
+    /// The caller an identity establishes, or why there is none (401, or 503 without keys).
+    pub fn from_identity(identity: Identity) -> Result<Self, ApiError> {
+        match identity {
             Identity::User(principal) => Ok(Self(principal)),
             Identity::Anonymous => Err(ApiError::Unauthenticated(
                 "this route needs a bearer token (POST /api/v1/auth/login)".to_owned(),
             )),
             Identity::Refused(error) => Err(ApiError::Unauthenticated(error.to_string())),
             Identity::Unverifiable(reason) => Err(ApiError::Unavailable(reason)),
-        })
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_identity(identity(req)))
     }
 }
 

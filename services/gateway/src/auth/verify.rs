@@ -103,6 +103,36 @@ impl KeySet {
         self.keys.contains_key(kid)
     }
 
+    /// The key ids in the set.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// This set with every key of `other` added (a key id in both keeps `other`'s key).
+    #[must_use]
+    pub fn merged(&self, other: &KeySet) -> KeySet {
+        let mut keys = self.keys.clone();
+        keys.extend(
+            other
+                .keys
+                .iter()
+                .map(|(kid, key)| (kid.clone(), key.clone())),
+        );
+        Self { keys }
+    }
+
+    /// This set without the keys `drop` names.
+    #[must_use]
+    pub fn without(&self, drop: impl Fn(&str) -> bool) -> KeySet {
+        let keys = self
+            .keys
+            .iter()
+            .filter(|(kid, _)| !drop(kid))
+            .map(|(kid, key)| (kid.clone(), key.clone()))
+            .collect();
+        Self { keys }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

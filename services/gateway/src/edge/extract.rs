@@ -34,6 +34,9 @@ fn json_error(error: &JsonPayloadError, limit: usize) -> ApiError {
         JsonPayloadError::ContentType => {
             ApiError::UnsupportedMediaType("send the body as application/json".to_owned())
         }
+        JsonPayloadError::Payload(error) if super::limits::is_body_timeout(error) => {
+            ApiError::RequestTimeout
+        }
         JsonPayloadError::Deserialize(error) => ApiError::invalid("body", error.to_string()),
         other => ApiError::invalid("body", other.to_string()),
     }

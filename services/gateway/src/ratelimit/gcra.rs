@@ -13,6 +13,10 @@
 //! otherwise       → allowed, store new_tat (expiring at new_tat: then it is full anyway)
 //! ```
 //!
+//! Time is counted in **microseconds**: in milliseconds, `T` could not be shorter than 1 ms, so
+//! no key could be allowed more than 1000 requests per second, and every rate that does not
+//! divide 60 000 ms evenly would be rounded.
+//!
 //! One number means one atomic read-modify-write, which Redis does in a small Lua script, so
 //! every gateway replica shares each client's budget exactly. The script (in [`super::store`])
 //! returns only *allowed* and the **backlog** (`new_tat - now` if allowed, `tat - now` if not);
@@ -24,8 +28,8 @@ use std::time::Duration;
 /// The limit: a sustained rate and a burst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gcra {
-    /// `T`: milliseconds between requests at the sustained rate.
-    pub interval_ms: u64,
+    /// `T`: microseconds between requests at the sustained rate.
+    pub interval_us: u64,
     /// `B`: requests allowed at once from a full bucket.
     pub burst: u32,
     /// The configured rate, for `RateLimit-Policy`.
@@ -51,23 +55,23 @@ impl Gcra {
     pub fn per_minute(per_minute: u32, burst: u32) -> Self {
         let per_minute = per_minute.max(1);
         Self {
-            interval_ms: (60_000 / u64::from(per_minute)).max(1),
+            interval_us: (60_000_000 / u64::from(per_minute)).max(1),
             burst: burst.max(1),
             per_minute,
         }
     }
 
     /// `B·T`: how far the TAT may run ahead of now.
-    pub fn capacity_ms(&self) -> u64 {
-        self.interval_ms.saturating_mul(u64::from(self.burst))
+    pub fn capacity_us(&self) -> u64 {
+        self.interval_us.saturating_mul(u64::from(self.burst))
     }
 
-    /// The algorithm: with `stored_tat` (ms, `None` for a new client) at `now` (ms), the
+    /// The algorithm: with `stored_tat` (µs, `None` for a new client) at `now` (µs), the
     /// decision and the TAT to store if the request is allowed.
     pub fn decide(&self, stored_tat: Option<u64>, now: u64) -> (Decision, Option<u64>) {
         let tat = stored_tat.unwrap_or(now).max(now);
-        let new_tat = tat + self.interval_ms;
-        let allow_at = new_tat.saturating_sub(self.capacity_ms());
+        let new_tat = tat + self.interval_us;
+        let allow_at = new_tat.saturating_sub(self.capacity_us());
         if now < allow_at {
             (self.decision(false, tat - now), None)
         } else {
@@ -75,20 +79,20 @@ impl Gcra {
         }
     }
 
-    /// The decision described by the script's answer.
-    pub fn decision(&self, allowed: bool, backlog_ms: u64) -> Decision {
-        let remaining = self.capacity_ms().saturating_sub(backlog_ms) / self.interval_ms;
-        let retry_after_ms = if allowed {
+    /// The decision described by the script's answer (the backlog in µs).
+    pub fn decision(&self, allowed: bool, backlog_us: u64) -> Decision {
+        let remaining = self.capacity_us().saturating_sub(backlog_us) / self.interval_us;
+        let retry_after_us = if allowed {
             0
         } else {
-            (backlog_ms + self.interval_ms).saturating_sub(self.capacity_ms())
+            (backlog_us + self.interval_us).saturating_sub(self.capacity_us())
         };
         Decision {
             allowed,
             limit: self.burst,
             remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-            retry_after: Duration::from_millis(retry_after_ms),
-            reset_after: Duration::from_millis(backlog_ms),
+            retry_after: Duration::from_micros(retry_after_us),
+            reset_after: Duration::from_micros(backlog_us),
         }
     }
 }
@@ -117,20 +121,23 @@ fn ceil_secs(duration: Duration) -> u64 {
 mod tests {
     use super::*;
 
+    /// One millisecond, in the limiter's unit.
+    const MS: u64 = 1000;
+
     /// 60/min = one per second, bursts of 3.
     const LIMIT: Gcra = Gcra {
-        interval_ms: 1000,
+        interval_us: 1000 * MS,
         burst: 3,
         per_minute: 60,
     };
 
-    /// Runs requests at the given instants, threading the stored TAT through.
+    /// Runs requests at the given instants (ms), threading the stored TAT through.
     fn run(limit: &Gcra, instants: &[u64]) -> Vec<Decision> {
         let mut tat = None;
         instants
             .iter()
             .map(|now| {
-                let (decision, stored) = limit.decide(tat, *now);
+                let (decision, stored) = limit.decide(tat, *now * MS);
                 tat = stored.or(tat);
                 decision
             })
@@ -184,6 +191,7 @@ mod tests {
         // decide() is decision() over the backlog the script returns.
         let mut tat = None;
         for now in [0, 0, 0, 0, 500, 1000, 1000, 5000] {
+            let now = now * MS;
             let (decision, stored) = LIMIT.decide(tat, now);
             let backlog = match stored {
                 Some(new_tat) => new_tat - now,
@@ -196,9 +204,16 @@ mod tests {
 
     #[test]
     fn rates_become_intervals() {
-        assert_eq!(Gcra::per_minute(60, 10).interval_ms, 1000);
-        assert_eq!(Gcra::per_minute(300, 50).interval_ms, 200);
-        assert_eq!(Gcra::per_minute(120_000, 1).interval_ms, 1, "never zero");
+        assert_eq!(Gcra::per_minute(60, 10).interval_us, 1_000_000);
+        assert_eq!(Gcra::per_minute(300, 50).interval_us, 200_000);
+        assert_eq!(
+            Gcra::per_minute(7, 1).interval_us,
+            8_571_428,
+            "no rounding to ms"
+        );
+        // 5000 per second for one key: impossible in whole milliseconds.
+        assert_eq!(Gcra::per_minute(300_000, 1).interval_us, 200);
+        assert_eq!(Gcra::per_minute(u32::MAX, 1).interval_us, 1, "never zero");
         assert_eq!(
             Gcra::per_minute(0, 0),
             Gcra::per_minute(1, 1),
@@ -208,12 +223,14 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up_and_is_never_zero_for_a_refusal() {
-        let refused = LIMIT.decision(false, 2001);
+        let refused = LIMIT.decision(false, 2001 * MS);
         assert_eq!(refused.retry_after, Duration::from_millis(1));
         assert_eq!(refused.retry_after_secs(), 1);
-        let far = LIMIT.decision(false, 5500);
+        let far = LIMIT.decision(false, 5500 * MS);
         assert_eq!(far.retry_after_secs(), 4);
-        assert_eq!(LIMIT.decision(true, 1000).retry_after_secs(), 0);
-        assert_eq!(LIMIT.decision(true, 1500).reset_secs(), 2);
+        assert_eq!(LIMIT.decision(true, 1000 * MS).retry_after_secs(), 0);
+        assert_eq!(LIMIT.decision(true, 1500 * MS).reset_secs(), 2);
+        let just_over = LIMIT.decision(false, 2000 * MS + 1);
+        assert_eq!(just_over.retry_after, Duration::from_micros(1));
     }
 }

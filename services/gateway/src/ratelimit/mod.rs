@@ -1,10 +1,20 @@
 //! Rate limiting at the edge: per user, per IP for anonymous callers, shared by all replicas.
 //!
-//! Every `/api/v1` request spends from one bucket ([`gcra`]): the signed-in user's
-//! (`user:<id>`, so one account cannot multiply its budget by spreading over addresses), or for
-//! anonymous requests the client IP's (`ip:<addr>`, so login attempts and catalog scraping are
-//! bounded too). The state is in Redis ([`store`]) so that every gateway replica sees the same
-//! bucket, with a local fallback when Redis is away.
+//! **Every request** spends from one bucket ([`gcra`]), whatever its path: the signed-in
+//! user's (`user:<id>`, so one account cannot multiply its budget by spreading over addresses),
+//! or for anonymous requests the client IP's (`ip:<addr>`, so login attempts and catalog
+//! scraping are bounded too). The limiter never looks at the path, because a path has many
+//! spellings: the router decodes `/%61pi/v1/products` to `/api/v1/products`, and `NormalizePath`
+//! (outermost, see `lib.rs`) merges `//` and trims a trailing `/` before routing; a limiter
+//! that tested the raw path for `/api/v1/` let every other spelling through unmetered. The
+//! state is in Redis ([`store`]) so that every gateway replica sees the same bucket, with a
+//! local fallback when Redis is away.
+//!
+//! **Per account, for sign-ins.** Each login attempt also spends from a bucket of the account it
+//! names (`login:<sha-256 of the address>`, [`check_login`], `GATEWAY_LOGIN_RATE_PER_MINUTE` /
+//! `_BURST`), so password guessing against one account is slow however many addresses the
+//! guesser has, and the users service is not asked to hash passwords for it. The address is
+//! hashed so that Redis never holds who tried to sign in.
 //!
 //! Every answer carries the client's standing, in the IETF draft's headers and the older
 //! `X-RateLimit-*` ones many clients still read:
@@ -17,9 +27,9 @@
 //! | `RateLimit-Policy` | `<per minute>;w=60;burst=<burst>` |
 //! | `Retry-After` (429 only) | seconds until one more request fits |
 //!
-//! The client IP is the TCP peer; `X-Forwarded-For` is believed only with
-//! `GATEWAY_TRUST_FORWARDED_FOR=true`, i.e. behind an ingress that overwrites it — otherwise any
-//! client could pick a new "IP" per request and escape the limit.
+//! The client IP is the TCP peer, unless the peer is one of `GATEWAY_TRUSTED_PROXIES`; then it
+//! is the right-most untrusted hop of `X-Forwarded-For` (`edge::client_ip`) — never the
+//! left-most, which the client writes itself.
 
 pub mod gcra;
 pub mod store;
@@ -36,25 +46,63 @@ use actix_web::{
 pub use store::Limiter;
 
 use self::gcra::{Decision, Gcra};
+use sha2::{Digest as _, Sha256};
+
 use crate::{
     auth::{self, Identity},
+    edge::client_ip,
     problem::ApiError,
     state::Gateway,
 };
 
+/// The client's IP, as far as it can be trusted (see `edge::client_ip`).
+pub fn client_addr(req: &actix_web::HttpRequest, gateway: &Gateway) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok());
+    Some(client_ip::client_ip(
+        peer,
+        forwarded,
+        &gateway.trusted_proxies,
+    ))
+}
+
 /// The bucket a request spends from.
-fn client_key(req: &ServiceRequest, trust_forwarded_for: bool) -> String {
+fn client_key(req: &ServiceRequest, gateway: &Gateway) -> String {
     if let Identity::User(principal) = auth::identity(req.request()) {
         return format!("user:{}", principal.user_id);
     }
-    let ip = if trust_forwarded_for {
-        req.connection_info()
-            .realip_remote_addr()
-            .map(str::to_owned)
-    } else {
-        req.peer_addr().map(|addr| addr.ip().to_string())
-    };
-    format!("ip:{}", ip.unwrap_or_else(|| "unknown".to_owned()))
+    match client_addr(req.request(), gateway) {
+        Some(ip) => format!("ip:{ip}"),
+        None => "ip:unknown".to_owned(),
+    }
+}
+
+/// Spends one sign-in attempt of the account `email` names; 429 when they come too fast.
+pub async fn check_login(gateway: &Gateway, email: &str) -> Result<(), ApiError> {
+    let normalised = email.trim().to_lowercase();
+    let digest = Sha256::digest(normalised.as_bytes());
+    let key = format!("login:{}", hex(&digest[..16]));
+    let (decision, store) = gateway.login_limiter.check(&key).await;
+    metrics::counter!(
+        "gateway_login_throttle_decisions_total",
+        "decision" => if decision.allowed { "allowed" } else { "limited" },
+        "store" => store.label()
+    )
+    .increment(1);
+    if decision.allowed {
+        return Ok(());
+    }
+    tracing::info!("sign-in attempts for one account throttled");
+    Err(ApiError::TooManyRequests {
+        retry_after_secs: decision.retry_after_secs(),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 pub async fn middleware(
@@ -62,10 +110,7 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    if !req.path().starts_with("/api/v1/") {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    }
-    let key = client_key(&req, gateway.trust_forwarded_for);
+    let key = client_key(&req, &gateway);
     let (decision, store) = gateway.limiter.check(&key).await;
     let outcome = if decision.allowed {
         "allowed"
@@ -127,7 +172,7 @@ mod tests {
     fn headers_describe_the_decision() {
         let gcra = Gcra::per_minute(60, 3);
         let mut headers = HeaderMap::new();
-        set_headers(&mut headers, &gcra.decision(false, 3500), &gcra);
+        set_headers(&mut headers, &gcra.decision(false, 3_500_000), &gcra);
         let get = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
         assert_eq!(get("ratelimit-limit"), "3");
         assert_eq!(get("x-ratelimit-limit"), "3");
@@ -137,7 +182,7 @@ mod tests {
         assert_eq!(get("retry-after"), "2");
         assert_eq!(get("ratelimit-policy"), "60;w=60;burst=3");
         let mut headers = HeaderMap::new();
-        set_headers(&mut headers, &gcra.decision(true, 1000), &gcra);
+        set_headers(&mut headers, &gcra.decision(true, 1_000_000), &gcra);
         assert!(headers.get("retry-after").is_none());
         assert_eq!(headers.get("ratelimit-remaining").unwrap(), "2");
     }

@@ -31,11 +31,13 @@ use super::gcra::{Decision, Gcra};
 /// How long Redis is left alone after a failure.
 const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
-/// GCRA in one atomic step. KEYS[1]: the client's key; ARGV[1]: T (ms); ARGV[2]: B·T (ms).
-/// Returns {allowed, backlog ms} (see `gcra.rs`).
+/// GCRA in one atomic step. KEYS[1]: the client's key; ARGV[1]: T (µs); ARGV[2]: B·T (µs).
+/// Returns {allowed, backlog µs} (see `gcra.rs`). Microsecond timestamps (about 1.8e15) are
+/// exact in Lua's doubles, which hold every integer below 2^53 (9e15); the key expires, in
+/// whole milliseconds rounded up, when the bucket is full again.
 const GCRA_SCRIPT: &str = r"
 local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local interval = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -44,7 +46,7 @@ local new_tat = tat + interval
 if now < new_tat - capacity then
   return {0, tat - now}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
 return {1, new_tat - now}
 ";
 
@@ -136,8 +138,8 @@ impl Limiter {
         let mut invocation = self.script.prepare_invoke();
         invocation
             .key(format!("{}:rl:{key}", self.prefix))
-            .arg(self.gcra.interval_ms)
-            .arg(self.gcra.capacity_ms());
+            .arg(self.gcra.interval_us)
+            .arg(self.gcra.capacity_us());
         let mut conn = self.redis.clone();
         let answer = tokio::time::timeout(self.timeout, async move {
             invocation.invoke_async::<(u8, u64)>(&mut conn).await
@@ -169,7 +171,7 @@ impl Limiter {
 
     /// The same limit, in this replica's memory.
     fn check_local(&self, key: &str) -> Decision {
-        let interval = Duration::from_millis(self.gcra.interval_ms);
+        let interval = Duration::from_micros(self.gcra.interval_us);
         match self.local.check_key(&key.to_owned()) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();

@@ -42,6 +42,8 @@ pub struct World {
     /// The users service's signing key, so tests can forge tokens it would (or would not) sign.
     pub signing_pem: String,
     pub redis_url: String,
+    /// The users service's database, where operators make admins.
+    users_db_url: Option<String>,
     dbs: Vec<TestDatabase>,
     shutdowns: Vec<Shutdown>,
 }
@@ -86,16 +88,15 @@ impl World {
 
         let signing_pem = new_signing_pem();
         let (mut users_addr, mut payments_addr, mut orders_addr) = (None, None, None);
+        let mut users_db_url = None;
         if parts.everything {
             let db = testkit::fresh_database().await;
+            users_db_url = Some(db.url.clone());
             let users = users::Application::build(
                 users::Config::from(&env(
                     "users",
                     testkit::service_vars("users", &db.url, &amqp_url, &exchange),
-                    vec![
-                        ("USERS_ADMIN_EMAILS", ADMIN_EMAIL.into()),
-                        ("USERS_JWT_PRIVATE_KEY", signing_pem.clone()),
-                    ],
+                    vec![("USERS_JWT_PRIVATE_KEY", signing_pem.clone())],
                 ))
                 .unwrap(),
             )
@@ -153,9 +154,30 @@ impl World {
             inventory,
             signing_pem,
             redis_url,
+            users_db_url,
             dbs,
             shutdowns,
         }
+    }
+
+    /// Signs up [`ADMIN_EMAIL`] through `api`, has an operator make it an admin (as
+    /// `users admin grant` does), and signs in again: the admin's token.
+    pub async fn admin(&self, api: &Api) -> String {
+        api.sign_up(ADMIN_EMAIL).await;
+        self.grant_admin(api, ADMIN_EMAIL).await
+    }
+
+    /// Makes the registered account `email` an admin (as `users admin grant` does) and signs
+    /// in again: a token with the admin role.
+    pub async fn grant_admin(&self, api: &Api, email: &str) -> String {
+        let db = self
+            .users_db_url
+            .as_deref()
+            .expect("users runs in this world");
+        users::admin::set_role(db, email, users::domain::Role::Admin)
+            .await
+            .expect("the admin is granted");
+        api.log_in(email).await.0
     }
 
     /// The gateway settings that point at this world (through the inventory proxies).
@@ -378,6 +400,11 @@ impl Api {
             )
             .await;
         assert_eq!(registered.status(), StatusCode::CREATED, "register {email}");
+        self.log_in(email).await
+    }
+
+    /// Logs in as `email` (registered with [`PASSWORD`]); returns the token and the user id.
+    pub async fn log_in(&self, email: &str) -> (String, String) {
         let session: Value = self
             .post(
                 "/api/v1/auth/login",
