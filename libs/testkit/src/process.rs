@@ -182,6 +182,10 @@ pub struct RunningService {
     pub process: ServiceProcess,
     pub grpc_port: u16,
     pub admin_port: u16,
+    /// What it was started with, so that it can be restarted on the same ports.
+    name: String,
+    binary: std::path::PathBuf,
+    env: HashMap<String, String>,
 }
 
 impl RunningService {
@@ -203,18 +207,42 @@ impl RunningService {
             format!("{prefix}_ADMIN_ADDR"),
             format!("127.0.0.1:{admin_port}"),
         );
-        let mut process = ServiceProcess::start(name, binary, &vars)?;
+        let process = Self::launch(name, binary, &vars, admin_port).await?;
+        Ok(Self {
+            process,
+            grpc_port,
+            admin_port,
+            name: name.to_owned(),
+            binary: binary.to_owned(),
+            env: vars,
+        })
+    }
+
+    async fn launch(
+        name: &str,
+        binary: &Path,
+        vars: &HashMap<String, String>,
+        admin_port: u16,
+    ) -> anyhow::Result<ServiceProcess> {
+        let mut process = ServiceProcess::start(name, binary, vars)?;
         process
             .wait_until_ready(
                 &format!("http://127.0.0.1:{admin_port}/readyz"),
                 Duration::from_secs(30),
             )
             .await?;
-        Ok(Self {
-            process,
-            grpc_port,
-            admin_port,
-        })
+        Ok(process)
+    }
+
+    /// Stops the process (SIGTERM, as a rolling update does) and starts it again on the same
+    /// ports, with `changes` applied to its environment; waits until it is ready.
+    pub async fn restart_with(&mut self, changes: &[(&str, String)]) -> anyhow::Result<()> {
+        self.stop(Duration::from_secs(15)).await?;
+        for (name, value) in changes {
+            self.env.insert((*name).to_owned(), value.clone());
+        }
+        self.process = Self::launch(&self.name, &self.binary, &self.env, self.admin_port).await?;
+        Ok(())
     }
 
     pub fn grpc_endpoint(&self) -> String {

@@ -9,10 +9,7 @@ mod support;
 
 use std::{path::PathBuf, process::Stdio};
 
-use support::{
-    system::{Options, System},
-    world::ADMIN_EMAIL,
-};
+use support::system::{Options, System};
 use tokio::process::Command;
 
 const INSTALL: &str = "python3 -m venv .venv && .venv/bin/pip install schemathesis==4.32.5";
@@ -49,7 +46,7 @@ async fn generated_requests_get_no_server_errors_and_documented_responses() {
     })
     .await;
     let gateway = &system.api;
-    let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
+    let admin = system.admin().await;
     gateway.seed(&admin, "MUG-1", 1299, 10).await;
 
     let output = Command::new(&schemathesis)

@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{
     system::{Options, System},
-    world::{ADMIN_EMAIL, bad_tokens, metric, problem},
+    world::{bad_tokens, metric, problem},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -28,7 +28,7 @@ async fn bad_tokens_others_orders_admin_routes_big_bodies_and_floods_are_refused
     })
     .await;
     let api = &system.api;
-    let (admin, _) = api.sign_up(ADMIN_EMAIL).await;
+    let admin = system.admin().await;
     api.seed(&admin, "SAFE-1", 5000, 5).await;
     let (alice, alice_id) = api.sign_up("alice@example.com").await;
     let (mallory, _) = api.sign_up("mallory@example.com").await;
@@ -96,7 +96,7 @@ async fn two_inventory_processes_share_reads_and_killing_one_loses_no_read() {
         ..Options::default()
     })
     .await;
-    let (admin, _) = system.api.sign_up(ADMIN_EMAIL).await;
+    let admin = system.admin().await;
     system.api.seed(&admin, "SHARE-1", 900, 5).await;
     let picks = |metrics: &str, replica: &testkit::RunningService| {
         let series = format!(

@@ -23,7 +23,7 @@ use serde_json::Value;
 use support::{
     otlp::{CONSUMER, OtlpReceiver, ReceivedSpan},
     system::{Options, System},
-    world::{ADMIN_EMAIL, Api, DECLINE, created_id},
+    world::{Api, DECLINE, created_id},
 };
 
 /// How long the choreographed steps after a saga may take to show.
@@ -31,7 +31,7 @@ const EVENTUALLY: Duration = Duration::from_secs(30);
 
 async fn shop(options: Options) -> (System, String, String) {
     let system = System::start(options).await;
-    let (admin, _) = system.api.sign_up(ADMIN_EMAIL).await;
+    let admin = system.admin().await;
     let (customer, _) = system.api.sign_up("grace@example.com").await;
     (system, admin, customer)
 }
@@ -155,6 +155,8 @@ async fn one_trace_spans_the_gateway_orders_inventory_payments_and_the_event_con
     let receiver = OtlpReceiver::start().await;
     let (system, admin, customer) = shop(Options {
         otlp_endpoint: Some(receiver.endpoint()),
+        // The test is the caller whose trace the gateway continues: a trusted client.
+        gateway_env: vec![("GATEWAY_TRUSTED_TRACE_CLIENTS", "127.0.0.1".to_owned())],
         ..Options::default()
     })
     .await;

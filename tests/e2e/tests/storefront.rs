@@ -13,7 +13,7 @@ use serde_json::json;
 use support::{
     browser::Browser,
     system::{Options, System},
-    world::{ADMIN_EMAIL, Api, PASSWORD},
+    world::{Api, PASSWORD},
 };
 
 /// A product with a shop-like name, and stock, through the admin API.
@@ -49,7 +49,7 @@ async fn a_customer_registers_orders_with_the_approve_card_and_sees_it_confirmed
     let browser = Browser::launch().await;
     let system = System::start(Options::default()).await;
     let gateway = &system.api;
-    let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
+    let admin = system.admin().await;
     seed(
         gateway,
         &admin,
@@ -215,7 +215,7 @@ async fn a_declined_card_cancels_the_order_and_the_page_says_why() {
     let browser = Browser::launch().await;
     let system = System::start(Options::default()).await;
     let gateway = &system.api;
-    let (admin, _) = gateway.sign_up(ADMIN_EMAIL).await;
+    let admin = system.admin().await;
     seed(
         gateway,
         &admin,

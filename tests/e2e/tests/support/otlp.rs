@@ -31,6 +31,8 @@ pub struct ReceivedSpan {
     pub span_id: String,
     /// Empty for a root span.
     pub parent_span_id: String,
+    /// The trace ids of the spans this one links to (hex).
+    pub linked_traces: Vec<String>,
 }
 
 pub const SERVER: i32 = 2;
@@ -73,6 +75,7 @@ impl TraceService for Collector {
                     trace_id: hex(&span.trace_id),
                     span_id: hex(&span.span_id),
                     parent_span_id: hex(&span.parent_span_id),
+                    linked_traces: span.links.iter().map(|link| hex(&link.trace_id)).collect(),
                 });
             }
         }
@@ -118,6 +121,18 @@ impl OtlpReceiver {
     /// For `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every span received so far that links to `trace_id`.
+    pub fn linking_to(&self, trace_id: &str) -> Vec<ReceivedSpan> {
+        self.collector
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|span| span.linked_traces.iter().any(|linked| linked == trace_id))
+            .cloned()
+            .collect()
     }
 
     /// Every span of `trace_id` received so far.

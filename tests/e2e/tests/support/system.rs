@@ -12,6 +12,9 @@ use testkit::{RunningService, ServiceProcess, TestDatabase, free_port};
 
 use super::world::{ADMIN_EMAIL, Api, new_signing_pem};
 
+/// How long an operator command may take.
+const COMMAND: Duration = Duration::from_secs(30);
+
 /// How long a process may take to become ready.
 const READY: Duration = Duration::from_secs(30);
 
@@ -25,6 +28,10 @@ pub struct Options {
     pub inventory_replicas: usize,
     /// Extra gateway settings (`GATEWAY_…`), applied last.
     pub gateway_env: Vec<(&'static str, String)>,
+    /// Extra users settings (`USERS_…`), applied last.
+    pub users_env: Vec<(&'static str, String)>,
+    /// Extra orders settings (`ORDERS_…`), applied last.
+    pub orders_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -33,6 +40,8 @@ impl Default for Options {
             otlp_endpoint: None,
             inventory_replicas: 1,
             gateway_env: Vec::new(),
+            users_env: Vec::new(),
+            orders_env: Vec::new(),
         }
     }
 }
@@ -47,6 +56,10 @@ pub struct System {
     /// users, payments, orders: SIGTERMed in reverse order by [`System::stop`].
     services: Vec<RunningService>,
     gateway: ServiceProcess,
+    /// The gateway's environment and admin URL, to restart it.
+    gateway_env: HashMap<String, String>,
+    /// users' database, for operator commands (`users admin grant`).
+    users_db_url: String,
     /// Kept so the databases outlive the processes using them.
     _databases: [TestDatabase; 4],
 }
@@ -74,6 +87,16 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
         .collect()
+}
+
+async fn start_gateway(env: &HashMap<String, String>, admin_url: &str) -> ServiceProcess {
+    let mut gateway = ServiceProcess::start("gateway", &binary("gateway"), env)
+        .unwrap_or_else(|err| panic!("the gateway did not start: {err:#}"));
+    gateway
+        .wait_until_ready(&format!("{admin_url}/readyz"), READY)
+        .await
+        .unwrap_or_else(|err| panic!("the gateway is not ready: {err:#}"));
+    gateway
 }
 
 impl System {
@@ -125,14 +148,16 @@ impl System {
             )
         };
         let (users, inventory, payments) = tokio::join!(
-            service(
-                "users",
-                users_db,
-                vars(&[
-                    ("USERS_ADMIN_EMAILS", ADMIN_EMAIL),
-                    ("USERS_JWT_PRIVATE_KEY", &signing_pem),
-                ]),
-            ),
+            service("users", users_db, {
+                let mut own = vars(&[("USERS_JWT_PRIVATE_KEY", &signing_pem)]);
+                own.extend(
+                    options
+                        .users_env
+                        .iter()
+                        .map(|(name, value)| ((*name).to_owned(), value.clone())),
+                );
+                own
+            }),
             // One at a time: the first runs the migrations the others find done.
             async {
                 let mut replicas = Vec::new();
@@ -143,18 +168,20 @@ impl System {
             },
             service("payments", payments_db, Vec::new()),
         );
-        let orders = service(
-            "orders",
-            orders_db,
-            vars(&[
-                ("ORDERS_INVENTORY_URL", &inventory[0].grpc_endpoint()),
-                ("ORDERS_PAYMENTS_URL", &payments.grpc_endpoint()),
-                ("ORDERS_SAGA_POLL_INTERVAL", "100ms"),
-                ("ORDERS_SAGA_RETRY_BASE", "50ms"),
-                ("ORDERS_SAGA_RETRY_CAP", "500ms"),
-            ]),
-        )
-        .await;
+        let mut orders_vars = vars(&[
+            ("ORDERS_INVENTORY_URL", &inventory[0].grpc_endpoint()),
+            ("ORDERS_PAYMENTS_URL", &payments.grpc_endpoint()),
+            ("ORDERS_SAGA_POLL_INTERVAL", "100ms"),
+            ("ORDERS_SAGA_RETRY_BASE", "50ms"),
+            ("ORDERS_SAGA_RETRY_CAP", "500ms"),
+        ]);
+        orders_vars.extend(
+            options
+                .orders_env
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone())),
+        );
+        let orders = service("orders", orders_db, orders_vars).await;
 
         let (http, admin) = (free_port(), free_port());
         let mut env: HashMap<String, String> = common.into_iter().collect();
@@ -183,13 +210,8 @@ impl System {
                 .into_iter()
                 .map(|(name, value)| (name.to_owned(), value)),
         );
-        let mut gateway = ServiceProcess::start("gateway", &binary("gateway"), &env)
-            .unwrap_or_else(|err| panic!("the gateway did not start: {err:#}"));
         let admin_url = format!("http://127.0.0.1:{admin}");
-        gateway
-            .wait_until_ready(&format!("{admin_url}/readyz"), READY)
-            .await
-            .unwrap_or_else(|err| panic!("the gateway is not ready: {err:#}"));
+        let gateway = start_gateway(&env, &admin_url).await;
 
         Self {
             api: Api::new(format!("http://127.0.0.1:{http}"), admin_url),
@@ -197,8 +219,59 @@ impl System {
             inventory,
             services: vec![users, payments, orders],
             gateway,
+            gateway_env: env,
+            users_db_url: users_db.url.clone(),
             _databases: databases,
         }
+    }
+
+    /// The users process (SIGTERMed and started again on its ports by [`System::restart_users`]).
+    pub fn users(&self) -> &RunningService {
+        &self.services[0]
+    }
+
+    /// Restarts users with `changes` to its settings (a rolling update); waits until ready.
+    pub async fn restart_users(&mut self, changes: &[(&str, String)]) {
+        self.services[0]
+            .restart_with(changes)
+            .await
+            .unwrap_or_else(|err| panic!("users did not restart: {err:#}"));
+    }
+
+    /// Restarts the gateway (SIGTERM, then the same settings and ports); waits until ready.
+    pub async fn restart_gateway(&mut self) {
+        self.gateway.terminate().await.unwrap();
+        assert_eq!(self.gateway.wait_for_exit(READY).await.unwrap(), Some(0));
+        self.gateway = start_gateway(&self.gateway_env, &self.api.admin_url).await;
+    }
+
+    /// Signs up [`ADMIN_EMAIL`], makes it an admin the way an operator does (the `users` binary:
+    /// `users admin grant EMAIL`, against users' database), and signs in again: its token.
+    pub async fn admin(&self) -> String {
+        self.api.sign_up(ADMIN_EMAIL).await;
+        self.users_admin(&["grant", ADMIN_EMAIL]).await;
+        self.api.log_in(ADMIN_EMAIL).await.0
+    }
+
+    /// Runs `users admin <args>` against this system's users database; panics unless it
+    /// succeeds.
+    pub async fn users_admin(&self, args: &[&str]) {
+        let mut command = tokio::process::Command::new(binary("users"));
+        command
+            .arg("admin")
+            .args(args)
+            .env_clear()
+            .env("USERS_DATABASE_URL", &self.users_db_url)
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(COMMAND, command.output())
+            .await
+            .expect("the operator command finishes")
+            .expect("the users binary runs");
+        assert!(
+            output.status.success(),
+            "users admin {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// SIGTERMs the gateway, then every service still running; each must exit 0.
