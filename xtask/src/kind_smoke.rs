@@ -181,7 +181,22 @@ async fn execute(step: &Step, root: &Path) -> anyhow::Result<String> {
         Step::WaitForWorkloads => wait_for_workloads().await,
         Step::Journey => {
             let forward = PortForward::start().await?;
-            journey::run(&forward.base_url).await
+            journey::run(&forward.base_url, |email| async move {
+                // The users binary is in its image: the operator command of k8s/README.md.
+                run_command(Command::new("kubectl").args([
+                    &format!("--context=kind-{CLUSTER}"),
+                    "--namespace=ferroshop",
+                    "exec",
+                    "deploy/users",
+                    "--",
+                    "users",
+                    "admin",
+                    "grant",
+                    email,
+                ]))
+                .await
+            })
+            .await
         }
         Step::Destroy => {
             run_command(

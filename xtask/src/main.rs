@@ -11,6 +11,7 @@
 //!   kubectl and helm.
 
 mod deploy_check;
+mod dev_keys;
 mod infra;
 mod kind_smoke;
 mod services;

@@ -1,4 +1,4 @@
-//! The services `cargo xtask up` knows how to run, with their local ports (ARCHITECTURE.md §5).
+//! The services `cargo xtask up` knows how to run, with their local ports.
 
 use std::path::Path;
 
@@ -22,8 +22,7 @@ pub const SERVICES: &[Service] = &[
         api_setting: "GRPC_ADDR",
         admin_port: 9101,
         colour: "\x1b[36m",
-        // The account that registers with this address is the local administrator.
-        extra_env: &[("USERS_ADMIN_EMAILS", "admin@ferroshop.test")],
+        extra_env: &[],
     },
     Service {
         name: "inventory",

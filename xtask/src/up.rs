@@ -8,9 +8,13 @@ use tokio::{
     process::{Child, Command},
 };
 
-use crate::{infra, services};
+use crate::{dev_keys::DevKeys, infra, services};
 
 const RESET: &str = "\x1b[0m";
+
+/// The local administrator `up` creates (`users admin create`), and its password: local only.
+const ADMIN_EMAIL: &str = "admin@ferroshop.test";
+const ADMIN_PASSWORD: &str = "ferroshop-local-dev";
 
 #[derive(clap::Args)]
 pub struct UpArgs {
@@ -78,6 +82,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let profile = if args.release { "release" } else { "debug" };
     let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
+    let keys = DevKeys::ensure(std::path::Path::new(&target_dir))?;
     let replicas = |name: &str| {
         args.replicas
             .iter()
@@ -114,6 +119,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
         let mut child = command
             .envs(service.instance_env(&infra::database_url(service.name), instance.index))
+            .envs(keys.env(service.name))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -148,6 +154,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
 
     wait_until_ready(&instances, &mut running).await?;
+    let admin = create_admin(&format!("{target_dir}/{profile}/users")).await;
     println!();
     println!("Ferroshop is up. Ctrl-C stops everything.");
     for instance in &instances {
@@ -166,6 +173,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!();
         println!("  storefront  http://127.0.0.1:8080/   API docs http://127.0.0.1:8080/api/docs");
     }
+    match admin {
+        Ok(()) => println!("  admin       {ADMIN_EMAIL} / {ADMIN_PASSWORD}"),
+        Err(err) => println!("  admin       not created: {err:#}"),
+    }
     println!();
 
     tokio::select! {
@@ -173,6 +184,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         exited = first_exit(&mut running) => println!("\n{exited} exited; stopping the others…"),
     }
     stop_all(running).await
+}
+
+/// The local administrator, made the way an operator makes one: `users admin create`, which
+/// creates the account or, when it exists, grants it the role again.
+async fn create_admin(users: &str) -> anyhow::Result<()> {
+    let output = Command::new(users)
+        .args(["admin", "create", ADMIN_EMAIL])
+        .env("USERS_DATABASE_URL", infra::database_url("users"))
+        .env("USERS_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("cannot run {users}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "users admin create: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
 }
 
 async fn wait_until_ready(instances: &[Instance], running: &mut [Running]) -> anyhow::Result<()> {

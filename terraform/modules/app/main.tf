@@ -17,9 +17,10 @@
 #     module after the platform through `var.prerequisites` instead.
 # `cargo xtask deploy-check` fails when either rule is broken.
 #
-# The two Secrets the manifests expect but do not contain are generated here:
-#   rabbitmq-credentials  the broker's application user, with a random password
-#   users-jwt             the Ed25519 key that signs access tokens
+# The three Secrets the manifests expect but do not contain are generated here:
+#   rabbitmq-credentials   the broker's application user, with a random password
+#   users-jwt              the Ed25519 key that signs access tokens
+#   gateway-stream-ticket  the key every gateway replica signs order-stream tickets with
 # They live in the Terraform state: keep the state private (an encrypted remote backend).
 # Their names carry no content hash, so replacing one (`terraform apply -replace=…`) does not
 # roll the pods by itself: `kubectl -n ferroshop rollout restart deployment,statefulset` after.
@@ -31,6 +32,11 @@ resource "random_password" "rabbitmq" {
 
 resource "tls_private_key" "users_jwt" {
   algorithm = "ED25519"
+}
+
+resource "random_password" "gateway_stream_ticket" {
+  length  = 64
+  special = false
 }
 
 locals {
@@ -106,6 +112,20 @@ resource "kustomization_resource" "users_jwt" {
   depends_on = [kustomization_resource.p0]
 }
 
+resource "kustomization_resource" "gateway_stream_ticket" {
+  manifest = sensitive(jsonencode({
+    apiVersion = "v1"
+    kind       = "Secret"
+    type       = "Opaque"
+    metadata   = { name = "gateway-stream-ticket", namespace = local.namespace, labels = local.labels }
+    data = {
+      key = base64encode(random_password.gateway_stream_ticket.result)
+    }
+  }))
+
+  depends_on = [kustomization_resource.p0]
+}
+
 # 2. Everything else. `wait` makes the provider wait until each Deployment is available, and
 # only Deployments: the provider does not wait for StatefulSets (RabbitMQ, Redis) or
 # CloudNativePG Clusters. Every service's readiness needs its database and the broker, so the
@@ -126,6 +146,7 @@ resource "kustomization_resource" "p1" {
     kustomization_resource.p0,
     kustomization_resource.rabbitmq_credentials,
     kustomization_resource.users_jwt,
+    kustomization_resource.gateway_stream_ticket,
   ]
 }
 

@@ -1,8 +1,9 @@
 //! A customer's journey through the gateway's public HTTP API, against a deployed Ferroshop:
 //!
 //! 1. the storefront page is served;
-//! 2. the local administrator (`admin@ferroshop.test`, the overlay's `USERS_ADMIN_EMAILS`)
-//!    signs up, or signs in when a kept cluster already has it, and stocks a product of its
+//! 2. the local administrator (`admin@ferroshop.test`) signs up (or, on a kept cluster, finds
+//!    its account), an operator grants it the admin role the way `k8s/README.md` says
+//!    (`users admin grant` inside the users pod), and it signs in and stocks a product of its
 //!    own (a SKU unique to this run, so reruns against a kept cluster do not collide);
 //! 3. a new customer signs up, finds the product, orders two: the saga confirms the order,
 //!    payments captures, inventory commits the stock;
@@ -18,8 +19,8 @@ use anyhow::{Context as _, bail, ensure};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
-/// The administrator the local overlay names (k8s/overlays/local, USERS_ADMIN_EMAILS).
-const ADMIN_EMAIL: &str = "admin@ferroshop.test";
+/// The local administrator (granted by an operator command, see [`run`]).
+pub const ADMIN_EMAIL: &str = "admin@ferroshop.test";
 /// Throwaway cluster, throwaway password (also what a kept cluster's admin was created with).
 const PASSWORD: &str = "kind smoke correct horse battery";
 const APPROVE: &str = "tok_visa_approve";
@@ -217,7 +218,13 @@ impl Api {
 }
 
 /// The journey (module documentation); its summary line on success.
-pub async fn run(base_url: &str) -> anyhow::Result<String> {
+/// Runs the journey; `grant_admin(email)` makes the registered account an admin, as an
+/// operator would.
+pub async fn run<F, Fut>(base_url: &str, grant_admin: F) -> anyhow::Result<String>
+where
+    F: FnOnce(&'static str) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let api = Api {
         client: client()?,
         base_url: base_url.to_owned(),
@@ -233,6 +240,8 @@ pub async fn run(base_url: &str) -> anyhow::Result<String> {
         "GET / (storefront): {status}: {page}"
     );
 
+    api.sign_in(ADMIN_EMAIL).await?;
+    grant_admin(ADMIN_EMAIL).await?;
     let admin = api.sign_in(ADMIN_EMAIL).await?;
     let sku = format!("SMOKE-{run_id}");
     api.expect(
