@@ -1,4 +1,5 @@
--- One database per service (ARCHITECTURE.md §4). Each service migrates its own at start-up.
+-- One database per service (docs/architecture.md#services-and-their-data). Each service
+-- migrates its own at start-up.
 CREATE DATABASE users;
 CREATE DATABASE inventory;
 CREATE DATABASE orders;

@@ -1,4 +1,5 @@
-//! The services `cargo xtask up` knows how to run, with their local ports.
+//! The services `cargo xtask up` knows how to run, with their local ports
+//! (docs/architecture.md#services-and-their-data).
 
 use std::path::Path;
 

@@ -1,4 +1,5 @@
-//! Reliable messaging between Ferroshop services (ARCHITECTURE.md §2).
+//! Reliable messaging between Ferroshop services
+//! (docs/architecture.md#events-outbox-relay-and-inbox).
 //!
 //! * [`envelope`]: every event travels as a protobuf `EventEnvelope` with a UUIDv7 id, its type,
 //!   its aggregate, the time it happened and the W3C trace context of the transaction that

@@ -32,7 +32,7 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 
-/// The exchange every integration event is published to (ARCHITECTURE.md §2).
+/// The exchange every integration event is published to (docs/architecture.md#the-topology).
 pub const EVENTS_EXCHANGE: &str = "shop.events";
 
 /// Dead-letter exchange of `exchange`.

@@ -172,7 +172,8 @@ pub struct RuntimeConfig {
     pub queue_expiry: Option<Duration>,
 }
 
-/// Local-development defaults of one service (see ARCHITECTURE.md §5 for the port plan).
+/// Local-development defaults of one service (the port plan:
+/// docs/architecture.md#services-and-their-data).
 #[derive(Debug, Clone, Copy)]
 pub struct RuntimeDefaults {
     pub grpc_port: u16,

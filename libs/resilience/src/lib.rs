@@ -1,4 +1,5 @@
-//! Resilience for calls between Ferroshop services (ARCHITECTURE.md §2, §3).
+//! Resilience for calls between Ferroshop services
+//! (docs/architecture.md#failures-retries-and-the-deadline).
 //!
 //! Every remote call can be slow, can fail, or can succeed without the caller ever hearing
 //! about it. The orders saga calls inventory and payments; the gateway calls everyone. Without

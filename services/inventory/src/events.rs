@@ -15,7 +15,8 @@
 //!
 //! A REJECTED reservation and a release tombstone move no stock and publish nothing.
 //!
-//! **Consumed** — the choreographed half of the checkout (ARCHITECTURE.md §3), no orchestrator:
+//! **Consumed** — the choreographed half of the checkout, no orchestrator
+//! (docs/architecture.md#the-choreography-after-confirmation):
 //!
 //! | queue | binds | job |
 //! |---|---|---|
@@ -115,7 +116,8 @@ fn lines(reservation: &Reservation) -> Vec<StockLine> {
         .collect()
 }
 
-/// What inventory does once an order's fate is decided (ARCHITECTURE.md §3):
+/// What inventory does once an order's fate is decided
+/// (docs/architecture.md#the-choreography-after-confirmation):
 ///
 /// * `OrderConfirmed` → commit the order's reservation: RESERVED → COMMITTED, `reserved` →
 ///   `sold`, `ReservationCommitted`. Already COMMITTED (or RESTOCKED since) → nothing to do.

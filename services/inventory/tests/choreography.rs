@@ -1,5 +1,6 @@
-//! The choreography after confirmation (ARCHITECTURE.md §3) and the outbox relay, against a real
-//! broker: order events published to this test's exchange reach the `inventory.orders` consumer,
+//! The choreography after confirmation (docs/architecture.md#the-choreography-after-confirmation)
+//! and the outbox relay, against a real broker: order events published to this test's exchange
+//! reach the `inventory.orders` consumer,
 //! whose effects commit with their outbox rows and their inbox row; and what inventory commits
 //! to its outbox arrives on the bus byte for byte.
 //!

@@ -1,6 +1,7 @@
 //! Crash tests: the orders process is killed right after each saga step in turn (after the
 //! participant answered, before the outcome was persisted — the worst moment), then restarted.
-//! Every saga must still end terminal with ARCHITECTURE.md §3's invariants holding.
+//! Every saga must still end terminal with the invariants of docs/architecture.md#invariants
+//! holding.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly, by design
 
@@ -97,8 +98,8 @@ async fn crash_after(step: &str, card: &str, stock: i64, quantity: i64) -> (Worl
     (world, order)
 }
 
-/// ARCHITECTURE.md §3: stock conserved; no CONFIRMED order without a reservation and an
-/// authorization; a cancelled order holds neither; no payment captured twice.
+/// The invariants of docs/architecture.md#invariants: stock conserved; no CONFIRMED order without
+/// a reservation and an authorization; a cancelled order holds neither; no payment captured twice.
 async fn assert_invariants(world: &World, order: &Order) {
     world.assert_stock_conserved("CRASH-1").await;
     let reservation = world.reservation(&order.id).await;

@@ -15,7 +15,8 @@
 //! (`libs/messaging`). The ledger's internal events and the published contract are kept apart on
 //! purpose: the stream can gain detail without breaking consumers.
 //!
-//! **Consumed** — the choreographed half of the checkout (ARCHITECTURE.md §3), no orchestrator:
+//! **Consumed** — the choreographed half of the checkout, no orchestrator
+//! (docs/architecture.md#the-choreography-after-confirmation):
 //!
 //! | queue | binds | job |
 //! |---|---|---|

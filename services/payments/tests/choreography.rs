@@ -1,4 +1,5 @@
-//! The choreographed half of the checkout (ARCHITECTURE.md §3) and the outbox relay, against a
+//! The choreographed half of the checkout
+//! (docs/architecture.md#the-choreography-after-confirmation) and the outbox relay, against a
 //! real Postgres and RabbitMQ: order events published to the test's exchange capture, refund or
 //! void the order's payment through the inbox; what payments commits reaches the bus unchanged.
 

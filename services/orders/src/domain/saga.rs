@@ -1,4 +1,4 @@
-//! The checkout saga as a pure state machine (ARCHITECTURE.md §3).
+//! The checkout saga as a pure state machine (docs/architecture.md#the-checkout-saga).
 //!
 //! ```text
 //!  reserve_stock ──reserved──► authorize_payment ──authorized──► confirm ──► done (CONFIRMED)

@@ -1,5 +1,6 @@
 //! What the fate of an order asks of its payment, once the saga has decided it (the
-//! choreographed half of ARCHITECTURE.md §3). Pure, like `decide.rs`, whose rules these reuse.
+//! choreographed half: docs/architecture.md#the-choreography-after-confirmation). Pure, like
+//! `decide.rs`, whose rules these reuse.
 //!
 //! These decisions answer events, not calls, and events can arrive twice (a replay from the
 //! parking queue, a republish the inbox did not see because it was a new message id). So where
