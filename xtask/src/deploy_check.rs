@@ -17,11 +17,13 @@
 //! that could not run says why.
 
 mod charts;
+mod docs;
 mod hcl;
 mod kube;
 mod local_stack;
 mod manifests;
 mod plan_known;
+mod repository;
 mod secret_files;
 mod service_config;
 mod terraform;
@@ -222,6 +224,8 @@ pub fn run() -> anyhow::Result<()> {
         "image health check compiles (infra/docker/healthcheck.rs)",
         healthcheck(&root, &scratch),
     );
+
+    repository::run(&root, &mut report);
 
     if terraform_cli {
         terraform_steps::run(&root, &scratch, &mut report);
