@@ -22,6 +22,7 @@ mod hcl;
 mod kube;
 mod local_stack;
 mod manifests;
+mod pattern_map;
 mod plan_known;
 mod repository;
 mod secret_files;
