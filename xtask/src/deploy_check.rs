@@ -30,6 +30,7 @@ mod service_config;
 mod terraform;
 mod terraform_steps;
 mod tools;
+mod workflows;
 
 use std::{
     collections::BTreeSet,
@@ -226,7 +227,7 @@ pub fn run() -> anyhow::Result<()> {
         healthcheck(&root, &scratch),
     );
 
-    repository::run(&root, &mut report);
+    repository::run(&root, venv.as_ref(), &mut report);
 
     if terraform_cli {
         terraform_steps::run(&root, &scratch, &mut report);

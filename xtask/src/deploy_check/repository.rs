@@ -2,12 +2,15 @@
 //! (links, references, the README's pattern map), its pipeline files, its wire contracts and its
 //! dependency graph. Each step is its own module; this one records them in the report.
 
-use std::path::Path;
+use std::{fs, path::Path};
 
-use super::{Outcome, Report, docs, pattern_map};
+use anyhow::Context as _;
 
-/// Runs every repository step under `root`, recording each in `report`.
-pub fn run(root: &Path, report: &mut Report) {
+use super::{Outcome, Report, docs, pattern_map, tools, tools::Venv, workflows};
+
+/// Runs every repository step under `root`, recording each in `report`. Steps that need the
+/// Python tools fail when `venv` could not be built.
+pub fn run(root: &Path, venv: Option<&Venv>, report: &mut Report) {
     report.record_result(
         "docs: links, fragments and references resolve inside the repository",
         docs_links(root),
@@ -16,6 +19,22 @@ pub fn run(root: &Path, report: &mut Report) {
         "docs: every test the README's pattern map names exists",
         pattern_map_tests(root),
     );
+    match venv {
+        Some(venv) => {
+            report.record_result(
+                "workflows: actionlint + shellcheck (.github/workflows)",
+                workflows::actionlint(venv, root),
+            );
+            report.record_result(
+                "workflows: actions pinned by commit, images.yml builds every service on its ports",
+                workflow_consistency(root, venv),
+            );
+        }
+        None => report.record(
+            "workflows (.github/workflows)",
+            Outcome::Fail("needs .venv-deploy".to_owned()),
+        ),
+    }
 }
 
 fn docs_links(root: &Path) -> anyhow::Result<Outcome> {
@@ -40,5 +59,36 @@ fn pattern_map_tests(root: &Path) -> anyhow::Result<Outcome> {
         Outcome::Pass(detail)
     } else {
         Outcome::Fail(summary.problems.join("\n"))
+    })
+}
+
+fn workflow_consistency(root: &Path, venv: &Venv) -> anyhow::Result<Outcome> {
+    let mut problems = Vec::new();
+    for file in workflows::files(root)? {
+        let text =
+            fs::read_to_string(root.join(&file)).with_context(|| format!("cannot read {file}"))?;
+        problems.extend(workflows::check_pins(&file, &text));
+    }
+    let images = format!("{}/images.yml", workflows::DIRECTORY);
+    let workflow = tools::yaml_documents(venv, &root.join(&images))?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{images} is empty"))?;
+    let services: Vec<workflows::ImageService> = crate::services::SERVICES
+        .iter()
+        .filter(|service| root.join("services").join(service.name).is_dir())
+        .map(|service| {
+            (
+                service.name.to_owned(),
+                service.api_port,
+                service.admin_port,
+            )
+        })
+        .collect();
+    problems.extend(workflows::check_image_matrix(&workflow, &services));
+    Ok(if problems.is_empty() {
+        Outcome::Pass(format!("{} images", services.len()))
+    } else {
+        Outcome::Fail(problems.join("\n"))
     })
 }
