@@ -17,12 +17,14 @@
 //! that could not run says why.
 
 mod charts;
+mod contracts;
 mod docs;
 mod hcl;
 mod kube;
 mod local_stack;
 mod manifests;
 mod pattern_map;
+mod pinned_tools;
 mod plan_known;
 mod repository;
 mod secret_files;

@@ -1,12 +1,14 @@
 //! The gate's steps about the repository itself rather than what it deploys: its documentation
 //! (links, references, the README's pattern map), its pipeline files, its wire contracts and its
-//! dependency graph. Each step is its own module; this one records them in the report.
+//! dependency graph. Each check is its own module; this one runs them and records the outcomes.
 
 use std::{fs, path::Path};
 
 use anyhow::Context as _;
 
-use super::{Outcome, Report, docs, pattern_map, tools, tools::Venv, workflows};
+use super::{
+    Outcome, Report, contracts, docs, pattern_map, pinned_tools, tools, tools::Venv, workflows,
+};
 
 /// Runs every repository step under `root`, recording each in `report`. Steps that need the
 /// Python tools fail when `venv` could not be built.
@@ -34,6 +36,19 @@ pub fn run(root: &Path, venv: Option<&Venv>, report: &mut Report) {
             "workflows (.github/workflows)",
             Outcome::Fail("needs .venv-deploy".to_owned()),
         ),
+    }
+    match pinned_tools::buf(root) {
+        Ok(buf) => {
+            report.record_result(
+                "contracts: buf lint (proto/, buf.yaml)",
+                contracts::lint(&buf, root),
+            );
+            report.record_result(
+                "contracts: buf breaking against the released contract",
+                contracts::breaking(&buf, root),
+            );
+        }
+        Err(err) => report.record("contracts: buf", Outcome::Fail(format!("{err:#}"))),
     }
 }
 
