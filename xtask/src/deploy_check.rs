@@ -18,6 +18,7 @@
 
 mod charts;
 mod contracts;
+mod dependencies;
 mod docs;
 mod hcl;
 mod kube;

@@ -4,8 +4,12 @@
 //! | tool | from | into | why |
 //! |---|---|---|---|
 //! | buf | npm, `@bufbuild/buf` | `.tools/node/` | protobuf lint and breaking-change detection |
+//! | cargo-machete | crates.io, `cargo install --locked` | `.tools/cargo/` | unused dependencies |
+//! | cargo-deny | crates.io, `cargo install --locked` | `.tools/cargo/` | licenses, bans, sources of the dependency graph |
 //!
-//! It is installed on first use and reused while its version stays the same.
+//! A cargo tool already on `PATH` at exactly the pinned version is used as it is. Anything else
+//! is installed on first use (buf in seconds; each cargo tool compiles for a few minutes) and
+//! reused while its version stays the same.
 
 use std::{
     fs,
@@ -19,6 +23,15 @@ use super::tools::{capture, combined, tail};
 
 /// `@bufbuild/buf` on npm.
 pub const BUF_VERSION: &str = "1.75.0";
+pub const CARGO_MACHETE: CargoTool = CargoTool {
+    krate: "cargo-machete",
+    version: "0.9.2",
+};
+pub const CARGO_DENY: CargoTool = CargoTool {
+    krate: "cargo-deny",
+    version: "0.20.2",
+};
+
 /// `.tools/` under the workspace.
 fn tools_dir(root: &Path) -> PathBuf {
     root.join(".tools")
@@ -61,4 +74,67 @@ pub fn buf(root: &Path) -> anyhow::Result<PathBuf> {
     }
     fs::write(&stamp, &wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
     Ok(bin)
+}
+
+/// A cargo subcommand from crates.io at one version.
+#[derive(Debug, Clone, Copy)]
+pub struct CargoTool {
+    pub krate: &'static str,
+    pub version: &'static str,
+}
+
+impl CargoTool {
+    /// The executable: on `PATH` if it is the pinned version, else in `.tools/cargo/bin`,
+    /// installed there with `cargo install --locked` if needed.
+    pub fn ensure(&self, root: &Path) -> anyhow::Result<PathBuf> {
+        let on_path = PathBuf::from(self.krate);
+        if self.reports_version(&on_path) {
+            return Ok(on_path);
+        }
+        let install_root = tools_dir(root).join("cargo");
+        let local = install_root.join("bin").join(self.krate);
+        if self.reports_version(&local) {
+            return Ok(local);
+        }
+        println!(
+            "deploy-check: installing {} {} with cargo install --locked into .tools/cargo/ \
+             (once; a few minutes)",
+            self.krate, self.version
+        );
+        let status = Command::new(crate::cargo())
+            .args([
+                "install",
+                "--locked",
+                "--quiet",
+                "--version",
+                self.version,
+                "--root",
+            ])
+            .arg(&install_root)
+            .arg(self.krate)
+            .env("CARGO_INCREMENTAL", "0")
+            .status()
+            .with_context(|| format!("cannot run cargo install {}", self.krate))?;
+        if !status.success() || !self.reports_version(&local) {
+            bail!(
+                "cargo install --locked --version {} {} failed ({status})",
+                self.version,
+                self.krate
+            );
+        }
+        Ok(local)
+    }
+
+    /// Whether `program --version` names the pinned version.
+    fn reports_version(&self, program: &Path) -> bool {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| {
+                output.status.success()
+                    && String::from_utf8_lossy(&output.stdout)
+                        .split_whitespace()
+                        .any(|word| word == self.version)
+            })
+    }
 }

@@ -7,7 +7,8 @@ use std::{fs, path::Path};
 use anyhow::Context as _;
 
 use super::{
-    Outcome, Report, contracts, docs, pattern_map, pinned_tools, tools, tools::Venv, workflows,
+    Outcome, Report, contracts, dependencies, docs, pattern_map, pinned_tools, tools, tools::Venv,
+    workflows,
 };
 
 /// Runs every repository step under `root`, recording each in `report`. Steps that need the
@@ -50,6 +51,18 @@ pub fn run(root: &Path, venv: Option<&Venv>, report: &mut Report) {
         }
         Err(err) => report.record("contracts: buf", Outcome::Fail(format!("{err:#}"))),
     }
+    report.record_result(
+        "dependencies: cargo machete --with-metadata (no unused dependency)",
+        pinned_tools::CARGO_MACHETE
+            .ensure(root)
+            .and_then(|machete| dependencies::machete(&machete, root)),
+    );
+    report.record_result(
+        "dependencies: cargo deny check licenses bans sources (deny.toml)",
+        pinned_tools::CARGO_DENY
+            .ensure(root)
+            .and_then(|deny| dependencies::deny(&deny, root, &root.join("deny.toml"))),
+    );
 }
 
 fn docs_links(root: &Path) -> anyhow::Result<Outcome> {
