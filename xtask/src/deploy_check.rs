@@ -10,9 +10,14 @@
 //! | checkov | rendered manifests, the Dockerfile, `terraform/` (skips justified in `k8s/.checkov.yaml` and next to the resource) |
 //! | healthcheck | the image's health-check source compiles |
 //! | terraform | `fmt -check`; exact provider and chart pins, each chart pin listed in `terraform/chart-versions.json` (`charts.rs`); `for_each` keys and counts known at plan (`plan_known.rs`); `init -backend=false` + `validate` + `test` where the providers can be installed |
+//! | docs | links, heading fragments and file references resolve inside the repository (`docs.rs`); every test the README's pattern map names exists (`pattern_map.rs`) |
+//! | workflows | actionlint + ShellCheck over `.github/workflows`, actions pinned by commit, the image matrix (`workflows.rs`) |
+//! | contracts | `buf lint`, `buf breaking` against the released contract (`contracts.rs`) |
+//! | dependencies | cargo-machete, cargo-deny licenses / bans / sources (`dependencies.rs`) |
 //!
 //! The Python tools come from `.venv-deploy/`, built from `requirements-deploy.txt` on first
-//! use and reused while that file is unchanged. Scratch files go to `target/deploy-check/`.
+//! use and reused while that file is unchanged; buf, cargo-machete and cargo-deny from
+//! `.tools/` (`pinned_tools.rs`). Scratch files go to `target/deploy-check/`.
 //! Every step runs even after a failure; the summary lists each with its outcome, and a step
 //! that could not run says why.
 

@@ -30,7 +30,7 @@ pub struct Summary {
     pub problems: Vec<String>,
 }
 
-/// Checks the pattern map of `root/README.md` against the workspace at `root`.
+/// Checks the pattern map of the README.md in `root` against the workspace at `root`.
 pub fn check(root: &Path) -> anyhow::Result<Summary> {
     let readme = fs::read_to_string(root.join("README.md")).context("cannot read README.md")?;
     let modules = ModuleTree::load(root)?;
