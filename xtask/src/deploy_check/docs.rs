@@ -6,7 +6,7 @@
 //! | where | what |
 //! |---|---|
 //! | Markdown files | every relative link and image (`[text](path)`, `[label]: path`), resolved against the file's directory (or the repository root for `/path`); a `#fragment` on a Markdown target must be the GitHub slug of one of its headings, a bare `#fragment` one of the file's own |
-//! | Markdown, and comments of Rust, YAML, TOML, Terraform, SQL, proto and shell files | every word naming a Markdown file (`docs/deployment.md`, with or without a fragment) and every "see `path`" whose path names a file; resolved against the file's directory, then each parent directory up to the repository root |
+//! | Markdown; comments of Rust; every line of YAML, TOML, Terraform, SQL, proto and shell files, the Dockerfile and `.ci/` | every word naming a Markdown file (`docs/deployment.md`, with or without a fragment) and every "see `path`" whose path names a file; resolved against the file's directory, then each parent directory up to the repository root |
 //! | the same | a `§` section number is only allowed right after an RFC number ("RFC 9457 §3"); any other section of a document must be named by a heading |
 //!
 //! A path that leaves the repository (`../…` above the root) is reported even if it exists.
@@ -26,8 +26,8 @@ use std::{
 
 use anyhow::Context as _;
 
-/// Extensions of the files whose comments are scanned for references.
-const COMMENTED: &[&str] = &[
+/// Extensions of the files scanned besides Markdown (Rust: its comments; the others: every line).
+const SCANNED: &[&str] = &[
     "rs", "toml", "yaml", "yml", "tf", "hcl", "sql", "proto", "sh",
 ];
 
@@ -91,7 +91,7 @@ pub fn check(root: &Path) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// The files to check: Markdown and the commented kinds, outside the skipped directories.
+/// The files to check: Markdown and the scanned kinds, outside the skipped directories.
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
@@ -135,7 +135,7 @@ fn kind(path: &Path) -> Option<Kind> {
     match path.extension()?.to_str()? {
         "md" => Some(Kind::Markdown),
         "rs" => Some(Kind::Rust),
-        ext if COMMENTED.contains(&ext) => Some(Kind::Text),
+        ext if SCANNED.contains(&ext) => Some(Kind::Text),
         _ => None,
     }
 }
