@@ -32,30 +32,46 @@ pub const CARGO_DENY: CargoTool = CargoTool {
     version: "0.20.2",
 };
 
+/// What an installation directory holds when it is complete: the package it was made for.
+const STAMP: &str = "ferroshop-installed.txt";
+
 /// `.tools/` under the workspace.
 fn tools_dir(root: &Path) -> PathBuf {
     root.join(".tools")
 }
 
 /// The `buf` executable, installed from npm into `.tools/node` if needed.
+///
+/// npm installs into a directory of this call's own, which is then renamed into place: tests
+/// running in parallel (threads, or cargo-nextest's processes) may all find buf missing at once,
+/// and each either wins the rename or uses the winner's installation.
 pub fn buf(root: &Path) -> anyhow::Result<PathBuf> {
-    let dir = tools_dir(root).join("node");
-    let bin = dir.join("node_modules").join(".bin").join("buf");
     let wanted = format!("@bufbuild/buf@{BUF_VERSION}");
-    let stamp = dir.join("ferroshop-installed.txt");
-    if bin.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+    let dir = tools_dir(root).join("node");
+    let installed = |dir: &Path| {
+        let bin = dir.join("node_modules").join(".bin").join("buf");
+        let stamp = fs::read_to_string(dir.join(STAMP)).ok();
+        (bin.is_file() && stamp.as_deref() == Some(wanted.as_str())).then_some(bin)
+    };
+    if let Some(bin) = installed(&dir) {
         return Ok(bin);
     }
     println!("deploy-check: installing {wanted} from npm into .tools/node/ (once)");
-    if dir.exists() {
-        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    // Unique per process and per call (tests run in threads of one process too).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    let staging = tools_dir(root).join(format!("node.installing-{}-{nanos}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot remove {}", staging.display()))?;
     }
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
     let output = capture(
         Command::new("npm")
             .arg("install")
             .arg("--prefix")
-            .arg(&dir)
+            .arg(&staging)
             .args([
                 "--no-save",
                 "--no-package-lock",
@@ -66,14 +82,26 @@ pub fn buf(root: &Path) -> anyhow::Result<PathBuf> {
             .arg(&wanted),
     )
     .context("buf is installed with npm: install Node.js and npm")?;
-    if !output.status.success() || !bin.is_file() {
+    fs::write(staging.join(STAMP), &wanted)
+        .with_context(|| format!("cannot write into {}", staging.display()))?;
+    if !output.status.success() || installed(&staging).is_none() {
+        let _ = fs::remove_dir_all(&staging);
         bail!(
             "npm could not install {wanted} into .tools/node:\n{}",
             tail(&combined(&output), 20)
         );
     }
-    fs::write(&stamp, &wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
-    Ok(bin)
+    if let Some(bin) = installed(&dir) {
+        // Another process finished first.
+        let _ = fs::remove_dir_all(&staging);
+        return Ok(bin);
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    fs::rename(&staging, &dir)
+        .with_context(|| format!("cannot move {} to {}", staging.display(), dir.display()))?;
+    installed(&dir).with_context(|| format!("buf is missing from {}", dir.display()))
 }
 
 /// A cargo subcommand from crates.io at one version.
