@@ -30,14 +30,14 @@ mod kube;
 mod local_stack;
 mod manifests;
 mod pattern_map;
-mod pinned_tools;
+pub(crate) mod pinned_tools;
 mod plan_known;
 mod repository;
 mod secret_files;
 mod service_config;
 mod terraform;
 mod terraform_steps;
-mod tools;
+pub(crate) mod tools;
 mod workflows;
 
 use std::{

@@ -1,4 +1,10 @@
 //! Local infrastructure: Postgres, Redis and RabbitMQ, found or started.
+//!
+//! A dependency that does not answer at its URL is started, in this order of preference:
+//! with Docker Compose (`infra/compose.yaml`) when a Docker engine runs; else, when the URL is
+//! the local default, with the command of its Debian package (`pg_ctlcluster`, `redis-server`,
+//! `rabbitmq-server`), as on a machine where they are installed from packages but stopped; else
+//! the command fails naming what is missing and how to get it.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +21,18 @@ pub struct Dependency {
     pub compose_service: &'static str,
     /// How to get it without Docker, for the error message.
     pub install_hint: &'static str,
+    /// The Debian package's server binary, and how to start it in the background.
+    pub package_binary: &'static str,
+    pub package_start: PackageStart,
+}
+
+/// How a packaged server is started.
+#[derive(Clone, Copy, Debug)]
+pub enum PackageStart {
+    /// `pg_ctlcluster --skip-systemctl-redirect <version> main start` for the installed version.
+    PostgresCluster,
+    /// A fixed command line.
+    Command(&'static [&'static str]),
 }
 
 pub const DEPENDENCIES: &[Dependency] = &[
@@ -24,6 +42,8 @@ pub const DEPENDENCIES: &[Dependency] = &[
         default_url: "postgres://postgres@127.0.0.1:5432/postgres",
         compose_service: "postgres",
         install_hint: "apt-get install postgresql (trust auth for 127.0.0.1), or set DATABASE_URL",
+        package_binary: "pg_ctlcluster",
+        package_start: PackageStart::PostgresCluster,
     },
     Dependency {
         name: "Redis",
@@ -31,6 +51,21 @@ pub const DEPENDENCIES: &[Dependency] = &[
         default_url: "redis://127.0.0.1:6379",
         compose_service: "redis",
         install_hint: "apt-get install redis-server, or set REDIS_URL",
+        package_binary: "redis-server",
+        package_start: PackageStart::Command(&[
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]),
     },
     Dependency {
         name: "RabbitMQ",
@@ -38,6 +73,8 @@ pub const DEPENDENCIES: &[Dependency] = &[
         default_url: "amqp://guest:guest@127.0.0.1:5672/%2f",
         compose_service: "rabbitmq",
         install_hint: "apt-get install rabbitmq-server, or set AMQP_URL",
+        package_binary: "rabbitmq-server",
+        package_start: PackageStart::Command(&["rabbitmq-server", "-detached"]),
     },
 ];
 
@@ -74,8 +111,9 @@ fn host_port(url: &str) -> Option<String> {
     host_port.contains(':').then(|| host_port.to_owned())
 }
 
-/// Fails with a precise message when a dependency is not reachable (used before tests: tests
-/// start nothing themselves except through testcontainers).
+/// Before the tests: every dependency answers, or Docker runs (then testkit starts what is
+/// missing through testcontainers), or what is missing is started from its Debian package;
+/// otherwise fails with a precise message.
 pub async fn require_reachable() -> anyhow::Result<()> {
     let mut missing = Vec::new();
     for dependency in DEPENDENCIES {
@@ -84,10 +122,83 @@ pub async fn require_reachable() -> anyhow::Result<()> {
         }
     }
     if missing.is_empty() || docker_available().await {
-        // With Docker, testkit starts what is missing through testcontainers.
         return Ok(());
     }
-    bail!("{}", describe_missing(&missing))
+    start_from_packages(missing).await
+}
+
+impl Dependency {
+    /// Whether its URL is the local default, i.e. the packaged server on this machine.
+    fn is_local_default(&self) -> bool {
+        self.url() == self.default_url
+    }
+
+    fn package_installed(&self) -> bool {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths)
+                .chain(["/usr/sbin".into(), "/usr/bin".into()])
+                .any(|dir| dir.join(self.package_binary).is_file())
+        })
+    }
+
+    /// Starts the packaged server in the background.
+    async fn start_package(&self) -> anyhow::Result<()> {
+        let args: Vec<String> = match self.package_start {
+            PackageStart::PostgresCluster => {
+                let version = std::fs::read_dir("/etc/postgresql")
+                    .context("no /etc/postgresql: is PostgreSQL installed from packages?")?
+                    .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                    .max()
+                    .context("no PostgreSQL cluster under /etc/postgresql")?;
+                [
+                    "pg_ctlcluster",
+                    "--skip-systemctl-redirect",
+                    &version,
+                    "main",
+                    "start",
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            }
+            PackageStart::Command(args) => args.iter().map(|arg| (*arg).to_owned()).collect(),
+        };
+        let status = tokio::process::Command::new(&args[0])
+            .args(&args[1..])
+            .stdin(std::process::Stdio::null())
+            .status()
+            .await
+            .with_context(|| format!("cannot run {}", args[0]))?;
+        anyhow::ensure!(status.success(), "{} exited with {status}", args.join(" "));
+        Ok(())
+    }
+}
+
+/// Starts each missing dependency from its Debian package, when it is installed and expected
+/// at its local default; fails naming the rest.
+async fn start_from_packages(missing: Vec<&'static Dependency>) -> anyhow::Result<()> {
+    let (startable, unstartable): (Vec<_>, Vec<_>) = missing
+        .into_iter()
+        .partition(|dependency| dependency.is_local_default() && dependency.package_installed());
+    if !unstartable.is_empty() {
+        bail!("{}", describe_missing(&unstartable));
+    }
+    for dependency in &startable {
+        println!("starting {} from its package", dependency.name);
+        dependency
+            .start_package()
+            .await
+            .with_context(|| format!("cannot start {}", dependency.name))?;
+    }
+    let started = Instant::now();
+    for dependency in startable {
+        while !dependency.is_reachable().await {
+            if started.elapsed() > Duration::from_secs(90) {
+                bail!("{} did not come up within 90s", dependency.name);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(())
 }
 
 fn describe_missing(missing: &[&Dependency]) -> String {
@@ -128,7 +239,7 @@ pub async fn ensure_running() -> anyhow::Result<()> {
         return Ok(());
     }
     if !docker_available().await {
-        bail!("{}", describe_missing(&missing));
+        return start_from_packages(missing).await;
     }
     let services: Vec<&str> = missing.iter().map(|d| d.compose_service).collect();
     println!("starting {} with Docker Compose", services.join(", "));

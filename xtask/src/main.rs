@@ -15,6 +15,7 @@ mod dev_keys;
 mod infra;
 mod kind_smoke;
 mod services;
+mod test_tools;
 mod up;
 
 use std::process::ExitCode;
@@ -72,41 +73,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// The test suite: the deploy check, infrastructure check, then every test of the workspace.
+/// The test suite: its tools, the deploy check, the infrastructure check, then every test of
+/// the workspace.
 ///
-/// The deploy check runs first (it needs no infrastructure and takes well under a minute once
-/// its tools are installed); the tests run even when it fails, so one run reports both, and the
-/// command fails if either failed. cargo-nextest runs each test in its own process, test
-/// binaries in parallel, and ends with one summary line; without it, `cargo test` runs the same
-/// tests.
+/// The tools the tests need are installed first (`test_tools`: cargo-nextest, the Python test
+/// clients, Chromium), so that this works on a fresh clone. The deploy check runs next (it
+/// needs no infrastructure and takes about a minute once its tools are installed); the tests
+/// run even when it fails, so one run reports both, and the command fails if either failed.
+/// cargo-nextest runs each test in its own process, test binaries in parallel, and ends with
+/// one summary line.
 async fn test(extra: Vec<String>) -> anyhow::Result<()> {
+    let root = deploy_check::workspace_root();
+    let runner = tokio::task::spawn_blocking(move || test_tools::ensure(&root)).await?;
     let deploy_check = tokio::task::spawn_blocking(deploy_check::run).await?;
     if let Err(err) = &deploy_check {
         eprintln!("xtask: {err:#}; running the tests anyway");
     }
     infra::require_reachable().await?;
-    let mut command = tokio::process::Command::new(cargo());
-    if nextest_available().await {
-        command.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-    } else {
-        println!(
-            "cargo-nextest not found (cargo install cargo-nextest --locked); using cargo test"
-        );
-        command.args(["test", "--workspace", "--no-fail-fast"]);
-    }
+    let mut command = runner.command();
+    command.args(["--workspace", "--no-fail-fast"]);
     let status = command.args(extra).status().await?;
     anyhow::ensure!(status.success(), "tests failed ({status})");
     deploy_check.map_err(|err| err.context("the deploy check failed (the tests passed)"))
-}
-
-async fn nextest_available() -> bool {
-    tokio::process::Command::new(cargo())
-        .args(["nextest", "--version"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|status| status.success())
 }
 
 /// The cargo that runs us (so `cargo +nightly xtask` stays on nightly).

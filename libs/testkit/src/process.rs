@@ -245,6 +245,11 @@ impl RunningService {
         Ok(())
     }
 
+    /// The service's name (`users`), as it was started.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn grpc_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.grpc_port)
     }

@@ -10,21 +10,44 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-/// `.venv-deploy/` under the workspace, (re)built when `requirements-deploy.txt` changes.
+/// A Python virtual environment under the workspace, (re)built when its requirements change.
 pub struct Venv {
     dir: PathBuf,
 }
+
+/// Which venv: where it lives, what it holds, and who says so while installing.
+pub struct VenvSpec {
+    /// Directory under the workspace (git-ignored), e.g. `.venv-deploy`.
+    pub dir: &'static str,
+    /// The pinned requirements file at the workspace root.
+    pub requirements: &'static str,
+    /// The command that installs it, for the progress line.
+    pub by: &'static str,
+}
+
+/// The deploy gate's tools (yamllint, kubernetes-validate, checkov, actionlint).
+pub const DEPLOY_TOOLS: VenvSpec = VenvSpec {
+    dir: ".venv-deploy",
+    requirements: "requirements-deploy.txt",
+    by: "deploy-check",
+};
 
 /// The requirements as installed, kept inside the venv: the venv is reused while it matches.
 const STAMP: &str = "ferroshop-requirements.txt";
 
 impl Venv {
+    /// The deploy gate's venv.
     pub fn ensure(root: &Path) -> anyhow::Result<Self> {
-        let requirements_path = root.join("requirements-deploy.txt");
+        Self::ensure_spec(root, &DEPLOY_TOOLS)
+    }
+
+    /// The venv `spec` describes, installed from its requirements if it does not match them.
+    pub fn ensure_spec(root: &Path, spec: &VenvSpec) -> anyhow::Result<Self> {
+        let requirements_path = root.join(spec.requirements);
         let requirements = fs::read_to_string(&requirements_path)
             .with_context(|| format!("cannot read {}", requirements_path.display()))?;
         let venv = Self {
-            dir: root.join(".venv-deploy"),
+            dir: root.join(spec.dir),
         };
         let stamp = venv.dir.join(STAMP);
         let python = venv.bin("python");
@@ -32,8 +55,8 @@ impl Venv {
             return Ok(venv);
         }
         println!(
-            "deploy-check: installing the pinned tools of requirements-deploy.txt into .venv-deploy/ \
-             (once; about a minute)"
+            "{}: installing the pinned tools of {} into {}/ (once; about a minute)",
+            spec.by, spec.requirements, spec.dir
         );
         if venv.dir.exists() {
             fs::remove_dir_all(&venv.dir)
@@ -49,8 +72,8 @@ impl Venv {
             })?;
         if !status.success() {
             bail!(
-                "`{system_python} -m venv .venv-deploy` failed ({status}); on Debian install \
-                 python3-venv"
+                "`{system_python} -m venv {}` failed ({status}); on Debian install python3-venv",
+                spec.dir
             );
         }
         let status = Command::new(&python)
@@ -65,9 +88,13 @@ impl Venv {
             ])
             .arg(&requirements_path)
             .status()
-            .context("cannot run pip in .venv-deploy")?;
+            .with_context(|| format!("cannot run pip in {}", spec.dir))?;
         if !status.success() {
-            bail!("pip could not install requirements-deploy.txt into .venv-deploy ({status})");
+            bail!(
+                "pip could not install {} into {} ({status})",
+                spec.requirements,
+                spec.dir
+            );
         }
         fs::write(&stamp, &requirements)
             .with_context(|| format!("cannot write {}", stamp.display()))?;

@@ -225,6 +225,19 @@ impl System {
         }
     }
 
+    /// The gRPC endpoint of the (first) process of service `name`.
+    ///
+    /// # Panics
+    /// When the system runs no such service.
+    pub fn grpc_endpoint(&self, name: &str) -> String {
+        self.services
+            .iter()
+            .chain(&self.inventory)
+            .find(|service| service.name() == name)
+            .unwrap_or_else(|| panic!("no {name} in this system"))
+            .grpc_endpoint()
+    }
+
     /// The users process (SIGTERMed and started again on its ports by [`System::restart_users`]).
     pub fn users(&self) -> &RunningService {
         &self.services[0]
