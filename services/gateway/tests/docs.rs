@@ -133,18 +133,8 @@ async fn an_unreachable_upstream_is_a_503_problem_without_internals() {
 
 /// An EdDSA token with a key id, signed by a key nobody published.
 fn well_formed_token() -> String {
-    use ed25519_dalek::pkcs8::{EncodePrivateKey as _, spki::der::pem::LineEnding};
-    let secret: [u8; 32] = rand::random();
-    let pem = ed25519_dalek::SigningKey::from_bytes(&secret)
-        .to_pkcs8_pem(LineEnding::LF)
-        .unwrap();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    header.kid = Some("someone".into());
-    let key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
-    jsonwebtoken::encode(
-        &header,
-        &serde_json::json!({"sub": "x", "exp": 4_000_000_000_u64}),
-        &key,
-    )
-    .unwrap()
+    users::tokens::SigningKey::generate()
+        .unwrap()
+        .sign(&serde_json::json!({"sub": "x", "exp": 4_000_000_000_u64}))
+        .unwrap()
 }

@@ -1,42 +1,47 @@
-//! A signer for unit tests: an Ed25519 key, its JWK, and tokens with any claims or header.
+//! Tokens for the gateway's unit tests, signed by the users service's own code.
+//!
+//! Every Ferroshop test that needs a JWT signs it with `users::tokens::SigningKey::sign`, the
+//! function the users service issues real tokens with, so a test token differs from a real one
+//! only in the claims the test chose. Tokens no key would sign (another algorithm, no signature,
+//! a swapped header) are made from such a token by the test that needs them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use contracts::users::JsonWebKey;
-use ed25519_dalek::pkcs8::{EncodePrivateKey as _, spki::der::pem::LineEnding};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use users::tokens::SigningKey;
 
 pub const ISSUER: &str = "ferroshop-users";
 pub const AUDIENCE: &str = "ferroshop";
 
+/// A fresh signing key, as the users service would hold it.
 pub struct Signer {
-    pub kid: String,
-    encoding: EncodingKey,
-    x: String,
+    key: SigningKey,
 }
 
 impl Signer {
-    pub fn new(kid: &str) -> Self {
-        let secret: [u8; 32] = rand::random();
-        let key = ed25519_dalek::SigningKey::from_bytes(&secret);
-        let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+    pub fn new() -> Self {
         Self {
-            kid: kid.to_owned(),
-            encoding: EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
-            x: URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
+            key: SigningKey::generate().unwrap(),
         }
     }
 
+    /// The key id tokens carry in their header: the key's RFC 7638 thumbprint.
+    pub fn kid(&self) -> &str {
+        self.key.kid()
+    }
+
+    /// The key as the users service publishes it in `GetPublicKeys`.
     pub fn jwk(&self) -> JsonWebKey {
+        let public = self.key.public_jwk();
         JsonWebKey {
-            kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            x: self.x.clone(),
-            kid: self.kid.clone(),
-            alg: "EdDSA".into(),
-            r#use: "sig".into(),
+            kty: public.kty.clone(),
+            crv: public.crv.clone(),
+            x: public.x.clone(),
+            kid: public.kid.clone(),
+            alg: public.alg.clone(),
+            r#use: public.key_use.clone(),
         }
     }
 
@@ -51,14 +56,12 @@ impl Signer {
     }
 
     pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+        self.key.sign(claims).unwrap()
     }
 
     /// The public key, as an attacker trying key confusion would use it.
     pub fn public_bytes(&self) -> Vec<u8> {
-        URL_SAFE_NO_PAD.decode(&self.x).unwrap()
+        URL_SAFE_NO_PAD.decode(&self.key.public_jwk().x).unwrap()
     }
 }
 

@@ -6,8 +6,6 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use ed25519_dalek::pkcs8::{EncodePrivateKey as _, spki::der::pem::LineEnding};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use platform::{Shutdown, config::Env};
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -217,23 +215,15 @@ impl World {
 /// A fresh Ed25519 key for the users service to sign with (`USERS_JWT_PRIVATE_KEY`), so tests
 /// know it and can forge tokens it would, or would not, sign.
 pub fn new_signing_pem() -> String {
-    let secret: [u8; 32] = rand::random();
-    ed25519_dalek::SigningKey::from_bytes(&secret)
-        .to_pkcs8_pem(LineEnding::LF)
-        .unwrap()
-        .to_string()
+    users::tokens::SigningKey::generate_pem().unwrap()
 }
 
 /// A token signed with `signing_pem` exactly as the users service signs, with the claims given.
 pub fn forge(signing_pem: &str, claims: &Value) -> String {
-    let kid = users::tokens::SigningKey::from_pem(signing_pem)
+    users::tokens::SigningKey::from_pem(signing_pem)
         .unwrap()
-        .kid()
-        .to_owned();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(kid);
-    let key = EncodingKey::from_ed_pem(signing_pem.as_bytes()).unwrap();
-    jsonwebtoken::encode(&header, claims, &key).unwrap()
+        .sign(claims)
+        .unwrap()
 }
 
 /// The claims of a valid customer token for `user_id`.
