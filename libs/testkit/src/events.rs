@@ -89,8 +89,13 @@ impl EventProbe {
 
     /// Receives exactly `count` messages, in arrival order.
     ///
+    /// After the `count`-th message the probe keeps listening for [`EventProbe::QUIET`]: a
+    /// duplicate or an extra event that arrives late is what "published once" tests exist to
+    /// catch, so one more message within that window fails the test rather than waiting unseen
+    /// in the queue.
+    ///
     /// # Panics
-    /// When fewer arrive within `deadline`.
+    /// When fewer arrive within `deadline`, or more arrive within the quiet window after them.
     pub async fn receive(&self, count: usize, deadline: Duration) -> Vec<Delivery> {
         let channel = self
             .connection
@@ -109,14 +114,7 @@ impl EventProbe {
         let mut received = Vec::with_capacity(count);
         let collect = async {
             while received.len() < count {
-                match consumer.next().await {
-                    Some(Ok(delivery)) => {
-                        let _ = delivery.ack(BasicAckOptions::default()).await;
-                        received.push(delivery);
-                    }
-                    Some(Err(err)) => panic!("probe consumer failed: {err}"),
-                    None => panic!("probe consumer closed"),
-                }
+                received.push(next_delivery(&mut consumer).await);
             }
         };
         if tokio::time::timeout(deadline, collect).await.is_err() {
@@ -126,7 +124,33 @@ impl EventProbe {
                 self.queue
             );
         }
+        if let Ok(extra) = tokio::time::timeout(Self::QUIET, next_delivery(&mut consumer)).await {
+            panic!(
+                "expected exactly {count} messages on {}, but another arrived within {:?} \
+                 (routing key {:?}, message id {:?})",
+                self.queue,
+                Self::QUIET,
+                extra.routing_key.as_str(),
+                extra.properties.message_id().as_ref().map(ShortString::as_str),
+            );
+        }
         let _ = channel.close(200, "probe done".into()).await;
         received
+    }
+
+    /// How long [`EventProbe::receive`] listens for an unexpected extra message. A relay that
+    /// publishes twice does so within one poll interval (well under a second in tests).
+    pub const QUIET: Duration = Duration::from_secs(1);
+}
+
+/// The next delivery, acknowledged.
+async fn next_delivery(consumer: &mut lapin::Consumer) -> Delivery {
+    match consumer.next().await {
+        Some(Ok(delivery)) => {
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            delivery
+        }
+        Some(Err(err)) => panic!("probe consumer failed: {err}"),
+        None => panic!("probe consumer closed"),
     }
 }

@@ -316,6 +316,14 @@ impl RunningService {
             .unwrap_or_else(|err| panic!("/metrics body: {err}"))
     }
 
+    /// `/metrics`, parsed: ask it for one series by name and labels.
+    ///
+    /// # Panics
+    /// When the admin port does not answer or the text is not Prometheus exposition format.
+    pub async fn scrape(&self) -> crate::Scrape {
+        crate::Scrape::parse(&self.metrics().await)
+    }
+
     /// SIGTERM, then the exit code, which must come within `deadline`.
     pub async fn stop(&mut self, deadline: Duration) -> anyhow::Result<Option<i32>> {
         self.process.terminate().await?;

@@ -5,7 +5,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -19,6 +19,8 @@ pub struct TcpProxy {
     addr: SocketAddr,
     upstream: String,
     enabled: Arc<AtomicBool>,
+    /// Connections refused while cut: proof that a client noticed the outage and tried again.
+    refused: Arc<AtomicU64>,
     /// Bumped on every cut; live connections watch it and close.
     generation: watch::Sender<u64>,
 }
@@ -36,11 +38,13 @@ impl TcpProxy {
             .local_addr()
             .unwrap_or_else(|err| panic!("proxy address: {err}"));
         let enabled = Arc::new(AtomicBool::new(true));
+        let refused = Arc::new(AtomicU64::new(0));
         let (generation, _) = watch::channel(0_u64);
         let proxy = Self {
             addr,
             upstream: upstream.to_owned(),
             enabled: Arc::clone(&enabled),
+            refused: Arc::clone(&refused),
             generation,
         };
         let upstream = upstream.to_owned();
@@ -48,6 +52,7 @@ impl TcpProxy {
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !enabled.load(Ordering::SeqCst) {
+                    refused.fetch_add(1, Ordering::SeqCst);
                     drop(client);
                     continue;
                 }
@@ -98,6 +103,11 @@ impl TcpProxy {
     /// Accepts connections again.
     pub fn restore(&self) {
         self.enabled.store(true, Ordering::SeqCst);
+    }
+
+    /// How many connections were refused because the proxy was cut.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
     }
 
     pub fn upstream(&self) -> &str {

@@ -83,40 +83,48 @@ async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm
         .await;
     assert!(missing.is_err());
 
-    let metrics = service.metrics().await;
-    let line_with = |name: &str, needles: &[&str]| {
-        metrics
-            .lines()
-            .any(|line| line.starts_with(name) && needles.iter().all(|n| line.contains(n)))
-    };
-    assert!(
-        line_with(
+    let scrape = service.scrape().await;
+    let count = |name: &str, labels: &[(&str, &str)]| scrape.value(name, labels);
+    assert_eq!(
+        count(
             "grpc_server_requests_total",
-            &[r#"method="GetProduct""#, r#"code="Ok""#]
+            &[("method", "GetProduct"), ("code", "Ok")]
         ),
-        "request counter missing:\n{metrics}"
+        Some(2.0),
+        "two successful GetProduct calls:\n{}",
+        scrape.text()
+    );
+    assert_eq!(
+        count(
+            "grpc_server_requests_total",
+            &[("method", "GetProduct"), ("code", "NotFound")]
+        ),
+        Some(1.0),
+        "one GetProduct of a missing SKU:\n{}",
+        scrape.text()
     );
     assert!(
-        line_with("grpc_server_requests_total", &[r#"code="NotFound""#]),
-        "error counter missing:\n{metrics}"
-    );
-    assert!(
-        line_with(
+        count(
             "inventory_cache_requests_total",
-            &[r#"kind="product""#, r#"result="hit""#]
-        ),
-        "cache hit counter missing:\n{metrics}"
+            &[("kind", "product"), ("result", "hit")]
+        )
+        .is_some_and(|hits| hits >= 1.0),
+        "cache hit counter missing:\n{}",
+        scrape.text()
     );
     assert!(
-        line_with(
+        count(
             "inventory_cache_requests_total",
-            &[r#"kind="product""#, r#"result="miss""#]
-        ),
-        "cache miss counter missing:\n{metrics}"
+            &[("kind", "product"), ("result", "miss")]
+        )
+        .is_some_and(|misses| misses >= 1.0),
+        "cache miss counter missing:\n{}",
+        scrape.text()
     );
     assert!(
-        metrics.contains("inventory_catalog_db_reads_total"),
-        "db read counter missing:\n{metrics}"
+        count("inventory_catalog_db_reads_total", &[]).is_some_and(|reads| reads >= 1.0),
+        "db read counter missing:\n{}",
+        scrape.text()
     );
 
     // The background workers are up: the relay is connected to the broker, the order-event

@@ -51,20 +51,15 @@ async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm
     invalid.amount = None;
     assert!(payments.authorize_payment(invalid).await.is_err());
 
-    let metrics = service.metrics().await;
-    let has = |needle: &str| {
-        metrics
-            .lines()
-            .any(|line| line.starts_with("grpc_server_requests_total") && line.contains(needle))
+    let scrape = service.scrape().await;
+    let authorize = |code: &str| {
+        scrape.value(
+            "grpc_server_requests_total",
+            &[("method", "AuthorizePayment"), ("code", code)],
+        )
     };
-    assert!(
-        has(r#"method="AuthorizePayment""#) && has(r#"code="Ok""#),
-        "request counter missing:\n{metrics}"
-    );
-    assert!(
-        has(r#"code="InvalidArgument""#),
-        "error counter missing:\n{metrics}"
-    );
+    assert_eq!(authorize("Ok"), Some(1.0), "{}", scrape.text());
+    assert_eq!(authorize("InvalidArgument"), Some(1.0), "{}", scrape.text());
 
     let code = service.stop(Duration::from_secs(5)).await.unwrap();
     assert_eq!(code, Some(0), "SIGTERM must lead to a clean exit");

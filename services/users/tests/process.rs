@@ -34,23 +34,39 @@ async fn the_binary_serves_health_readiness_metrics_and_stops_cleanly_on_sigterm
     client.register(register()).await.unwrap();
     assert!(client.register(register()).await.is_err(), "duplicate");
 
-    let metrics = users.metrics().await;
-    let has = |needle: &str| {
-        metrics
-            .lines()
-            .any(|line| line.starts_with("grpc_server_requests_total") && line.contains(needle))
+    // One sample per question: `method` and `code` must be on the same series.
+    let scrape = users.scrape().await;
+    let register = |code: &str| {
+        scrape.value(
+            "grpc_server_requests_total",
+            &[
+                ("service", "shop.users.v1.UsersService"),
+                ("method", "Register"),
+                ("code", code),
+            ],
+        )
     };
-    assert!(
-        has(r#"method="Register""#) && has(r#"code="Ok""#),
-        "request counter missing:\n{metrics}"
+    assert_eq!(
+        register("Ok"),
+        Some(1.0),
+        "one successful Register:\n{}",
+        scrape.text()
+    );
+    assert_eq!(
+        register("AlreadyExists"),
+        Some(1.0),
+        "one duplicate Register:\n{}",
+        scrape.text()
     );
     assert!(
-        has(r#"code="AlreadyExists""#),
-        "error counter missing:\n{metrics}"
-    );
-    assert!(
-        metrics.contains("grpc_server_request_duration_seconds_bucket"),
-        "duration histogram missing:\n{metrics}"
+        scrape
+            .value(
+                "grpc_server_request_duration_seconds_count",
+                &[("method", "Register")]
+            )
+            .is_some_and(|count| count >= 2.0),
+        "both Register calls timed:\n{}",
+        scrape.text()
     );
 
     let code = users.stop(Duration::from_secs(5)).await.unwrap();
