@@ -1,7 +1,14 @@
-//! Where each integration event goes: routing key and aggregate, in one table.
+//! Every integration event, in one table: its routing key and aggregate, for publishing, and its
+//! variant of [`Event`], for consuming.
 //!
 //! Routing keys follow `<service>.<aggregate>.<event>` on the topic exchange `shop.events`, so a
 //! consumer binds to exactly what it needs (`orders.order.*`, `payments.#`).
+//!
+//! **Consumers match, they do not compare strings.** The consumer decodes each delivery's
+//! payload once, by the type its envelope names, into an [`Event`]; a handler matches on the
+//! variants it cares about. A type name compared by hand in every handler (`if event_type ==
+//! X::full_name()`, then decode, then the next `else if`) is four copies of one mechanism and a
+//! typo away from silently ignoring an event.
 
 use contracts::events;
 
@@ -28,6 +35,44 @@ macro_rules! integration_events {
 
         /// Every routing key, for topology declarations and documentation.
         pub const ROUTING_KEYS: &[&str] = &[$($key),*];
+
+        /// An integration event, decoded: one variant per message of `shop.events.v1`.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Event {
+            $($event(events::$event),)*
+        }
+
+        impl Event {
+            /// Decodes `payload` as the message `event_type` names (`shop.events.v1.…`);
+            /// `None` for a type this build does not know.
+            pub fn decode(
+                event_type: &str,
+                payload: &[u8],
+            ) -> Option<Result<Self, prost::DecodeError>> {
+                use prost::{Message as _, Name as _};
+                $(
+                    if event_type == events::$event::full_name() {
+                        return Some(events::$event::decode(payload).map(Self::$event));
+                    }
+                )*
+                None
+            }
+
+            /// The routing key it is published with.
+            pub fn routing_key(&self) -> &'static str {
+                match self {
+                    $(Self::$event(_) => events::$event::ROUTING_KEY,)*
+                }
+            }
+
+            /// The full name of its message (`shop.events.v1.OrderPlaced`).
+            pub fn type_name(&self) -> String {
+                use prost::Name as _;
+                match self {
+                    $(Self::$event(_) => events::$event::full_name(),)*
+                }
+            }
+        }
     };
 }
 
@@ -52,7 +97,31 @@ integration_events! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::Name as _;
+    use prost::{Message as _, Name as _};
+
+    #[test]
+    fn events_decode_by_the_type_their_envelope_names() {
+        let confirmed = events::OrderConfirmed {
+            order_id: "o-1".into(),
+            ..Default::default()
+        };
+        let decoded = Event::decode(
+            &events::OrderConfirmed::full_name(),
+            &confirmed.encode_to_vec(),
+        );
+        assert_eq!(decoded, Some(Ok(Event::OrderConfirmed(confirmed))));
+        assert_eq!(
+            decoded
+                .and_then(Result::ok)
+                .map(|event| event.routing_key()),
+            Some("orders.order.confirmed")
+        );
+        assert!(Event::decode("shop.events.v1.Nope", &[]).is_none());
+        assert!(matches!(
+            Event::decode(&events::OrderConfirmed::full_name(), &[0xff, 0xff]),
+            Some(Err(_))
+        ));
+    }
 
     #[test]
     fn routing_keys_follow_the_naming_convention_and_are_unique() {

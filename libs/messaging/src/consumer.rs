@@ -3,10 +3,12 @@
 //! For each delivery:
 //!
 //! ```text
+//! decode the envelope and its payload into a catalog::Event          -- undecodable → parked
 //! BEGIN
 //!   INSERT INTO inbox (consumer, message_id) … ON CONFLICT DO NOTHING   -- seen before? → ack, done
-//!   handler(tx, event)                                                -- the effects
+//!   handler.handle(&mut handling, &event)                             -- the effects
 //! COMMIT                                                              -- both or neither
+//! the handler's after-commit tasks                                    -- e.g. cache invalidation
 //! ack
 //! ```
 //!
@@ -44,6 +46,7 @@ use resilience::backoff::Backoff;
 
 use crate::{
     amqp::{self, HeaderExtractor},
+    catalog::Event,
     topology::ConsumerTopology,
 };
 
@@ -52,35 +55,99 @@ pub const ATTEMPTS_HEADER: &str = "x-ferroshop-attempts";
 /// Header with the last handler error, on retried and parked messages.
 pub const ERROR_HEADER: &str = "x-ferroshop-error";
 
-/// An event as a handler sees it.
+/// An event as a handler sees it: decoded, with what its envelope says about it.
 #[derive(Debug, Clone)]
 pub struct ReceivedEvent {
     pub event_id: Uuid,
-    pub event_type: String,
+    /// The payload, decoded by the type its envelope names.
+    pub event: Event,
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub routing_key: String,
     /// When the producer committed the event.
     pub occurred_at: OffsetDateTime,
-    /// The encoded payload message named by `event_type`.
-    pub payload: Vec<u8>,
     /// Failed attempts before this one (0 on first delivery).
     pub failures: u32,
 }
 
 impl ReceivedEvent {
-    /// Decodes the payload as `M`, checking that the type matches.
-    pub fn decode<M: prost::Message + prost::Name + Default>(&self) -> Result<M, HandlerError> {
-        if self.event_type != M::full_name() {
-            return Err(HandlerError::Permanent(format!(
-                "expected {}, got {}",
-                M::full_name(),
-                self.event_type
-            )));
-        }
-        M::decode(self.payload.as_slice()).map_err(|err| {
-            HandlerError::Permanent(format!("undecodable {}: {err}", self.event_type))
+    /// Decodes a delivery's body: the envelope, then its payload by the type the envelope
+    /// names. Whatever does not decode is [`HandlerError::Permanent`]: it will not change on
+    /// redelivery, so it is parked for an operator (and a replay once the consumer knows it).
+    pub fn decode(body: &[u8], routing_key: &str, failures: u32) -> Result<Self, HandlerError> {
+        let envelope = EventEnvelope::decode(body)
+            .map_err(|err| HandlerError::Permanent(format!("undecodable envelope: {err}")))?;
+        let event_id = Uuid::parse_str(&envelope.event_id).map_err(|_| {
+            HandlerError::Permanent(format!("bad event id {:?}", envelope.event_id))
+        })?;
+        let event = Event::decode(&envelope.event_type, &envelope.payload)
+            .ok_or_else(|| {
+                HandlerError::Permanent(format!("unknown event type {}", envelope.event_type))
+            })?
+            .map_err(|err| {
+                HandlerError::Permanent(format!("undecodable {}: {err}", envelope.event_type))
+            })?;
+        Ok(Self {
+            event_id,
+            event,
+            aggregate_type: envelope.aggregate_type,
+            aggregate_id: envelope.aggregate_id,
+            routing_key: routing_key.to_owned(),
+            occurred_at: envelope
+                .occurred_at
+                .and_then(|at| {
+                    OffsetDateTime::from_unix_timestamp_nanos(
+                        i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanos),
+                    )
+                    .ok()
+                })
+                .unwrap_or_else(OffsetDateTime::now_utc),
+            failures,
         })
+    }
+}
+
+/// The inbox transaction a handler works in, and what it wants done once that commits.
+///
+/// Some effects must wait for the commit: invalidating a cache before it would let a reader
+/// load the old row and cache it under the new generation. A handler registers such work with
+/// [`Handling::after_commit`]; the consumer runs it after a successful commit, and never after
+/// a rollback.
+pub struct Handling<'t> {
+    tx: &'t mut PgConnection,
+    after_commit: Vec<BoxFuture<'static, ()>>,
+}
+
+impl<'t> Handling<'t> {
+    /// Handling on `tx` (the consumer makes one per delivery; tests that drive a handler
+    /// directly make their own).
+    pub fn new(tx: &'t mut PgConnection) -> Self {
+        Self {
+            tx,
+            after_commit: Vec::new(),
+        }
+    }
+
+    /// Runs the registered after-commit tasks: call it once the transaction has committed.
+    pub async fn committed(tasks: Vec<BoxFuture<'static, ()>>) {
+        for task in tasks {
+            task.await;
+        }
+    }
+
+    /// The tasks registered so far, taken out so the transaction can be committed first.
+    pub fn take_after_commit(&mut self) -> Vec<BoxFuture<'static, ()>> {
+        std::mem::take(&mut self.after_commit)
+    }
+
+    /// The transaction's connection: every effect goes through it.
+    pub fn tx(&mut self) -> &mut PgConnection {
+        self.tx
+    }
+
+    /// Runs `task` once the transaction has committed (not at all if it rolls back).
+    pub fn after_commit(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.after_commit.push(Box::pin(task));
     }
 }
 
@@ -109,12 +176,15 @@ impl From<sqlx::Error> for HandlerError {
 }
 
 /// Applies one event's effects inside the inbox transaction.
+///
+/// Implement it with `async fn handle(&self, work: &mut Handling<'_>, event: &ReceivedEvent)`,
+/// matching on the [`Event`] variants the handler cares about; the rest are `Ok(())`.
 pub trait EventHandler: Send + Sync + 'static {
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a ReceivedEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>>;
+    fn handle(
+        &self,
+        work: &mut Handling<'_>,
+        event: &ReceivedEvent,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 /// What happened to one delivery.
@@ -203,7 +273,7 @@ impl Consumer {
     }
 
     /// Consumes until `shutdown` fires, reconnecting after any failure.
-    pub async fn run(self, handler: Arc<dyn EventHandler>, shutdown: Shutdown) {
+    pub async fn run<H: EventHandler>(self, handler: Arc<H>, shutdown: Shutdown) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_triggered() {
             let outcome = match amqp::connect(&self.amqp_url, &self.topology.queue).await {
@@ -231,10 +301,10 @@ impl Consumer {
         tracing::info!(queue = %self.topology.queue, "consumer stopped");
     }
 
-    async fn consume_on(
+    async fn consume_on<H: EventHandler>(
         &self,
         connection: &Connection,
-        handler: &dyn EventHandler,
+        handler: &H,
         shutdown: &Shutdown,
         backoff: &mut Backoff,
     ) -> Result<(), ConsumeError> {
@@ -275,10 +345,10 @@ impl Consumer {
         }
     }
 
-    async fn process(
+    async fn process<H: EventHandler>(
         &self,
         channel: &Channel,
-        handler: &dyn EventHandler,
+        handler: &H,
         delivery: Delivery,
     ) -> Result<Outcome, ConsumeError> {
         let headers = delivery.properties.headers().clone().unwrap_or_default();
@@ -334,36 +404,19 @@ impl Consumer {
         .await
     }
 
-    /// The inbox transaction: dedupe row + effects, committed together.
-    async fn handle(
+    /// The inbox transaction: dedupe row + effects, committed together; then the handler's
+    /// after-commit tasks.
+    async fn handle<H: EventHandler>(
         &self,
-        handler: &dyn EventHandler,
+        handler: &H,
         delivery: &Delivery,
         failures: u32,
     ) -> Result<Outcome, HandlerError> {
-        let envelope = EventEnvelope::decode(delivery.data.as_slice())
-            .map_err(|err| HandlerError::Permanent(format!("undecodable envelope: {err}")))?;
-        let event_id = Uuid::parse_str(&envelope.event_id).map_err(|_| {
-            HandlerError::Permanent(format!("bad event id {:?}", envelope.event_id))
-        })?;
-        let event = ReceivedEvent {
-            event_id,
-            event_type: envelope.event_type,
-            aggregate_type: envelope.aggregate_type,
-            aggregate_id: envelope.aggregate_id,
-            routing_key: delivery.routing_key.as_str().to_owned(),
-            occurred_at: envelope
-                .occurred_at
-                .and_then(|at| {
-                    OffsetDateTime::from_unix_timestamp_nanos(
-                        i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanos),
-                    )
-                    .ok()
-                })
-                .unwrap_or_else(OffsetDateTime::now_utc),
-            payload: envelope.payload,
+        let event = ReceivedEvent::decode(
+            delivery.data.as_slice(),
+            delivery.routing_key.as_str(),
             failures,
-        };
+        )?;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO inbox (consumer, message_id, event_type) VALUES ($1, $2, $3)
@@ -371,15 +424,18 @@ impl Consumer {
         )
         .bind(&self.topology.queue)
         .bind(event.event_id)
-        .bind(&event.event_type)
+        .bind(event.event.type_name())
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
             tracing::debug!(event_id = %event.event_id, "duplicate delivery ignored");
             return Ok(Outcome::Duplicate);
         }
-        handler.handle(&mut tx, &event).await?;
+        let mut handling = Handling::new(&mut tx);
+        handler.handle(&mut handling, &event).await?;
+        let after_commit = handling.take_after_commit();
         tx.commit().await?;
+        Handling::committed(after_commit).await;
         Ok(Outcome::Handled)
     }
 

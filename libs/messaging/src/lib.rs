@@ -12,6 +12,8 @@
 //!   transaction, ack after commit, delayed retries, parking after repeated failure.
 //! * [`topology`]: the exchange, per-consumer quorum queues, delayed-retry tiers and parking.
 //! * [`amqp`]: connections, and W3C trace context in AMQP headers.
+//! * [`service`]: the relay and consumers added to a `platform::ServiceBuilder` the same way in
+//!   every service.
 //!
 //! Tables owned by this library come with their own migrations ([`migrator`]), recorded in a
 //! ledger of their own so they never collide with a service's migration versions.
@@ -22,12 +24,14 @@ pub mod consumer;
 pub mod envelope;
 pub mod outbox;
 pub mod relay;
+pub mod service;
 pub mod topology;
 
-pub use catalog::IntegrationEvent;
-pub use consumer::{Consumer, EventHandler, HandlerError, ReceivedEvent};
+pub use catalog::{Event, IntegrationEvent};
+pub use consumer::{Consumer, EventHandler, HandlerError, Handling, ReceivedEvent};
 pub use envelope::Envelope;
 pub use relay::{OutboxRelay, RelayConfig};
+pub use service::{Queue, WithMessaging};
 
 /// Migrations of the tables this library owns (the outbox), for every service database.
 pub fn migrator() -> sqlx::migrate::Migrator {

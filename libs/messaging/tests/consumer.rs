@@ -9,20 +9,17 @@ use std::{
     time::Duration,
 };
 
-use contracts::events::UserRegistered;
-use futures::future::BoxFuture;
 use lapin::{
     BasicProperties,
     options::{BasicGetOptions, BasicPublishOptions},
     types::{FieldTable, ShortString},
 };
 use messaging::{
-    Consumer, Envelope, EventHandler, HandlerError, ReceivedEvent,
+    Consumer, Envelope, Event, EventHandler, HandlerError, Handling, ReceivedEvent,
     consumer::{ATTEMPTS_HEADER, ERROR_HEADER},
     topology::ConsumerTopology,
 };
 use platform::Shutdown;
-use sqlx::PgConnection;
 use support::{Fixture, event, fixture};
 
 /// Records each handled event in a table (inside the inbox transaction) and can fail on demand.
@@ -33,6 +30,8 @@ struct Recorder {
     /// `(display_name, failures)` of every call, committed or not.
     calls: Mutex<Vec<(String, u32)>>,
     trace_ids: Mutex<Vec<Option<String>>>,
+    /// The display names whose after-commit task ran: only for committed transactions.
+    committed: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recorder {
@@ -42,40 +41,46 @@ impl Recorder {
             permanent,
             calls: Mutex::new(Vec::new()),
             trace_ids: Mutex::new(Vec::new()),
+            committed: Arc::default(),
         })
     }
 }
 
 impl EventHandler for Recorder {
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a ReceivedEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let registered: UserRegistered = event.decode()?;
-            self.calls
-                .lock()
-                .unwrap()
-                .push((registered.display_name.clone(), event.failures));
-            self.trace_ids
-                .lock()
-                .unwrap()
-                .push(platform::trace_context::trace_id(&tracing::Span::current()));
-            sqlx::query("INSERT INTO effects (event_id, label) VALUES ($1, $2)")
-                .bind(event.event_id)
-                .bind(&registered.display_name)
-                .execute(&mut *tx)
-                .await?;
-            if event.failures < self.fail_first {
-                return Err(if self.permanent {
-                    HandlerError::Permanent("invariant violated".into())
-                } else {
-                    HandlerError::Transient("dependency down".into())
-                });
-            }
-            Ok(())
-        })
+    async fn handle(
+        &self,
+        work: &mut Handling<'_>,
+        event: &ReceivedEvent,
+    ) -> Result<(), HandlerError> {
+        let Event::UserRegistered(registered) = &event.event else {
+            return Err(HandlerError::Permanent("not a registration".into()));
+        };
+        self.calls
+            .lock()
+            .unwrap()
+            .push((registered.display_name.clone(), event.failures));
+        self.trace_ids
+            .lock()
+            .unwrap()
+            .push(platform::trace_context::trace_id(&tracing::Span::current()));
+        sqlx::query("INSERT INTO effects (event_id, label) VALUES ($1, $2)")
+            .bind(event.event_id)
+            .bind(&registered.display_name)
+            .execute(work.tx())
+            .await?;
+        if event.failures < self.fail_first {
+            return Err(if self.permanent {
+                HandlerError::Permanent("invariant violated".into())
+            } else {
+                HandlerError::Transient("dependency down".into())
+            });
+        }
+        let label = registered.display_name.clone();
+        let committed = Arc::clone(&self.committed);
+        work.after_commit(async move {
+            committed.lock().unwrap().push(label);
+        });
+        Ok(())
     }
 }
 
@@ -208,6 +213,13 @@ async fn a_transient_failure_is_retried_with_backoff_and_rolled_back_each_time()
         vec!["7"],
         "failed attempts left no effect"
     );
+    // The after-commit task ran once: for the attempt that committed, not the rolled-back ones.
+    testkit::poll_until("the after-commit task", Duration::from_secs(10), || async {
+        (!recorder.committed.lock().unwrap().is_empty()).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(*recorder.committed.lock().unwrap(), vec!["7"]);
     shutdown.trigger();
     task.await.unwrap();
 }

@@ -22,6 +22,7 @@
 //! | [`admin`] | the admin HTTP port: `/healthz`, `/readyz`, `/metrics` |
 //! | [`grpc`] | gRPC server with health, reflection, tracing and RED metrics; client plumbing |
 //! | [`host`] | binds both ports and serves them until shutdown |
+//! | [`service`] | a service assembled from the shared pieces: database, workers, API; one start-up error; in-process spawning for tests |
 //! | [`db`] | Postgres pool and embedded migrations |
 //! | [`entrypoint`] | the `main` every binary shares: telemetry, signals, exit code |
 //! | [`shutdown`] | graceful shutdown as a small type |
@@ -35,10 +36,12 @@ pub mod error;
 pub mod grpc;
 pub mod host;
 pub mod metrics;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace_context;
 
 pub use error::ServiceError;
 pub use host::ServiceHost;
+pub use service::{ServiceBuilder, Spawned, StartError};
 pub use shutdown::Shutdown;

@@ -1,9 +1,8 @@
-//! The gRPC API: decode → domain → store → encode, nothing else.
+//! The gRPC API: decode → service → encode, nothing else. What each call does is in
+//! [`crate::service`].
 //!
 //! Authorization (admin-only `UpsertProduct`/`AdjustStock`) is enforced by the gateway, the only
 //! public entry point; inside the cluster a NetworkPolicy limits who reaches this port.
-
-use std::time::Duration;
 
 use contracts::inventory::{
     self as api, AdjustStockRequest, AdjustStockResponse, CommitReservationRequest,
@@ -15,32 +14,25 @@ use contracts::inventory::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    catalog::Catalog,
     domain::{
         AdjustmentReason, ListQuery, OrderId, ProductDraft, ReleaseReason, Reservation,
         ReservationRequest, Sku, StockDelta,
     },
     error::InventoryError,
-    store::{Applied, ReservationStore},
+    service::{Catalog, Reservations},
     wire,
 };
 
 pub struct InventoryApi {
     catalog: Catalog,
-    reservations: ReservationStore,
-    reservation_ttl: Duration,
+    reservations: Reservations,
 }
 
 impl InventoryApi {
-    pub fn new(
-        catalog: Catalog,
-        reservations: ReservationStore,
-        reservation_ttl: Duration,
-    ) -> Self {
+    pub fn new(catalog: Catalog, reservations: Reservations) -> Self {
         Self {
             catalog,
             reservations,
-            reservation_ttl,
         }
     }
 
@@ -57,7 +49,6 @@ impl InventoryApi {
             request.active,
         )?;
         let item = self.catalog.upsert(&draft).await?;
-        tracing::info!(sku = %draft.sku, active = draft.active, "product upserted");
         Ok(wire::product(&item))
     }
 
@@ -66,7 +57,6 @@ impl InventoryApi {
         let delta = StockDelta::parse(request.delta)?;
         let reason = AdjustmentReason::parse(&request.reason)?;
         let level = self.catalog.adjust(&sku, delta, &reason).await?;
-        tracing::info!(%sku, delta = delta.get(), reason = reason.as_str(), "stock adjusted");
         Ok(wire::stock(&level))
     }
 
@@ -78,53 +68,31 @@ impl InventoryApi {
                 .iter()
                 .map(|line| (line.sku.as_str(), line.quantity)),
         )?;
-        let applied = self
-            .reservations
-            .reserve(&request, self.reservation_ttl)
-            .await?;
-        tracing::info!(
-            order_id = %request.order_id,
-            status = %applied.reservation.status,
-            "reserve stock"
-        );
-        Ok(self.settled(applied).await)
+        self.reservations.reserve(&request).await
     }
 
     async fn release(&self, request: ReleaseStockRequest) -> Result<Reservation, InventoryError> {
         let order_id = OrderId::parse(&request.order_id)?;
         let reason = ReleaseReason::parse(&request.reason)?;
-        let applied = self.reservations.release(order_id, &reason).await?;
-        tracing::info!(%order_id, status = %applied.reservation.status, "release stock");
-        Ok(self.settled(applied).await)
+        self.reservations.release(order_id, &reason).await
     }
 
     async fn commit(
         &self,
         request: CommitReservationRequest,
     ) -> Result<Reservation, InventoryError> {
-        let order_id = OrderId::parse(&request.order_id)?;
-        let applied = self.reservations.commit(order_id).await?;
-        tracing::info!(%order_id, status = %applied.reservation.status, "commit reservation");
-        Ok(self.settled(applied).await)
+        self.reservations
+            .commit(OrderId::parse(&request.order_id)?)
+            .await
     }
 
     async fn get_reservation(
         &self,
         request: GetReservationRequest,
     ) -> Result<Reservation, InventoryError> {
-        let order_id = OrderId::parse(&request.order_id)?;
         self.reservations
-            .find(order_id)
-            .await?
-            .ok_or(InventoryError::ReservationNotFound(order_id))
-    }
-
-    /// Invalidates the catalog entries whose `available` changed, after the commit.
-    async fn settled(&self, applied: Applied) -> Reservation {
-        if applied.available_changed {
-            self.catalog.changed(&applied.reservation.skus()).await;
-        }
-        applied.reservation
+            .find(OrderId::parse(&request.order_id)?)
+            .await
     }
 }
 

@@ -11,10 +11,10 @@
 //! | [`store`] | all SQL: catalog, stock, reservations (conditional updates, ordered locks) |
 //! | [`cache`] | cache-aside in Redis: versioned keys, generation, TTL jitter, outage handling |
 //! | [`single_flight`] | one load per key per process (stampede guard) |
-//! | [`catalog`] | the catalog read and write paths, wiring store, cache and single-flight |
+//! | [`service`] | what each API call does: the catalog read and write paths (store, cache, single-flight), the saga's stock moves |
 //! | [`sweeper`] | expires reservations nobody committed in time (a background worker) |
 //! | [`seed`] | the demo catalog |
-//! | [`grpc`] | the `shop.inventory.v1.InventoryService` implementation |
+//! | [`grpc`] | the `shop.inventory.v1.InventoryService` implementation: decode → service → encode |
 //! | [`wire`] | domain ⇄ protobuf, for the API and the cache |
 //! | [`events`] | `ProductUpdated`, `StockReserved`, `StockRestocked`, … through the outbox; the `inventory.orders` consumer's handler ([`events::OrderLifecycle`]) |
 //!
@@ -33,26 +33,24 @@
 //! the queue, and the relay and the consumer reconnect on their own.
 
 pub mod cache;
-pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod seed;
+pub mod service;
 pub mod single_flight;
 pub mod store;
 pub mod sweeper;
 pub mod wire;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use contracts::inventory::InventoryServiceServer;
-use messaging::{Consumer, OutboxRelay, RelayConfig, topology::ConsumerTopology};
+use messaging::WithMessaging as _;
 use platform::{
-    ServiceHost, Shutdown,
-    admin::Readiness,
-    grpc::GrpcServer,
+    ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError,
     host::{HostError, Worker},
 };
 
@@ -60,30 +58,12 @@ pub use config::Config;
 
 use crate::{
     cache::CatalogCache,
-    catalog::{Catalog, CatalogReads},
-    error::InventoryError,
-    events::{ORDERS_BINDINGS, ORDERS_QUEUE, OrderLifecycle},
+    events::{ANNOUNCE, ORDERS},
     grpc::InventoryApi,
+    service::{Catalog, CatalogReads, OrderLifecycle, Reservations},
     store::{CatalogStore, ReservationStore},
     sweeper::Sweeper,
 };
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot connect to the database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot set up the Redis client: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("cannot seed the demo catalog: {0}")]
-    Seed(#[from] InventoryError),
-    #[error("cannot build the gRPC server: {0}")]
-    Grpc(String),
-    #[error(transparent)]
-    Host(#[from] HostError),
-}
 
 /// A built, bound, not yet serving inventory service.
 pub struct Application {
@@ -93,67 +73,60 @@ pub struct Application {
 }
 
 impl Application {
+    /// The service: its database, the catalog behind its cache, the reservations, the outbox
+    /// relay, the order-event consumer and the reservation sweeper beside the gRPC API. Redis
+    /// and RabbitMQ are not readiness dependencies (see the crate docs).
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let runtime = &config.runtime;
-        let pool = platform::db::connect(&runtime.database_url, runtime.db_max_connections).await?;
-        platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
-
+        let service = ServiceBuilder::connect(
+            &config.runtime,
+            contracts::FILE_DESCRIPTOR_SET,
+            &[&messaging::migrator(), &sqlx::migrate!()],
+        )
+        .await?;
         let cache = CatalogCache::new(
             &config.redis_url,
             &config.cache_prefix,
             config.cache_ttl,
             config.cache_timeout,
-        )?;
-        let catalog = Catalog::new(CatalogStore::new(pool.clone()), cache);
+        )
+        .map_err(|err| StartError::setup("the Redis client", err))?;
+        let catalog = Catalog::new(CatalogStore::new(service.pool().clone(), ANNOUNCE), cache);
         if config.seed_demo {
-            let added = seed::apply(catalog.store()).await?;
-            if added > 0 {
-                let skus: Vec<_> = seed::drafts()
-                    .map_err(InventoryError::from)?
-                    .into_iter()
-                    .map(|(draft, _)| draft.sku)
-                    .collect();
-                catalog.changed(&skus).await;
-            }
-            tracing::info!(added, "demo catalog checked");
+            catalog
+                .seed_demo()
+                .await
+                .map_err(|err| StartError::setup("the demo catalog", err))?;
         }
-        let reservations = ReservationStore::new(pool.clone());
-        let sweeper = Sweeper::new(reservations.clone(), catalog.clone());
+        let store = ReservationStore::new(service.pool().clone(), ANNOUNCE);
+        let sweeper = Sweeper::new(store.clone(), catalog.clone());
         let catalog_reads = catalog.reads();
-
-        let relay = OutboxRelay::new(
-            pool.clone(),
-            RelayConfig::new(&runtime.amqp_url, &runtime.events_exchange, "inventory"),
-        );
-        let topology = ConsumerTopology::for_service(runtime, ORDERS_QUEUE, ORDERS_BINDINGS);
-        let order_events = Consumer::new(pool.clone(), &runtime.amqp_url, topology);
-        // Declared before serving, so that order events published from now on are kept for us
-        // even if the consumer only connects later. Best effort: without a broker, the consumer
-        // declares them when it first connects.
-        order_events.prepare().await;
-        let order_lifecycle = Arc::new(OrderLifecycle::new(reservations.clone(), catalog.clone()));
-
-        let api = InventoryApi::new(catalog, reservations, config.reservation_ttl);
-
-        let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
-            .map_err(|err| StartError::Grpc(err.to_string()))?
-            .add_service(InventoryServiceServer::new(api));
-        // Redis and RabbitMQ are left out on purpose: see the crate docs.
-        let readiness = Readiness::new().with_postgres(pool);
+        let reservations = Reservations::new(store, catalog.clone(), config.reservation_ttl);
         let (worker_sweeper, sweep_interval) = (sweeper.clone(), config.sweep_interval);
-        let host = ServiceHost::bind(runtime, grpc, readiness)
-            .await?
-            .with_workers([
-                Worker::new(move |shutdown| relay.run(shutdown)),
-                Worker::new(move |shutdown| order_events.run(order_lifecycle, shutdown)),
-                // It stops at its next check of the shutdown signal: within one sweep.
-                Worker::new(move |shutdown| worker_sweeper.run(sweep_interval, shutdown)),
-            ]);
+        let host = service
+            .relay("inventory")
+            .consume(ORDERS, OrderLifecycle::new(catalog.clone()))
+            .await
+            // It stops at its next check of the shutdown signal: within one sweep.
+            .worker(Worker::new(move |shutdown| {
+                worker_sweeper.run(sweep_interval, shutdown)
+            }))
+            .serve(InventoryServiceServer::new(InventoryApi::new(
+                catalog,
+                reservations,
+            )))
+            .bind()
+            .await?;
         Ok(Self {
             host,
             sweeper,
             catalog_reads,
         })
+    }
+
+    /// Builds the service from `config` and runs it on a task of this process (other crates'
+    /// tests).
+    pub async fn spawn(config: Config) -> Result<Spawned, StartError> {
+        Ok(Spawned::start(Self::build(config).await?.host))
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {

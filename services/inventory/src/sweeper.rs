@@ -15,7 +15,7 @@ use std::time::Duration;
 use platform::Shutdown;
 use tokio::time::MissedTickBehavior;
 
-use crate::{catalog::Catalog, error::InventoryError, store::ReservationStore};
+use crate::{error::InventoryError, service::Catalog, store::ReservationStore};
 
 /// Most reservations expired in one sweep, so one sweep cannot run unbounded; the next tick
 /// continues.

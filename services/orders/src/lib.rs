@@ -6,9 +6,10 @@
 //! | [`domain`] | order rules and the saga state machine: pure, exhaustively tested |
 //! | [`participants`] | inventory and payments over gRPC, failures classified |
 //! | [`saga`] | the runner: leases, steps, retries, compensation, resumption |
+//! | [`service`] | what each API call does (idempotent placement with server-side prices, ownership, cancellation, the read model's pages) and what each consumed event does (fulfilment, projection) |
 //! | [`store`] | all SQL: write model, saga rows, read model |
-//! | [`events`] | the fulfilment consumer and the order-summary projection |
-//! | [`grpc`] | the `shop.orders.v1.OrdersService` implementation |
+//! | [`events`] | the events orders publishes (built only here), and the queues it consumes |
+//! | [`grpc`] | the `shop.orders.v1.OrdersService` implementation: decode → service → encode |
 
 pub mod config;
 pub mod domain;
@@ -17,63 +18,52 @@ pub mod events;
 pub mod grpc;
 pub mod participants;
 pub mod saga;
+pub mod service;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use contracts::orders::OrdersServiceServer;
-use messaging::{Consumer, OutboxRelay, RelayConfig, topology::ConsumerTopology};
+use messaging::WithMessaging as _;
 use platform::{
-    ServiceHost, Shutdown,
-    admin::Readiness,
-    grpc::GrpcServer,
+    ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError,
     host::{HostError, Worker},
 };
 
 pub use config::Config;
 
 use crate::{
-    events::{
-        FULFILMENT_BINDINGS, FULFILMENT_QUEUE, Fulfilment, SUMMARIES_BINDINGS, SUMMARIES_QUEUE,
-        SummaryProjection,
-    },
+    events::{FULFILMENT, SUMMARIES},
     grpc::OrdersApi,
     participants::Participants,
     saga::{RunnerConfig, SagaRunner},
+    service::{Checkout, Fulfilment, SummaryProjection},
     store::OrderStore,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot connect to the database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error(transparent)]
-    Participants(#[from] participants::ConnectError),
-    #[error("cannot build the gRPC server: {0}")]
-    Grpc(String),
-    #[error(transparent)]
-    Host(#[from] HostError),
-}
-
+/// A built, bound, not yet serving orders service.
 pub struct Application {
     host: ServiceHost,
 }
 
 impl Application {
+    /// The service: its database, the saga runner, the outbox relay, the fulfilment consumer and
+    /// the order-summary projection beside the gRPC API.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let runtime = &config.runtime;
-        let pool = platform::db::connect(&runtime.database_url, runtime.db_max_connections).await?;
-        platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
-        let store = OrderStore::new(pool.clone());
+        let service = ServiceBuilder::connect(
+            &config.runtime,
+            contracts::FILE_DESCRIPTOR_SET,
+            &[&messaging::migrator(), &sqlx::migrate!()],
+        )
+        .await?;
+        let store = OrderStore::new(service.pool().clone());
         let participants = Participants::connect(
             &config.inventory_url,
             &config.payments_url,
             config.call_timeout,
-        )?;
-
-        let runner = Arc::new(SagaRunner::new(
+        )
+        .map_err(|err| StartError::setup("the participants' clients", err))?;
+        let runner = std::sync::Arc::new(SagaRunner::new(
             store.clone(),
             participants.clone(),
             RunnerConfig {
@@ -85,41 +75,24 @@ impl Application {
                 crash_after: config.crash_after,
             },
         ));
-        let relay = OutboxRelay::new(
-            pool.clone(),
-            RelayConfig::new(&runtime.amqp_url, &runtime.events_exchange, "orders"),
-        );
-        let fulfilment = Consumer::new(
-            pool.clone(),
-            &runtime.amqp_url,
-            ConsumerTopology::for_service(runtime, FULFILMENT_QUEUE, FULFILMENT_BINDINGS),
-        );
-        let summaries = Consumer::new(
-            pool.clone(),
-            &runtime.amqp_url,
-            ConsumerTopology::for_service(runtime, SUMMARIES_QUEUE, SUMMARIES_BINDINGS),
-        );
-        for consumer in [&fulfilment, &summaries] {
-            consumer.prepare().await;
-        }
-        let fulfilment_handler = Arc::new(Fulfilment {
-            store: store.clone(),
-        });
-        let workers = vec![
-            Worker::new(move |shutdown| runner.run(shutdown)),
-            Worker::new(move |shutdown| relay.run(shutdown)),
-            Worker::new(move |shutdown| fulfilment.run(fulfilment_handler, shutdown)),
-            Worker::new(move |shutdown| summaries.run(Arc::new(SummaryProjection), shutdown)),
-        ];
-
-        let api = OrdersApi::new(store, participants, config.saga_deadline);
-        let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
-            .map_err(|err| StartError::Grpc(err.to_string()))?
-            .add_service(OrdersServiceServer::new(api));
-        let host = ServiceHost::bind(runtime, grpc, Readiness::new().with_postgres(pool))
-            .await?
-            .with_workers(workers);
+        let checkout = Checkout::new(store.clone(), participants, config.saga_deadline);
+        let host = service
+            .relay("orders")
+            .consume(FULFILMENT, Fulfilment { store })
+            .await
+            .consume(SUMMARIES, SummaryProjection)
+            .await
+            .worker(Worker::new(move |shutdown| runner.run(shutdown)))
+            .serve(OrdersServiceServer::new(OrdersApi::new(checkout)))
+            .bind()
+            .await?;
         Ok(Self { host })
+    }
+
+    /// Builds the service from `config` and runs it on a task of this process (other crates'
+    /// tests).
+    pub async fn spawn(config: Config) -> Result<Spawned, StartError> {
+        Ok(Spawned::start(Self::build(config).await?.host))
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {

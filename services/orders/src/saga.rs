@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 use tracing::Instrument as _;
 
 use crate::{
-    domain::{Saga, SagaStep, StepResult, Transition},
+    domain::{CancelReason, Saga, SagaStep, StepResult, Transition},
+    events,
     participants::Participants,
     store::{ClaimedSaga, OrderStore, SAGA_CHANNEL, SagaContext},
 };
@@ -234,8 +235,21 @@ impl SagaRunner {
             SagaStep::AuthorizePayment => p.authorize_payment(saga.order_id, context).await,
             SagaStep::VoidPayment => p.void_payment(saga.order_id).await,
             SagaStep::ReleaseStock => p.release_stock(saga.order_id).await,
-            SagaStep::Confirm => local(self.store.confirm(&self.owner, saga, context).await),
-            SagaStep::Cancel => local(self.store.cancel(&self.owner, saga, context).await),
+            SagaStep::Confirm => {
+                let confirmed = events::order_confirmed(saga, context);
+                local(self.store.confirm(&self.owner, saga, &confirmed).await)
+            }
+            SagaStep::Cancel => {
+                let reason = saga.cancel_reason.unwrap_or(CancelReason::Failed);
+                let cancelled = events::order_cancelled(
+                    saga.order_id,
+                    context.customer_id,
+                    reason,
+                    false,
+                    saga.payment_id,
+                );
+                local(self.store.cancel(&self.owner, saga, &cancelled).await)
+            }
             SagaStep::Done => StepResult::Permanent("saga already done".to_owned()),
         }
     }

@@ -20,32 +20,24 @@
 //!
 //! | queue | binds | job |
 //! |---|---|---|
-//! | `payments.orders` | `orders.order.confirmed`, `orders.order.cancelled` | [`OrderFollowUp`]: capture the payment of a confirmed order; refund (or void) the payment of a confirmed order its customer cancelled |
+//! | `payments.orders` | `orders.order.confirmed`, `orders.order.cancelled` | `service::OrderFollowUp`: capture the payment of a confirmed order; refund (or void) the payment of a confirmed order its customer cancelled |
 //!
 //! The capture or refund is appended, with its own outbox row, in the consumer's inbox
 //! transaction: the effect, the event announcing it and the "seen this message" row commit
 //! together or not at all, so a redelivered event changes nothing.
 
 use contracts::events::{
-    OrderCancelled, OrderConfirmed, PaymentAuthorized, PaymentCaptured, PaymentDeclined,
-    PaymentRefunded, PaymentVoided,
+    PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
 };
-use futures::future::BoxFuture;
-use messaging::{Envelope, EventHandler, HandlerError, ReceivedEvent};
-use prost::Name as _;
-use sqlx::PgConnection;
-use uuid::Uuid;
+use messaging::{Envelope, Queue};
 
-use crate::{
-    domain::{Money, PaymentEvent, PaymentHeader},
-    error::PaymentsError,
-    ledger::{self, FollowUp},
+use crate::domain::{Money, PaymentEvent, PaymentHeader};
+
+/// Order events (the queue name before `PAYMENTS_QUEUE_PREFIX`), for `service::OrderFollowUp`.
+pub const ORDERS: Queue = Queue {
+    name: "payments.orders",
+    bindings: &["orders.order.confirmed", "orders.order.cancelled"],
 };
-
-/// The queue of order events (before `PAYMENTS_QUEUE_PREFIX`).
-pub const ORDERS_QUEUE: &str = "payments.orders";
-/// What [`ORDERS_QUEUE`] receives.
-pub const ORDERS_BINDINGS: &[&str] = &["orders.order.confirmed", "orders.order.cancelled"];
 
 /// The integration event announcing `event` of the payment described by `header`.
 pub fn envelope(header: &PaymentHeader, event: &PaymentEvent) -> Envelope {
@@ -87,94 +79,10 @@ pub fn money(amount: Money) -> contracts::Money {
     }
 }
 
-/// What payments does once an order's fate is decided: captures on `OrderConfirmed`; on
-/// `OrderCancelled` of a confirmed order, refunds everything still refundable (voids the
-/// authorization if the capture never ran). A cancellation before confirmation needs nothing:
-/// the saga already voided or never took the payment.
-///
-/// Failures, as the consumer retries or parks them: an order without a payment, an undecodable
-/// event or a payment whose state the event cannot explain is permanent (parked at once, for an
-/// operator); a database error or a concurrent append to the same payment is transient (rolled
-/// back, inbox row included, and delivered again after a delay).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct OrderFollowUp;
-
-impl EventHandler for OrderFollowUp {
-    fn handle<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a ReceivedEvent,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let event_type = event.event_type.as_str();
-            let (order_id, follow_up, what) = if event_type == OrderConfirmed::full_name() {
-                let confirmed: OrderConfirmed = event.decode()?;
-                let order_id = order_id(&confirmed.order_id)?;
-                (
-                    order_id,
-                    ledger::capture_order_in(tx, order_id).await,
-                    "capture",
-                )
-            } else if event_type == OrderCancelled::full_name() {
-                let cancelled: OrderCancelled = event.decode()?;
-                let order_id = order_id(&cancelled.order_id)?;
-                if !cancelled.was_confirmed {
-                    tracing::debug!(%order_id, "order cancelled before confirmation: the saga compensated");
-                    return Ok(());
-                }
-                (
-                    order_id,
-                    ledger::refund_cancelled_order_in(tx, order_id).await,
-                    "refund",
-                )
-            } else {
-                // Nothing else is bound to the queue; a stray event is not ours to act on.
-                tracing::debug!(
-                    event_type,
-                    "ignoring an event this consumer does not handle"
-                );
-                return Ok(());
-            };
-            match follow_up.map_err(|err| handler_error(order_id, err))? {
-                FollowUp::Appended(_) => {}
-                FollowUp::AlreadyDone(payment) => tracing::info!(
-                    %order_id,
-                    payment_id = %payment.header.id,
-                    status = payment.state.status.as_str(),
-                    what,
-                    "order event already applied to the payment: nothing to do"
-                ),
-            }
-            Ok(())
-        })
-    }
-}
-
-fn order_id(raw: &str) -> Result<Uuid, HandlerError> {
-    HandlerError::parse_id("order id", raw)
-}
-
-/// Whether retrying later can help.
-fn handler_error(order_id: Uuid, error: PaymentsError) -> HandlerError {
-    match error {
-        PaymentsError::NotFound => {
-            HandlerError::Permanent(format!("order {order_id} has no payment"))
-        }
-        PaymentsError::Rejected(_) | PaymentsError::Corrupt(_) | PaymentsError::InvalidInput(_) => {
-            HandlerError::Permanent(format!("order {order_id}: {error}"))
-        }
-        // A concurrent append (the transaction is aborted: rolling back is the only way on),
-        // the database, and — not used on this path — the provider.
-        PaymentsError::Contention(_) | PaymentsError::Store(_) | PaymentsError::Provider(_) => {
-            HandlerError::Transient(format!("order {order_id}: {error}"))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, PaymentStatus, Rejected};
+    use crate::domain::Currency;
     use time::OffsetDateTime;
     use uuid::Uuid;
 
@@ -226,43 +134,14 @@ mod tests {
     }
 
     #[test]
-    fn only_retries_that_can_succeed_are_transient() {
-        let order_id = Uuid::now_v7();
-        let permanent = [
-            PaymentsError::NotFound,
-            PaymentsError::Rejected(Rejected::Capture(PaymentStatus::Voided)),
-            PaymentsError::Corrupt("seq 3: expected seq 2".into()),
-        ];
-        for error in permanent {
-            let shown = error.to_string();
-            match handler_error(order_id, error) {
-                HandlerError::Permanent(reason) => {
-                    assert!(reason.contains(&order_id.to_string()), "{reason}");
-                }
-                HandlerError::Transient(reason) => panic!("{shown} must be permanent: {reason}"),
-            }
-        }
-        let transient = [
-            PaymentsError::Contention(Uuid::now_v7()),
-            PaymentsError::Store(sqlx::Error::PoolTimedOut),
-        ];
-        for error in transient {
-            let shown = error.to_string();
-            assert!(
-                matches!(handler_error(order_id, error), HandlerError::Transient(_)),
-                "{shown} must be transient"
-            );
-        }
-        let no_payment = handler_error(order_id, PaymentsError::NotFound).to_string();
-        assert_eq!(no_payment, format!("order {order_id} has no payment"));
-    }
-
-    #[test]
     fn the_queue_binds_exactly_the_order_events_it_handles() {
         use messaging::IntegrationEvent;
         assert_eq!(
-            ORDERS_BINDINGS,
-            [OrderConfirmed::ROUTING_KEY, OrderCancelled::ROUTING_KEY]
+            ORDERS.bindings,
+            [
+                contracts::events::OrderConfirmed::ROUTING_KEY,
+                contracts::events::OrderCancelled::ROUTING_KEY,
+            ]
         );
     }
 }

@@ -1,4 +1,4 @@
-//! The gRPC API: decode → ledger (domain + store) → encode, nothing else.
+//! The gRPC API: decode → service (the ledger: domain + store) → encode, nothing else.
 //!
 //! Every handler runs within the caller's deadline: the platform's gRPC server ends a call whose
 //! `grpc-timeout` has passed with DEADLINE_EXCEEDED (`platform::grpc::deadline`).
@@ -15,8 +15,8 @@ use crate::{
     domain::{self, Authorize, InvalidInput, Money, Payment, PaymentMethod, PaymentStatus, Reason},
     error::PaymentsError,
     events::money,
-    ledger::Ledger,
     provider::PaymentProvider,
+    service::Ledger,
 };
 
 pub struct PaymentsApi<P> {

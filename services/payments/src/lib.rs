@@ -8,11 +8,11 @@
 //! | pattern | where |
 //! |---|---|
 //! | event sourcing (state = fold of the events; decide / evolve) | [`domain`] |
-//! | optimistic concurrency on `(payment_id, seq)` | [`store`], [`ledger`] |
-//! | idempotent command (AuthorizePayment per order id) | [`ledger`] |
+//! | optimistic concurrency on `(payment_id, seq)` | [`store`], [`service`] |
+//! | idempotent command (AuthorizePayment per order id) | [`service`] |
 //! | transactional outbox (each appended event → one integration event), published by the relay worker | [`store`], [`events`], [`Application::run`] |
-//! | choreography after confirmation (capture on `OrderConfirmed`, refund on `OrderCancelled`) | [`events::OrderFollowUp`], [`ledger::capture_order_in`] |
-//! | idempotent consumer: effect + outbox row + inbox row in one transaction | [`ledger::refund_cancelled_order_in`], [`store::append_in`] |
+//! | choreography after confirmation (capture on `OrderConfirmed`, refund on `OrderCancelled`) | [`events::OrderFollowUp`], [`service::capture_order_in`] |
+//! | idempotent consumer: effect + outbox row + inbox row in one transaction | [`service::refund_cancelled_order_in`], [`store::append_in`] |
 //! | fault injection (latency, errors, hangs) behind a provider trait | [`provider`] |
 //! | honouring the caller's deadline | `platform::grpc::deadline`, on every call of every service |
 //!
@@ -22,7 +22,7 @@
 //! | [`domain`] | money, events, the fold, the rules (and the answers to order events): pure |
 //! | [`provider`] | the `PaymentProvider` trait and its simulator |
 //! | [`store`] | all SQL: the event store, on the pool or on a caller's transaction |
-//! | [`ledger`] | the commands: load → fold → decide → append, with retries; in a caller's transaction for order events |
+//! | [`service`] | the ledger's commands: load → fold → decide → append, with retries; in a caller's transaction for order events |
 //! | [`grpc`] | the `shop.payments.v1.PaymentsService` implementation |
 //! | [`events`] | `Payment*` integration events, through the outbox; the `payments.orders` consumer's handler |
 //!
@@ -37,43 +37,25 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
-pub mod ledger;
 pub mod provider;
+pub mod service;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use contracts::payments::PaymentsServiceServer;
-use messaging::{Consumer, OutboxRelay, RelayConfig, topology::ConsumerTopology};
-use platform::{
-    ServiceHost, Shutdown,
-    admin::Readiness,
-    grpc::GrpcServer,
-    host::{HostError, Worker},
-};
+use messaging::WithMessaging as _;
+use platform::{ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError, host::HostError};
 
 pub use config::Config;
 
 use crate::{
-    events::{ORDERS_BINDINGS, ORDERS_QUEUE, OrderFollowUp},
+    events::ORDERS,
     grpc::PaymentsApi,
-    ledger::Ledger,
     provider::SimulatedProvider,
+    service::{Ledger, OrderFollowUp},
     store::PaymentStore,
 };
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot connect to the database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot build the gRPC server: {0}")]
-    Grpc(String),
-    #[error(transparent)]
-    Host(#[from] HostError),
-}
 
 /// A built, bound, not yet serving payments service.
 pub struct Application {
@@ -81,11 +63,15 @@ pub struct Application {
 }
 
 impl Application {
+    /// The service: its database, the ledger behind the gRPC API (with the provider
+    /// simulator), the outbox relay and the order-event consumer.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let runtime = &config.runtime;
-        let pool = platform::db::connect(&runtime.database_url, runtime.db_max_connections).await?;
-        platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
-
+        let service = ServiceBuilder::connect(
+            &config.runtime,
+            contracts::FILE_DESCRIPTOR_SET,
+            &[&messaging::migrator(), &sqlx::migrate!()],
+        )
+        .await?;
         let faults = config.provider;
         if faults != provider::ProviderFaults::default() {
             tracing::warn!(
@@ -96,32 +82,23 @@ impl Application {
             );
         }
         let ledger = Ledger::new(
-            PaymentStore::new(pool.clone()),
+            PaymentStore::new(service.pool().clone()),
             SimulatedProvider::new(faults),
         );
-
-        let relay = OutboxRelay::new(
-            pool.clone(),
-            RelayConfig::new(&runtime.amqp_url, &runtime.events_exchange, "payments"),
-        );
-        let topology = ConsumerTopology::for_service(runtime, ORDERS_QUEUE, ORDERS_BINDINGS);
-        let order_events = Consumer::new(pool.clone(), &runtime.amqp_url, topology);
-        // Declared before serving, so that order events published from now on are kept for us
-        // even if the consumer only connects later. Best effort: without a broker, the consumer
-        // declares them when it first connects.
-        order_events.prepare().await;
-        let workers = vec![
-            Worker::new(move |shutdown| relay.run(shutdown)),
-            Worker::new(move |shutdown| order_events.run(Arc::new(OrderFollowUp), shutdown)),
-        ];
-
-        let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
-            .map_err(|err| StartError::Grpc(err.to_string()))?
-            .add_service(PaymentsServiceServer::new(PaymentsApi::new(ledger)));
-        let host = ServiceHost::bind(runtime, grpc, Readiness::new().with_postgres(pool))
-            .await?
-            .with_workers(workers);
+        let host = service
+            .relay("payments")
+            .consume(ORDERS, OrderFollowUp)
+            .await
+            .serve(PaymentsServiceServer::new(PaymentsApi::new(ledger)))
+            .bind()
+            .await?;
         Ok(Self { host })
+    }
+
+    /// Builds the service from `config` and runs it on a task of this process (other crates'
+    /// tests).
+    pub async fn spawn(config: Config) -> Result<Spawned, StartError> {
+        Ok(Spawned::start(Self::build(config).await?.host))
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {

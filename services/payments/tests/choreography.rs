@@ -14,8 +14,10 @@ use contracts::{
     payments::{Payment, PaymentStatus},
 };
 use lapin::{Connection, ConnectionProperties, options::BasicGetOptions, types::AMQPValue};
-use messaging::{Envelope, EventHandler, HandlerError, ReceivedEvent, consumer::ERROR_HEADER};
-use payments::{events::OrderFollowUp, store};
+use messaging::{
+    Envelope, EventHandler, HandlerError, Handling, ReceivedEvent, consumer::ERROR_HEADER,
+};
+use payments::{service::OrderFollowUp, store};
 use prost::{Message as _, Name as _};
 use support::{APPROVE, TestApp, eur, spawn_app};
 use time::OffsetDateTime;
@@ -284,17 +286,7 @@ async fn each_published_event_arrives_on_a_bound_test_queue_exactly_as_committed
 
 /// The event as the consumer hands it to its handler.
 fn received(envelope: &Envelope) -> ReceivedEvent {
-    let decoded = EventEnvelope::decode(envelope.bytes.as_slice()).unwrap();
-    ReceivedEvent {
-        event_id: envelope.event_id,
-        event_type: envelope.event_type.clone(),
-        aggregate_type: envelope.aggregate_type.to_owned(),
-        aggregate_id: envelope.aggregate_id.clone(),
-        routing_key: envelope.routing_key.to_owned(),
-        occurred_at: envelope.occurred_at,
-        payload: decoded.payload,
-        failures: 0,
-    }
+    ReceivedEvent::decode(&envelope.bytes, envelope.routing_key, 0).unwrap()
 }
 
 #[tokio::test]
@@ -305,13 +297,19 @@ async fn the_capture_and_its_outbox_row_commit_or_roll_back_with_the_handlers_tr
     let pool = app.db.pool().await;
 
     let mut tx = pool.begin().await.unwrap();
-    OrderFollowUp.handle(&mut tx, &event).await.unwrap();
+    OrderFollowUp
+        .handle(&mut Handling::new(&mut tx), &event)
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(stream(&app, &payment).await.len(), 1, "rolled back with it");
     assert_eq!(app.outbox().await.len(), 1, "no PaymentCaptured either");
 
     let mut tx = pool.begin().await.unwrap();
-    OrderFollowUp.handle(&mut tx, &event).await.unwrap();
+    OrderFollowUp
+        .handle(&mut Handling::new(&mut tx), &event)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
         app.by_order(order_id(&payment)).await.status(),
@@ -331,7 +329,10 @@ async fn a_concurrent_append_inside_the_handler_is_transient_and_the_retry_is_a_
     // Writer 1 appends the capture and holds its transaction open.
     let mut first = pool.begin().await.unwrap();
     let event = received(&confirmed(&app, &payment));
-    OrderFollowUp.handle(&mut first, &event).await.unwrap();
+    OrderFollowUp
+        .handle(&mut Handling::new(&mut first), &event)
+        .await
+        .unwrap();
 
     // Writer 2 reads the payment as still AUTHORIZED and appends at the same seq: Postgres makes
     // it wait for writer 1.
@@ -340,7 +341,9 @@ async fn a_concurrent_append_inside_the_handler_is_transient_and_the_retry_is_a_
         let event = received(&confirmed(&app, &payment));
         async move {
             let mut tx = pool.begin().await.unwrap();
-            let outcome = OrderFollowUp.handle(&mut tx, &event).await;
+            let outcome = OrderFollowUp
+                .handle(&mut Handling::new(&mut tx), &event)
+                .await;
             tx.rollback().await.unwrap();
             outcome
         }
@@ -371,7 +374,10 @@ async fn a_concurrent_append_inside_the_handler_is_transient_and_the_retry_is_a_
     // The consumer's retry, in a new transaction, finds the capture and does nothing.
     let mut retry = pool.begin().await.unwrap();
     OrderFollowUp
-        .handle(&mut retry, &received(&confirmed(&app, &payment)))
+        .handle(
+            &mut Handling::new(&mut retry),
+            &received(&confirmed(&app, &payment)),
+        )
         .await
         .unwrap();
     retry.commit().await.unwrap();

@@ -19,14 +19,11 @@
 use std::process::ExitCode;
 
 use platform::config::Env;
-use time::OffsetDateTime;
 
 use crate::{
     Config,
-    domain::{Email, Password, Role, User, display_name},
+    domain::{Email, Role, User},
     error::UsersError,
-    events,
-    passwords::Hasher,
     store::UserStore,
 };
 
@@ -73,6 +70,8 @@ pub enum AdminError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Users(#[from] UsersError),
+    #[error(transparent)]
+    Start(platform::StartError),
 }
 
 /// The entry point of `users admin …`: runs the command, prints what happened, and returns the
@@ -105,15 +104,15 @@ pub async fn main(args: &[String]) -> ExitCode {
 /// Runs `command` against the database of `config`; the account as it is afterwards.
 pub async fn run(config: &Config, env: &Env, command: Command) -> Result<User, AdminError> {
     let store = connect(&config.runtime.database_url).await?;
+    let accounts =
+        crate::service::Accounts::configured(config, store).map_err(AdminError::Start)?;
     let set_role = |email: Email, role: Role| {
-        let store = store.clone();
+        let accounts = &accounts;
         async move {
-            let user = store
+            accounts
                 .set_role(&email, role)
                 .await?
-                .ok_or(AdminError::NoSuchAccount(email))?;
-            tracing::info!(user_id = %user.id, role = role.as_str(), "role changed by an operator");
-            Ok::<_, AdminError>(user)
+                .ok_or(AdminError::NoSuchAccount(email))
         }
     };
     match command {
@@ -123,23 +122,12 @@ pub async fn run(config: &Config, env: &Env, command: Command) -> Result<User, A
             let raw = env
                 .secret("ADMIN_PASSWORD")?
                 .ok_or(AdminError::NoPassword)?;
-            let password = Password::parse(raw.trim_end_matches(['\r', '\n']), &email)
-                .map_err(UsersError::from)?;
-            let mut user = User::register(
-                email.clone(),
-                display_name("", &email).map_err(UsersError::from)?,
-                OffsetDateTime::now_utc(),
-            );
-            user.role = Role::Admin;
-            let hash = Hasher::new(1, 0)
-                .hash(password)
-                .await
-                .map_err(UsersError::from)?;
-            match store
-                .register(&user, &hash, &events::user_registered(&user))
+            let password = raw.trim_end_matches(['\r', '\n']);
+            match accounts
+                .register(email.as_str(), password, "", Role::Admin)
                 .await
             {
-                Ok(()) => Ok(user),
+                Ok(user) => Ok(user),
                 // Already registered: promote it, and leave its password alone.
                 Err(UsersError::EmailTaken) => set_role(email, Role::Admin).await,
                 Err(other) => Err(other.into()),

@@ -1,86 +1,27 @@
-//! The gRPC API: decode → domain → store → encode, nothing else.
+//! The gRPC API: decode → service → encode, nothing else. What each call does is in
+//! [`crate::service`].
 
 use contracts::users::{
     self as api, AuthenticateRequest, AuthenticateResponse, GetJwksRequest, GetJwksResponse,
     GetUserRequest, GetUserResponse, JsonWebKey, RegisterRequest, RegisterResponse,
 };
 use messaging::envelope::timestamp;
-use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    domain::{self, Email, InvalidInput, Password, Role, User, password},
+    domain::{InvalidInput, Role, User},
     error::UsersError,
-    events,
-    passwords::Hasher,
-    store::UserStore,
-    tokens::TokenIssuer,
+    service::Accounts,
 };
 
 pub struct UsersApi {
-    store: UserStore,
-    tokens: TokenIssuer,
-    hasher: Hasher,
+    accounts: Accounts,
 }
 
 impl UsersApi {
-    pub fn new(store: UserStore, tokens: TokenIssuer, hasher: Hasher) -> Self {
-        Self {
-            store,
-            tokens,
-            hasher,
-        }
-    }
-
-    async fn register(&self, request: RegisterRequest) -> Result<User, UsersError> {
-        let email = Email::parse(&request.email)?;
-        let password = Password::parse(&request.password, &email)?;
-        let display_name = domain::display_name(&request.display_name, &email)?;
-        let user = User::register(email, display_name, OffsetDateTime::now_utc());
-        let hash = self.hasher.hash(password).await?;
-        self.store
-            .register(&user, &hash, &events::user_registered(&user))
-            .await?;
-        tracing::info!(user_id = %user.id, role = user.role.as_str(), "user registered");
-        Ok(user)
-    }
-
-    async fn authenticate(
-        &self,
-        request: AuthenticateRequest,
-    ) -> Result<AuthenticateResponse, UsersError> {
-        // A malformed address cannot belong to an account: same answer as a wrong password.
-        let Ok(email) = Email::parse(&request.email) else {
-            return Err(UsersError::InvalidCredentials);
-        };
-        // No account has a longer password, and hashing a megabyte is not free.
-        if request.password.len() > password::MAX_BYTES {
-            return Err(UsersError::InvalidCredentials);
-        }
-        let found = self.store.find_credentials(&email).await?;
-        let (user, hash) = match found {
-            Some((user, hash)) => (Some(user), Some(hash)),
-            None => (None, None),
-        };
-        let matches = self.hasher.verify(request.password, hash).await?;
-        let user = match (matches, user) {
-            (true, Some(user)) => user,
-            _ => return Err(UsersError::InvalidCredentials),
-        };
-        let token = self.tokens.issue(&user, OffsetDateTime::now_utc())?;
-        Ok(AuthenticateResponse {
-            access_token: token.token,
-            token_type: "Bearer".to_owned(),
-            expires_in_seconds: token.expires_in.whole_seconds(),
-            user: Some(encode_user(&user)),
-        })
-    }
-
-    async fn get_user(&self, request: GetUserRequest) -> Result<User, UsersError> {
-        let id = Uuid::parse_str(request.user_id.trim())
-            .map_err(|_| InvalidInput::new("user_id", "must be a UUID"))?;
-        self.store.find(id).await?.ok_or(UsersError::NotFound)
+    pub fn new(accounts: Accounts) -> Self {
+        Self { accounts }
     }
 }
 
@@ -90,7 +31,16 @@ impl api::UsersService for UsersApi {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
-        let user = self.register(request.into_inner()).await?;
+        let request = request.into_inner();
+        let user = self
+            .accounts
+            .register(
+                &request.email,
+                &request.password,
+                &request.display_name,
+                Role::Customer,
+            )
+            .await?;
         Ok(Response::new(RegisterResponse {
             user: Some(encode_user(&user)),
         }))
@@ -100,16 +50,26 @@ impl api::UsersService for UsersApi {
         &self,
         request: Request<AuthenticateRequest>,
     ) -> Result<Response<AuthenticateResponse>, Status> {
-        Ok(Response::new(
-            self.authenticate(request.into_inner()).await?,
-        ))
+        let request = request.into_inner();
+        let (user, token) = self
+            .accounts
+            .sign_in(&request.email, request.password)
+            .await?;
+        Ok(Response::new(AuthenticateResponse {
+            access_token: token.token,
+            token_type: "Bearer".to_owned(),
+            expires_in_seconds: token.expires_in.whole_seconds(),
+            user: Some(encode_user(&user)),
+        }))
     }
 
     async fn get_user(
         &self,
         request: Request<GetUserRequest>,
     ) -> Result<Response<GetUserResponse>, Status> {
-        let user = self.get_user(request.into_inner()).await?;
+        let id = Uuid::parse_str(request.into_inner().user_id.trim())
+            .map_err(|_| UsersError::from(InvalidInput::new("user_id", "must be a UUID")))?;
+        let user = self.accounts.user(id).await?;
         Ok(Response::new(GetUserResponse {
             user: Some(encode_user(&user)),
         }))
@@ -120,7 +80,7 @@ impl api::UsersService for UsersApi {
         _request: Request<GetJwksRequest>,
     ) -> Result<Response<GetJwksResponse>, Status> {
         let keys = self
-            .tokens
+            .accounts
             .public_keys()
             .into_iter()
             .map(|key| JsonWebKey {

@@ -9,8 +9,9 @@
 //! | [`domain`] | email, password policy, display name, user and role: pure rules |
 //! | [`passwords`] | Argon2id hashing on the blocking pool, bounded (shed when full) |
 //! | [`tokens`] | Ed25519 signing key, access tokens, JWKS |
+//! | [`service`] | what each API call does: registration, sign-in, roles |
 //! | [`store`] | all SQL |
-//! | [`grpc`] | the `shop.users.v1.UsersService` implementation |
+//! | [`grpc`] | the `shop.users.v1.UsersService` implementation: decode → service → encode |
 //! | [`events`] | `UserRegistered`, through the outbox |
 //! | [`admin`] | operator commands: `users admin grant|revoke|create EMAIL` |
 
@@ -21,44 +22,19 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod passwords;
+pub mod service;
 pub mod store;
 pub mod tokens;
 
 use std::net::SocketAddr;
 
 use contracts::users::UsersServiceServer;
-use messaging::{OutboxRelay, RelayConfig};
-use platform::{
-    ServiceHost, Shutdown,
-    admin::Readiness,
-    grpc::GrpcServer,
-    host::{HostError, Worker},
-};
-use time::Duration as TimeDuration;
+use messaging::WithMessaging as _;
+use platform::{ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError, host::HostError};
 
 pub use config::Config;
 
-use crate::{
-    grpc::UsersApi,
-    passwords::Hasher,
-    store::UserStore,
-    tokens::{SigningKey, TokenIssuer},
-};
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot connect to the database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot create a signing key: {0}")]
-    Key(#[from] tokens::KeyError),
-    #[error("cannot build the gRPC server: {0}")]
-    Grpc(String),
-    #[error(transparent)]
-    Host(#[from] HostError),
-}
+use crate::{grpc::UsersApi, service::Accounts, store::UserStore};
 
 /// A built, bound, not yet serving users service.
 pub struct Application {
@@ -66,50 +42,27 @@ pub struct Application {
 }
 
 impl Application {
+    /// The service: its database, the accounts behind the gRPC API, the outbox relay.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let pool = platform::db::connect(
-            &config.runtime.database_url,
-            config.runtime.db_max_connections,
+        let service = ServiceBuilder::connect(
+            &config.runtime,
+            contracts::FILE_DESCRIPTOR_SET,
+            &[&messaging::migrator(), &sqlx::migrate!()],
         )
         .await?;
-        platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
-
-        let key = match config.jwt_key {
-            Some(key) => key,
-            None => {
-                tracing::warn!(
-                    "no USERS_JWT_PRIVATE_KEY set: generated a development signing key; tokens \
-                     will not survive a restart and replicas will not share it"
-                );
-                SigningKey::generate()?
-            }
-        };
-        tracing::info!(kid = key.kid(), "JWT signing key loaded");
-        let ttl = TimeDuration::try_from(config.jwt_ttl)
-            .map_err(|err| StartError::Grpc(format!("token lifetime: {err}")))?;
-        let tokens = TokenIssuer::new(key, config.jwt_issuer, config.jwt_audience, ttl)
-            .with_previous_keys(config.jwt_previous_keys);
-        let hasher = Hasher::new(config.hash_concurrency, config.hash_queue);
-        let api = UsersApi::new(UserStore::new(pool.clone()), tokens, hasher);
-
-        let grpc = GrpcServer::new(contracts::FILE_DESCRIPTOR_SET)
-            .map_err(|err| StartError::Grpc(err.to_string()))?
-            .add_service(UsersServiceServer::new(api));
-        let relay = OutboxRelay::new(
-            pool.clone(),
-            RelayConfig::new(
-                &config.runtime.amqp_url,
-                &config.runtime.events_exchange,
-                "users",
-            ),
-        );
-        // The broker is deliberately not a readiness dependency: thanks to the outbox the
-        // service keeps working while RabbitMQ is away, and the relay catches up later.
-        let readiness = Readiness::new().with_postgres(pool);
-        let host = ServiceHost::bind(&config.runtime, grpc, readiness)
-            .await?
-            .with_workers([Worker::new(move |shutdown| relay.run(shutdown))]);
+        let accounts = Accounts::configured(&config, UserStore::new(service.pool().clone()))?;
+        let host = service
+            .relay("users")
+            .serve(UsersServiceServer::new(UsersApi::new(accounts)))
+            .bind()
+            .await?;
         Ok(Self { host })
+    }
+
+    /// Builds the service from `config` and runs it on a task of this process (other crates'
+    /// tests).
+    pub async fn spawn(config: Config) -> Result<Spawned, StartError> {
+        Ok(Spawned::start(Self::build(config).await?.host))
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {

@@ -2,25 +2,25 @@
 
 use sqlx::{PgConnection, PgPool};
 
-use super::ItemRow;
+use super::{Announce, ItemRow};
 use crate::{
     domain::{
         AdjustmentReason, CatalogItem, CatalogPage, ListQuery, PageToken, ProductDraft, Sku,
         StockDelta, StockLevel,
     },
     error::InventoryError,
-    events,
 };
 use messaging::outbox;
 
 #[derive(Clone, Debug)]
 pub struct CatalogStore {
     pool: PgPool,
+    announce: Announce,
 }
 
 impl CatalogStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, announce: Announce) -> Self {
+        Self { pool, announce }
     }
 
     /// One product with its available units, active or not.
@@ -75,7 +75,7 @@ impl CatalogStore {
     pub async fn upsert(&self, draft: &ProductDraft) -> Result<CatalogItem, InventoryError> {
         let mut tx = self.pool.begin().await?;
         let item = upsert_in(&mut tx, draft).await?;
-        outbox::enqueue(&mut tx, &events::product_updated(&item)).await?;
+        outbox::enqueue(&mut tx, &(self.announce.product_updated)(&item)).await?;
         tx.commit().await?;
         Ok(item)
     }
@@ -131,7 +131,7 @@ impl CatalogStore {
         let item = find_item_in(&mut tx, sku)
             .await?
             .ok_or_else(|| InventoryError::ProductNotFound(sku.clone()))?;
-        outbox::enqueue(&mut tx, &events::product_updated(&item)).await?;
+        outbox::enqueue(&mut tx, &(self.announce.product_updated)(&item)).await?;
         tx.commit().await?;
         Ok((next, item))
     }
@@ -170,7 +170,7 @@ impl CatalogStore {
             let item = find_item_in(&mut tx, &draft.sku)
                 .await?
                 .ok_or_else(|| InventoryError::ProductNotFound(draft.sku.clone()))?;
-            outbox::enqueue(&mut tx, &events::product_updated(&item)).await?;
+            outbox::enqueue(&mut tx, &(self.announce.product_updated)(&item)).await?;
         }
         tx.commit().await?;
         Ok(products.len())

@@ -9,7 +9,10 @@
 //! Two rules hold everywhere:
 //!
 //! * **Every change and its event commit together** (transactional outbox): each write runs in
-//!   one transaction that also calls `messaging::outbox::enqueue`.
+//!   one transaction that also calls `messaging::outbox::enqueue`. The store records the events
+//!   but does not shape them: [`Announce`] carries the builders of `crate::events`
+//!   (`events::ANNOUNCE`), handed to the store when it is made, so the store never depends on
+//!   the events module (which depends on the store for its consumer).
 //! * **Locks are taken in one global order** — a reservation row before stock rows, stock rows
 //!   by ascending SKU — so two transactions can wait for each other but never deadlock.
 //!
@@ -24,10 +27,25 @@ pub mod stock_moves;
 pub use catalog::CatalogStore;
 pub use reservations::{Applied, ReservationStore};
 
+use messaging::Envelope;
+
 use crate::{
-    domain::{CatalogItem, Description, Price, Product, ProductName, Sku},
+    domain::{CatalogItem, Description, Price, Product, ProductName, Reservation, Sku},
     error::InventoryError,
 };
+
+/// How each change is announced: the integration event to record with it, built by
+/// `crate::events` (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub struct Announce {
+    pub product_updated: fn(&CatalogItem) -> Envelope,
+    pub stock_reserved: fn(&Reservation) -> Envelope,
+    /// With the release's reason.
+    pub stock_released: fn(&Reservation, &str) -> Envelope,
+    pub reservation_committed: fn(&Reservation) -> Envelope,
+    pub reservation_expired: fn(&Reservation) -> Envelope,
+    pub stock_restocked: fn(&Reservation) -> Envelope,
+}
 
 /// A product joined with its stock row.
 #[derive(sqlx::FromRow)]

@@ -41,6 +41,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use super::{
+    Announce,
     reservation_rows::{insert_lines, load, settle},
     stock_moves::{Movement, move_units},
 };
@@ -50,13 +51,13 @@ use crate::{
         Sku, Transition,
     },
     error::InventoryError,
-    events,
 };
 use messaging::outbox;
 
 #[derive(Clone, Debug)]
 pub struct ReservationStore {
     pool: PgPool,
+    announce: Announce,
 }
 
 /// The outcome of a reservation command.
@@ -78,8 +79,8 @@ impl Applied {
 }
 
 impl ReservationStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, announce: Announce) -> Self {
+        Self { pool, announce }
     }
 
     /// `ReserveStock`: all or nothing, idempotent per order id (see the module docs).
@@ -150,7 +151,7 @@ impl ReservationStore {
                     expires_at: Some(expires_at),
                 };
                 insert_lines(&mut tx, &reservation).await?;
-                outbox::enqueue(&mut tx, &events::stock_reserved(&reservation)).await?;
+                outbox::enqueue(&mut tx, &(self.announce.stock_reserved)(&reservation)).await?;
                 reservation
             }
             Plan::Reject(shortages) => {
@@ -188,7 +189,7 @@ impl ReservationStore {
         reason: &ReleaseReason,
     ) -> Result<Applied, InventoryError> {
         let mut tx = self.pool.begin().await?;
-        let applied = release_in(&mut tx, order_id, reason).await?;
+        let applied = release_in(&mut tx, &self.announce, order_id, reason).await?;
         tx.commit().await?;
         Ok(applied)
     }
@@ -197,7 +198,7 @@ impl ReservationStore {
     /// See [`commit_in`].
     pub async fn commit(&self, order_id: OrderId) -> Result<Applied, InventoryError> {
         let mut tx = self.pool.begin().await?;
-        let applied = commit_in(&mut tx, order_id).await?;
+        let applied = commit_in(&mut tx, &self.announce, order_id).await?;
         tx.commit().await?;
         Ok(applied)
     }
@@ -240,35 +241,9 @@ impl ReservationStore {
             &ReleaseReason::default(),
         )
         .await?;
-        outbox::enqueue(&mut tx, &events::reservation_expired(&expired)).await?;
+        outbox::enqueue(&mut tx, &(self.announce.reservation_expired)(&expired)).await?;
         tx.commit().await?;
         Ok(Some(expired))
-    }
-
-    /// Returns once no transaction holds a lock on the reservation row of `order_id`: at once
-    /// if none does, or when the one that does commits or rolls back.
-    ///
-    /// This is how work that must follow another connection's commit learns that the commit
-    /// happened (see `events::OrderLifecycle`, which runs inside the consumer's transaction):
-    /// every write to a reservation locks its row until the end of its transaction, and
-    /// `FOR SHARE` waits for that lock. Gives up with an error after `limit` (`lock_timeout`).
-    pub async fn wait_until_unlocked(
-        &self,
-        order_id: OrderId,
-        limit: Duration,
-    ) -> Result<(), InventoryError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
-            .bind(format!("{}ms", limit.as_millis().max(1)))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT 1 FROM reservations WHERE order_id = $1 FOR SHARE")
-            .bind(order_id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
-        // Ending the transaction at once releases the share lock again.
-        tx.rollback().await?;
-        Ok(())
     }
 }
 
@@ -277,6 +252,7 @@ impl ReservationStore {
 /// an order that has no reservation yet (see the module docs).
 pub async fn release_in(
     conn: &mut PgConnection,
+    announce: &Announce,
     order_id: OrderId,
     reason: &ReleaseReason,
 ) -> Result<Applied, InventoryError> {
@@ -302,7 +278,7 @@ pub async fn release_in(
         Transition::Unchanged => Ok(Applied::unchanged(existing)),
         Transition::Apply(status) => {
             let released = settle(conn, existing, Movement::Release, status, reason).await?;
-            outbox::enqueue(conn, &events::stock_released(&released, reason.as_str())).await?;
+            outbox::enqueue(conn, &(announce.stock_released)(&released, reason.as_str())).await?;
             Ok(Applied {
                 reservation: released,
                 available_changed: true,
@@ -320,6 +296,7 @@ pub async fn release_in(
 /// still held), and the sweeper then skips the committed row.
 pub async fn commit_in(
     conn: &mut PgConnection,
+    announce: &Announce,
     order_id: OrderId,
 ) -> Result<Applied, InventoryError> {
     let existing = load(conn, order_id, true)
@@ -336,7 +313,7 @@ pub async fn commit_in(
                 &ReleaseReason::default(),
             )
             .await?;
-            outbox::enqueue(conn, &events::reservation_committed(&committed)).await?;
+            outbox::enqueue(conn, &(announce.reservation_committed)(&committed)).await?;
             // Committing moves units from reserved to sold: `available` is unchanged.
             Ok(Applied::unchanged(committed))
         }
@@ -350,6 +327,7 @@ pub async fn commit_in(
 /// [`ReleaseReason::ORDER_CANCELLED`]. Idempotent; `None` when the order has no reservation.
 pub async fn restock_in(
     conn: &mut PgConnection,
+    announce: &Announce,
     order_id: OrderId,
 ) -> Result<Option<Applied>, InventoryError> {
     let Some(existing) = load(conn, order_id, true).await? else {
@@ -360,12 +338,12 @@ pub async fn restock_in(
         Transition::Unchanged => return Ok(Some(Applied::unchanged(existing))),
         Transition::Apply(status @ ReservationStatus::Restocked) => {
             let restocked = settle(conn, existing, Movement::Restock, status, &reason).await?;
-            outbox::enqueue(conn, &events::stock_restocked(&restocked)).await?;
+            outbox::enqueue(conn, &(announce.stock_restocked)(&restocked)).await?;
             restocked
         }
         Transition::Apply(status @ ReservationStatus::Released) => {
             let released = settle(conn, existing, Movement::Release, status, &reason).await?;
-            outbox::enqueue(conn, &events::stock_released(&released, reason.as_str())).await?;
+            outbox::enqueue(conn, &(announce.stock_released)(&released, reason.as_str())).await?;
             released
         }
         Transition::Apply(other) => {

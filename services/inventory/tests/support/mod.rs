@@ -18,7 +18,7 @@ use contracts::{
         UpsertProductRequest,
     },
 };
-use inventory::{Application, Config, catalog::CatalogReads, sweeper::Sweeper};
+use inventory::{Application, Config, service::CatalogReads, sweeper::Sweeper};
 use platform::{Shutdown, config::Env};
 use prost::Message as _;
 use sqlx::{PgPool, postgres::PgPoolOptions};
@@ -78,7 +78,7 @@ pub async fn spawn_app_on(db: Arc<TestDatabase>, extra: &[(&str, &str)]) -> Test
     let amqp_url = vars["INVENTORY_AMQP_URL"].clone();
     let exchange = vars["INVENTORY_EVENTS_EXCHANGE"].clone();
     let config = Config::from(&Env::from_map("inventory", vars)).expect("valid test config");
-    let orders_queue = config.runtime.queue_name(inventory::events::ORDERS_QUEUE);
+    let orders_queue = config.runtime.queue_name(inventory::events::ORDERS.name);
     let app = Application::build(config)
         .await
         .expect("the service builds");

@@ -4,6 +4,9 @@
 //!   reading them back with their timeline, and customer cancellations.
 //! * [`sagas`]: leases on due sagas, step transitions, and the local confirm/cancel steps.
 //! * [`summaries`]: the CQRS read model, written only by the projection.
+//!
+//! The store writes events into the outbox but never builds them: each method that announces a
+//! change takes the [`messaging::Envelope`] that `crate::events` built for it.
 
 mod orders;
 mod sagas;
@@ -13,7 +16,7 @@ use sqlx::PgPool;
 
 pub use orders::{OrderView, OutcomeColumn, Placement, TimelineEntry};
 pub use sagas::{ClaimedSaga, SagaContext};
-pub use summaries::{SummaryCursor, SummaryRow};
+pub use summaries::{SummaryChange, SummaryCursor, SummaryRow};
 
 /// The LISTEN/NOTIFY channel that wakes saga runners when an order is placed.
 pub const SAGA_CHANNEL: &str = "sagas";

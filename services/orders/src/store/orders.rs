@@ -1,4 +1,3 @@
-use contracts::{Money, events};
 use messaging::{Envelope, outbox};
 use platform::trace_context::W3cContext;
 use sqlx::PgConnection;
@@ -88,12 +87,13 @@ impl OrderStore {
         Ok(Some((id, lines)))
     }
 
-    /// Stores the order PENDING, its saga, the first timeline entry and `OrderPlaced`, in one
-    /// transaction; the commit wakes the saga runners.
+    /// Stores the order PENDING, its saga, the first timeline entry and `placed`
+    /// (`OrderPlaced`), in one transaction; the commit wakes the saga runners.
     pub async fn place(
         &self,
         order: &NewOrder,
         saga_deadline: OffsetDateTime,
+        placed: &Envelope,
     ) -> Result<Placement, OrdersError> {
         let mut tx = self.pool.begin().await?;
         let at = now();
@@ -158,7 +158,7 @@ impl OrderStore {
         .execute(&mut *tx)
         .await?;
         add_timeline(&mut tx, order.id, "place_order", "succeeded", "", at).await?;
-        outbox::enqueue(&mut tx, &Envelope::new(&order_placed(order))).await?;
+        outbox::enqueue(&mut tx, placed).await?;
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(SAGA_CHANNEL)
             .execute(&mut *tx)
@@ -227,10 +227,15 @@ impl OrderStore {
         }))
     }
 
-    /// Cancels a CONFIRMED order at the customer's request and publishes `OrderCancelled` so
-    /// payments refunds and inventory restocks (choreography: no orchestrator involved).
-    /// Returns false when the order was not CONFIRMED (nothing changed).
-    pub async fn cancel_confirmed(&self, order_id: Uuid) -> Result<bool, OrdersError> {
+    /// Cancels a CONFIRMED order at the customer's request and publishes `OrderCancelled`
+    /// (built by `announce` from the order's customer and payment) so payments refunds and
+    /// inventory restocks (choreography: no orchestrator involved). Returns false when the order
+    /// was not CONFIRMED (nothing changed).
+    pub async fn cancel_confirmed(
+        &self,
+        order_id: Uuid,
+        announce: impl FnOnce(Uuid, Option<Uuid>) -> Envelope,
+    ) -> Result<bool, OrdersError> {
         let mut tx = self.pool.begin().await?;
         let at = now();
         let updated: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
@@ -258,14 +263,7 @@ impl OrderStore {
             at,
         )
         .await?;
-        let event = events::OrderCancelled {
-            order_id: order_id.to_string(),
-            customer_id: customer_id.to_string(),
-            reason: CancelReason::CustomerRequest.as_str().to_owned(),
-            was_confirmed: true,
-            payment_id: payment_id.map(|id| id.to_string()).unwrap_or_default(),
-        };
-        outbox::enqueue(&mut tx, &Envelope::new(&event)).await?;
+        outbox::enqueue(&mut tx, &announce(customer_id, payment_id)).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -328,25 +326,4 @@ pub(crate) async fn add_timeline(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-fn order_placed(order: &NewOrder) -> events::OrderPlaced {
-    let money = |amount_minor| Money {
-        amount_minor,
-        currency: order.currency.clone(),
-    };
-    events::OrderPlaced {
-        order_id: order.id.to_string(),
-        customer_id: order.request.customer_id.to_string(),
-        lines: order
-            .lines
-            .iter()
-            .map(|line| events::OrderLineItem {
-                sku: line.sku.clone(),
-                quantity: line.quantity,
-                unit_price: Some(money(line.unit_price_minor)),
-            })
-            .collect(),
-        total: Some(money(order.total_minor)),
-    }
 }

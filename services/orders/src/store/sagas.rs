@@ -1,6 +1,5 @@
 use std::time::Duration;
 
-use contracts::{Money, events};
 use messaging::{Envelope, outbox};
 use platform::trace_context::W3cContext;
 use time::OffsetDateTime;
@@ -192,13 +191,13 @@ impl OrderStore {
         Ok(updated.rows_affected() > 0)
     }
 
-    /// The local `confirm` step: order CONFIRMED, `OrderConfirmed` in the outbox, saga done, in
-    /// one transaction. False if the lease was lost.
+    /// The local `confirm` step: order CONFIRMED, `confirmed` (`OrderConfirmed`) in the
+    /// outbox, saga done, in one transaction. False if the lease was lost.
     pub async fn confirm(
         &self,
         owner: &str,
         saga: &Saga,
-        context: &SagaContext,
+        confirmed: &Envelope,
     ) -> Result<bool, OrdersError> {
         let mut tx = self.pool.begin().await?;
         if !finish_saga(&mut tx, owner, saga.order_id).await? {
@@ -217,27 +216,19 @@ impl OrderStore {
         .execute(&mut *tx)
         .await?;
         add_timeline(&mut tx, saga.order_id, "confirm", "succeeded", "", at).await?;
-        let event = events::OrderConfirmed {
-            order_id: saga.order_id.to_string(),
-            customer_id: context.customer_id.to_string(),
-            payment_id: saga.payment_id.map(|id| id.to_string()).unwrap_or_default(),
-            total: Some(Money {
-                amount_minor: context.total_minor,
-                currency: context.currency.clone(),
-            }),
-        };
-        outbox::enqueue(&mut tx, &Envelope::new(&event)).await?;
+        outbox::enqueue(&mut tx, confirmed).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    /// The local `cancel` step: order CANCELLED with the saga's reason, `OrderCancelled`
-    /// (was_confirmed = false: the saga has already compensated), saga done.
+    /// The local `cancel` step: order CANCELLED with the saga's reason, `cancelled`
+    /// (`OrderCancelled`, was_confirmed = false: the saga has already compensated) in the
+    /// outbox, saga done.
     pub async fn cancel(
         &self,
         owner: &str,
         saga: &Saga,
-        context: &SagaContext,
+        cancelled: &Envelope,
     ) -> Result<bool, OrdersError> {
         let mut tx = self.pool.begin().await?;
         if !finish_saga(&mut tx, owner, saga.order_id).await? {
@@ -273,14 +264,7 @@ impl OrderStore {
             at,
         )
         .await?;
-        let event = events::OrderCancelled {
-            order_id: saga.order_id.to_string(),
-            customer_id: context.customer_id.to_string(),
-            reason: reason.as_str().to_owned(),
-            was_confirmed: false,
-            payment_id: saga.payment_id.map(|id| id.to_string()).unwrap_or_default(),
-        };
-        outbox::enqueue(&mut tx, &Envelope::new(&event)).await?;
+        outbox::enqueue(&mut tx, cancelled).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -1,8 +1,21 @@
+//! The CQRS read model, `order_summaries`: written only by the projection (`events.rs`), from
+//! events, inside the consumer's inbox transaction; read by `ListOrders`.
+
+use contracts::Money;
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::OrderStore;
 use crate::error::OrdersError;
+
+/// What one event changes in an order's summary (`None`: that column stays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryChange {
+    pub status: Option<&'static str>,
+    pub payment: Option<&'static str>,
+    pub stock: Option<&'static str>,
+}
 
 /// One row of the read model.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -44,6 +57,58 @@ impl SummaryCursor {
 }
 
 impl OrderStore {
+    /// The summary of a placed order, PENDING; a second `OrderPlaced` changes nothing.
+    pub async fn create_summary_in(
+        conn: &mut PgConnection,
+        order_id: Uuid,
+        customer_id: Uuid,
+        total: &Money,
+        item_count: i64,
+        at: OffsetDateTime,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO order_summaries
+                 (order_id, customer_id, status, currency, total_minor, item_count,
+                  created_at, updated_at)
+             VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $6)
+             ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(customer_id)
+        .bind(&total.currency)
+        .bind(total.amount_minor)
+        .bind(item_count)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies `change` to the order's summary; false if there is no summary (yet).
+    pub async fn update_summary_in(
+        conn: &mut PgConnection,
+        order_id: Uuid,
+        change: &SummaryChange,
+        at: OffsetDateTime,
+    ) -> Result<bool, sqlx::Error> {
+        let updated = sqlx::query(
+            "UPDATE order_summaries
+             SET status = coalesce($2, status),
+                 payment_status = coalesce($3, payment_status),
+                 stock_status = coalesce($4, stock_status),
+                 updated_at = greatest(updated_at, $5)
+             WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .bind(change.status)
+        .bind(change.payment)
+        .bind(change.stock)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(updated.rows_affected() > 0)
+    }
+
     /// A page of the customer's orders from the read model, newest first.
     pub async fn list_summaries(
         &self,

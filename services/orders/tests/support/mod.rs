@@ -65,7 +65,7 @@ impl World {
         );
         let mut shutdowns = Vec::new();
 
-        let inventory = inventory::Application::build(
+        let inventory = inventory::Application::spawn(
             inventory::Config::from(&env(
                 "inventory",
                 testkit::service_vars("inventory", &inventory_db.url, &amqp_url, &exchange),
@@ -79,23 +79,16 @@ impl World {
         )
         .await
         .unwrap();
-        let inventory_addr = inventory.grpc_addr();
-        let shutdown = Shutdown::new();
-        tokio::spawn(inventory.run(shutdown.clone()));
-        shutdowns.push(shutdown);
-
         let mut vars = vec![("PAYMENTS_DB_MAX_CONNECTIONS", "20".to_owned())];
         vars.extend(payments_vars);
         let base = testkit::service_vars("payments", &payments_db.url, &amqp_url, &exchange);
-        let payments = payments::Application::build(
+        let payments = payments::Application::spawn(
             payments::Config::from(&env("payments", base, vars)).unwrap(),
         )
         .await
         .unwrap();
-        let payments_addr = payments.grpc_addr();
-        let shutdown = Shutdown::new();
-        tokio::spawn(payments.run(shutdown.clone()));
-        shutdowns.push(shutdown);
+        let (inventory_addr, payments_addr) = (inventory.grpc_addr, payments.grpc_addr);
+        shutdowns.extend([inventory.shutdown(), payments.shutdown()]);
 
         Self {
             inventory: InventoryServiceClient::connect(format!("http://{inventory_addr}"))
@@ -145,16 +138,13 @@ impl World {
     /// Starts orders in this process.
     pub async fn start_orders(&mut self, extra: Vars) {
         let base = self.orders_vars();
-        let app =
-            orders::Application::build(orders::Config::from(&env("orders", base, extra)).unwrap())
+        let orders =
+            orders::Application::spawn(orders::Config::from(&env("orders", base, extra)).unwrap())
                 .await
                 .unwrap();
-        let addr = app.grpc_addr();
-        let shutdown = Shutdown::new();
-        tokio::spawn(app.run(shutdown.clone()));
-        self.shutdowns.push(shutdown);
+        self.shutdowns.push(orders.shutdown());
         self.orders = Some(
-            OrdersServiceClient::connect(format!("http://{addr}"))
+            OrdersServiceClient::connect(orders.grpc_url())
                 .await
                 .unwrap(),
         );

@@ -13,7 +13,7 @@
 //! * `decide_*` checks the rules against the current state and returns the new event, or a
 //!   [`Rejected`] that says why not. Nothing is written by the domain: the store appends what was
 //!   decided (`store.rs`), and if a concurrent writer appended first, the command is decided
-//!   again on the fresher state (`ledger.rs`, optimistic concurrency).
+//!   again on the fresher state (`service.rs`, optimistic concurrency).
 //! * `decide_on_order_confirmed` / `decide_on_order_cancelled` (`order_outcome.rs`) answer the
 //!   order events of the choreography with the same rules, where "already done" is a no-op,
 //!   not a rejection, because events may be delivered again.

@@ -1,4 +1,5 @@
-//! The catalog: reads through the cache with a stampede guard, writes with invalidation.
+//! The catalog's service layer: reads through the cache with a stampede guard, writes with
+//! invalidation.
 //!
 //! ```text
 //! GetProduct ─► single-flight(key) ─► Redis GET ── hit ──────────────────────► answer
@@ -82,8 +83,19 @@ impl Catalog {
         self.reads.clone()
     }
 
-    pub fn store(&self) -> &CatalogStore {
-        &self.store
+    /// Adds the demo products that are missing (`INVENTORY_SEED_DEMO`), and invalidates what it
+    /// added.
+    pub async fn seed_demo(&self) -> Result<(), InventoryError> {
+        let added = crate::seed::apply(&self.store).await?;
+        if added > 0 {
+            let skus: Vec<_> = crate::seed::drafts()?
+                .into_iter()
+                .map(|(draft, _)| draft.sku)
+                .collect();
+            self.changed(&skus).await;
+        }
+        tracing::info!(added, "demo catalog checked");
+        Ok(())
     }
 
     /// `GetProduct`: cache-aside behind single-flight.
@@ -198,6 +210,7 @@ impl Catalog {
     pub async fn upsert(&self, draft: &ProductDraft) -> Result<CatalogItem, InventoryError> {
         let item = self.store.upsert(draft).await?;
         self.changed(std::slice::from_ref(&draft.sku)).await;
+        tracing::info!(sku = %draft.sku, active = draft.active, "product upserted");
         Ok(item)
     }
 
@@ -210,6 +223,7 @@ impl Catalog {
     ) -> Result<StockLevel, InventoryError> {
         let (level, _) = self.store.adjust(sku, delta, reason).await?;
         self.changed(std::slice::from_ref(sku)).await;
+        tracing::info!(%sku, delta = delta.get(), reason = reason.as_str(), "stock adjusted");
         Ok(level)
     }
 
