@@ -14,6 +14,7 @@ mod deploy_check;
 mod dev_keys;
 mod infra;
 mod kind_smoke;
+mod layering;
 mod services;
 mod test_tools;
 mod up;
