@@ -131,7 +131,11 @@ impl EventProbe {
                 self.queue,
                 Self::QUIET,
                 extra.routing_key.as_str(),
-                extra.properties.message_id().as_ref().map(ShortString::as_str),
+                extra
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(ShortString::as_str),
             );
         }
         let _ = channel.close(200, "probe done".into()).await;

@@ -20,8 +20,8 @@ mod process;
 mod proxy;
 
 pub use events::EventProbe;
-pub use metrics::{Sample, Scrape};
 pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admin_url, redis_url};
+pub use metrics::{Sample, Scrape};
 pub use process::{RunningService, ServiceProcess, free_port, poll_until};
 pub use proxy::TcpProxy;
 
