@@ -128,22 +128,16 @@ impl Env {
     }
 }
 
-/// Parses `250ms`, `30s`, `15m`, `2h`. A bare number is rejected: units are never implied.
+/// Parses `250ms`, `30s`, `15m`, `2h`, `1h 30m` with the `humantime` crate. A bare number is
+/// rejected: units are never implied.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| "missing unit (use ms, s, m or h)".to_owned())?;
-    let (digits, unit) = text.split_at(split);
-    let amount: u64 = digits
-        .parse()
-        .map_err(|_| "expected a whole number followed by ms, s, m or h".to_owned())?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(amount)),
-        "s" => Ok(Duration::from_secs(amount)),
-        "m" => Ok(Duration::from_secs(amount * 60)),
-        "h" => Ok(Duration::from_secs(amount * 3600)),
-        other => Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
-    }
+    humantime::parse_duration(text).map_err(|err| match err {
+        humantime::DurationError::UnknownUnit { .. }
+        | humantime::DurationError::NumberExpected(_) => {
+            format!("{err} (use ms, s, m or h, e.g. 250ms or 30s)")
+        }
+        other => other.to_string(),
+    })
 }
 
 /// The settings every service shares, read with the service's prefix.
@@ -362,9 +356,11 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("30").is_err());
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("30").is_err(), "a bare number has no unit");
         assert!(parse_duration("s").is_err());
-        assert!(parse_duration("3 days").is_err());
+        assert!(parse_duration("3 fortnights").is_err());
+        assert!(parse_duration("-5s").is_err());
     }
 
     #[test]
