@@ -32,33 +32,26 @@
 //! not all expire together (a synchronised expiry is a stampede on a timer). The TTL also bounds
 //! how long anything missed by invalidation can be served.
 //!
-//! **Redis is optional.** Every call has a short timeout (`INVENTORY_CACHE_TIMEOUT`, 250ms); any
-//! error or timeout makes the read go to Postgres, is counted in
-//! `inventory_cache_requests_total{result="error"}`, and is logged once per outage (a warning
-//! when Redis goes away, an info line when it is back). After a failure Redis is left alone for
-//! a second, so a dead cache costs each read nothing rather than a timeout. An invalidation
-//! that fails is remembered and retried before the cache is trusted again: until it succeeds,
-//! reads bypass Redis, so entries that missed their invalidation during an outage are never
-//! served afterwards. Redis is deliberately **not** part of `/readyz`: a replica without its
-//! cache is slower, not broken, and taking every replica out of rotation because the cache is
-//! down would turn a degradation into an outage.
+//! **Redis is optional.** Every command goes through [`redis_guard::GuardedRedis`]: a short
+//! deadline (`INVENTORY_CACHE_TIMEOUT`, 250ms) and a circuit breaker that leaves Redis alone for
+//! a second after a failure, so a dead cache costs each read nothing rather than a timeout. Any
+//! error, timeout or open breaker makes the read go to Postgres and is counted in
+//! `inventory_cache_requests_total{result="error"}`; the outage is logged once when it starts and
+//! once when it ends. An invalidation that fails is remembered and retried before the cache is
+//! trusted again: until it succeeds, reads bypass Redis, so entries that missed their
+//! invalidation during an outage are never served afterwards. Redis is deliberately **not** part
+//! of `/readyz`: a replica without its cache is slower, not broken, and taking every replica out
+//! of rotation because the cache is down would turn a degradation into an outage.
 
 use std::{
     collections::BTreeSet,
-    fmt::Display,
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use redis::{
-    RedisResult,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis_guard::{GuardedRedis, SetupError};
 
 use crate::domain::{ListQuery, Sku};
-
-/// How long Redis is left alone after a failure.
-const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// Stores `ARGV[2]` at `KEYS[2]` for `ARGV[3]` ms, only if the generation at `KEYS[1]` still is
 /// `ARGV[1]` (the value seen before Postgres was read).
@@ -99,21 +92,12 @@ pub struct CatalogCache {
 }
 
 struct Inner {
-    redis: ConnectionManager,
+    redis: GuardedRedis,
     prefix: String,
     ttl: Duration,
-    timeout: Duration,
     fill: redis::Script,
     invalidate: redis::Script,
-    health: Mutex<Health>,
     pending: Mutex<Pending>,
-}
-
-#[derive(Default)]
-struct Health {
-    /// Set while Redis is failing; reads skip it until this instant.
-    resting_until: Option<Instant>,
-    down: bool,
 }
 
 /// Invalidations that could not be applied yet.
@@ -133,24 +117,20 @@ impl CatalogCache {
         prefix: &str,
         ttl: Duration,
         timeout: Duration,
-    ) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        let redis = ConnectionManager::new_lazy_with_config(client, config)?;
+    ) -> Result<Self, SetupError> {
+        let redis = GuardedRedis::new(
+            "catalog cache",
+            url,
+            timeout,
+            "catalog reads go to Postgres",
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 redis,
                 prefix: prefix.to_owned(),
                 ttl,
-                timeout,
                 fill: redis::Script::new(FILL_IF_CURRENT),
                 invalidate: redis::Script::new(INVALIDATE),
-                health: Mutex::default(),
                 pending: Mutex::default(),
             }),
         })
@@ -177,11 +157,12 @@ impl CatalogCache {
         let found = if self.settle_pending().await {
             let mut get = redis::cmd("GET");
             get.arg(key);
-            let mut conn = self.inner.redis.clone();
-            self.guard("GET", async move {
-                get.query_async::<Option<Vec<u8>>>(&mut conn).await
-            })
-            .await
+            self.inner
+                .redis
+                .run("GET", |mut conn| async move {
+                    get.query_async::<Option<Vec<u8>>>(&mut conn).await
+                })
+                .await
         } else {
             None
         };
@@ -202,12 +183,13 @@ impl CatalogCache {
         }
         let mut get = redis::cmd("GET");
         get.arg(self.generation_key());
-        let mut conn = self.inner.redis.clone();
-        self.guard("GET", async move {
-            get.query_async::<Option<u64>>(&mut conn).await
-        })
-        .await
-        .map(Option::unwrap_or_default)
+        self.inner
+            .redis
+            .run("GET", |mut conn| async move {
+                get.query_async::<Option<u64>>(&mut conn).await
+            })
+            .await
+            .map(Option::unwrap_or_default)
     }
 
     /// Stores `value` at `key` unless the catalog changed since `generation` was read.
@@ -221,9 +203,10 @@ impl CatalogCache {
             .arg(generation)
             .arg(value)
             .arg(ttl_ms);
-        let mut conn = self.inner.redis.clone();
         let stored = self
-            .guard("fill", async move {
+            .inner
+            .redis
+            .run("fill", |mut conn| async move {
                 invocation.invoke_async::<i64>(&mut conn).await
             })
             .await;
@@ -263,9 +246,10 @@ impl CatalogCache {
         for key in &keys {
             invocation.key(key);
         }
-        let mut conn = self.inner.redis.clone();
         let applied = self
-            .guard("invalidate", async move {
+            .inner
+            .redis
+            .run("invalidate", |mut conn| async move {
                 invocation.invoke_async::<i64>(&mut conn).await
             })
             .await
@@ -284,70 +268,6 @@ impl CatalogCache {
         }
         pending.applied = pending.applied.max(requested);
         pending.keys.is_empty() && pending.requested == pending.applied
-    }
-
-    /// Runs one Redis call with the timeout, unless Redis is resting after a failure. Tracks
-    /// outages for the log.
-    async fn guard<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = RedisResult<T>>,
-    ) -> Option<T> {
-        if self
-            .health()
-            .resting_until
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return None;
-        }
-        match tokio::time::timeout(self.inner.timeout, call).await {
-            Ok(Ok(value)) => {
-                self.recovered();
-                Some(value)
-            }
-            Ok(Err(err)) => {
-                self.failed(operation, &err);
-                None
-            }
-            Err(_) => {
-                self.failed(
-                    operation,
-                    &format!("no answer within {:?}", self.inner.timeout),
-                );
-                None
-            }
-        }
-    }
-
-    fn failed(&self, operation: &'static str, error: &dyn Display) {
-        let mut health = self.health();
-        health.resting_until = Some(Instant::now() + REST_AFTER_FAILURE);
-        if health.down {
-            tracing::debug!(operation, error = %error, "Redis still unavailable");
-        } else {
-            health.down = true;
-            tracing::warn!(
-                operation,
-                error = %error,
-                "Redis unavailable: catalog reads go to Postgres until it is back"
-            );
-        }
-    }
-
-    fn recovered(&self) {
-        let mut health = self.health();
-        health.resting_until = None;
-        if health.down {
-            health.down = false;
-            tracing::info!("Redis is back: catalog reads use the cache again");
-        }
-    }
-
-    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.inner
-            .health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {

@@ -24,6 +24,9 @@
 //! * `circuit_breaker_rejected_total{breaker}` counter: calls refused while open or while all
 //!   probe slots were taken.
 //!
+//! Logs: a warning when the breaker first opens and an info line when it closes again; the
+//! probes and re-openings in between are debug lines, so an hour-long outage is two lines.
+//!
 //! The Open → HalfOpen move needs no timer task: it happens on the first call, or the first
 //! [`state`](CircuitBreaker::state) read, after `open_for`.
 
@@ -32,7 +35,10 @@ mod machine;
 
 use std::{
     future::Future,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 pub use config::BreakerConfig;
@@ -80,6 +86,9 @@ struct Inner {
     name: Arc<str>,
     clock: Arc<dyn Clock>,
     machine: Mutex<Machine>,
+    /// Set from the first opening until the breaker closes: a long outage (open, probe, open
+    /// again, …) is one warning when it starts and one line when it ends, not one per probe.
+    outage: AtomicBool,
 }
 
 impl CircuitBreaker {
@@ -120,6 +129,7 @@ impl CircuitBreaker {
                 name,
                 clock,
                 machine: Mutex::new(Machine::new(config)),
+                outage: AtomicBool::new(false),
             }),
         })
     }
@@ -200,9 +210,17 @@ impl CircuitBreaker {
         .increment(1);
         let breaker = &*self.inner.name;
         match to {
-            BreakerState::Open => tracing::warn!(breaker, "circuit breaker opened"),
-            BreakerState::HalfOpen => tracing::info!(breaker, "circuit breaker half-open: probing"),
-            BreakerState::Closed => tracing::info!(breaker, "circuit breaker closed"),
+            BreakerState::Open if !self.inner.outage.swap(true, Ordering::SeqCst) => {
+                tracing::warn!(breaker, "circuit breaker opened");
+            }
+            BreakerState::Open => tracing::debug!(breaker, "probe failed: circuit open again"),
+            BreakerState::HalfOpen => {
+                tracing::debug!(breaker, "circuit breaker half-open: probing")
+            }
+            BreakerState::Closed => {
+                self.inner.outage.store(false, Ordering::SeqCst);
+                tracing::info!(breaker, "circuit breaker closed");
+            }
         }
     }
 }
