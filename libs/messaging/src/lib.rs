@@ -31,7 +31,8 @@ pub use catalog::{Event, IntegrationEvent};
 pub use consumer::{Consumer, EventHandler, HandlerError, Handling, ReceivedEvent};
 pub use envelope::Envelope;
 pub use relay::{OutboxRelay, RelayConfig};
-pub use service::{Queue, WithMessaging};
+pub use service::WithMessaging;
+pub use topology::Queue;
 
 /// Migrations of the tables this library owns (the outbox), for every service database.
 pub fn migrator() -> sqlx::migrate::Migrator {

@@ -12,6 +12,17 @@
 //!    confirmed them (in `seq` order, stopping at the first unconfirmed one). A crash between
 //!    publish and mark re-publishes the row: delivery is *at least once*, and consumers
 //!    deduplicate by message id (the inbox).
+//!
+//!    Every publish is **mandatory**: a message no queue takes comes back with its confirm. A
+//!    confirm alone would only say the exchange had it, and an exchange with no matching binding
+//!    drops a message silently. Before it publishes anything on a connection the relay declares
+//!    the whole consumer topology ([`RelayConfig::topology`], every queue of
+//!    [`crate::topology::QUEUES`]), so a returned message whose routing key one of those queues
+//!    binds means a queue vanished behind the relay's back (a broker rebuilt from an empty
+//!    volume, an operator's delete): the row stays unpublished, the relay reconnects, declares
+//!    again and publishes it then. A returned message that no declared queue binds is an event
+//!    nobody consumes (`UserRegistered`, today): it is counted in `outbox_unrouted_total` and
+//!    marked published, or it would hold up every later event of its aggregate for ever.
 //! 4. **Wait** for `NOTIFY outbox` (sent by every enqueue when its transaction commits) or the
 //!    poll interval, whichever comes first: LISTEN/NOTIFY gives low latency, polling covers a
 //!    missed notification or a listener reconnect.
@@ -20,14 +31,14 @@
 //! backoff and jitter; unpublished rows simply wait. That is what makes a broker restart
 //! harmless: nothing is lost, and order per aggregate is kept.
 //!
-//! Metrics: `outbox_published_total`, `outbox_publish_failures_total`, `outbox_pending` and
-//! `outbox_lag_seconds` (age of the oldest unpublished event).
+//! Metrics: `outbox_published_total`, `outbox_publish_failures_total`, `outbox_unrouted_total`,
+//! `outbox_pending` and `outbox_lag_seconds` (age of the oldest unpublished event).
 
 use std::time::Duration;
 
 use contracts::events::EventEnvelope;
 use lapin::{
-    BasicProperties, Channel, Connection,
+    BasicProperties, Channel, Confirmation, Connection,
     options::{BasicPublishOptions, ConfirmSelectOptions},
     types::{FieldTable, ShortString},
 };
@@ -42,7 +53,7 @@ use resilience::backoff::Backoff;
 use crate::{
     amqp::{self, HeaderInjector},
     outbox::NOTIFY_CHANNEL,
-    topology,
+    topology::{self, ConsumerTopology},
 };
 use opentelemetry::propagation::Injector as _;
 
@@ -63,6 +74,9 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// Published rows older than this are deleted.
     pub retention: Duration,
+    /// The consumer queues declared on every connection before anything is published; what
+    /// they bind is what must reach a queue (see the module docs on mandatory publishing).
+    pub topology: Vec<ConsumerTopology>,
 }
 
 impl RelayConfig {
@@ -74,7 +88,16 @@ impl RelayConfig {
             batch_size: 100,
             poll_interval: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 24 * 3600),
+            topology: Vec::new(),
         }
+    }
+
+    /// Declares `topology` on every connection, and treats a returned event it binds as a
+    /// failure to retry.
+    #[must_use]
+    pub fn with_topology(mut self, topology: Vec<ConsumerTopology>) -> Self {
+        self.topology = topology;
+        self
     }
 }
 
@@ -86,6 +109,10 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("the broker did not confirm event {0}")]
     NotConfirmed(Uuid),
+    #[error(
+        "event {event_id} ({routing_key}) was returned: no queue took it although one binds it"
+    )]
+    Unroutable { event_id: Uuid, routing_key: String },
 }
 
 /// Publishes the outbox of one service database.
@@ -154,6 +181,9 @@ impl OutboxRelay {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         topology::declare_events_exchange(&channel, &self.config.exchange).await?;
+        for queue in &self.config.topology {
+            queue.declare(&channel).await?;
+        }
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         tracing::info!(exchange = %self.config.exchange, "outbox relay connected");
@@ -207,23 +237,43 @@ impl OutboxRelay {
                 .basic_publish(
                     ShortString::from(self.config.exchange.as_str()),
                     ShortString::from(row.routing_key.as_str()),
-                    BasicPublishOptions::default(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
                     &row.envelope,
                     properties(row),
                 )
                 .await?;
-            pending.push((row.seq, row.event_id, confirm));
+            pending.push((row, confirm));
         }
 
         let mut confirmed = Vec::with_capacity(pending.len());
         let mut failure = None;
-        for (seq, event_id, confirm) in pending {
+        for (row, confirm) in pending {
             if failure.is_some() {
                 break;
             }
             match confirm.await {
-                Ok(confirmation) if confirmation.is_ack() => confirmed.push(seq),
-                Ok(_) => failure = Some(RelayError::NotConfirmed(event_id)),
+                Ok(Confirmation::Ack(None)) => confirmed.push(row.seq),
+                Ok(Confirmation::Ack(Some(_returned))) => {
+                    if self
+                        .config
+                        .topology
+                        .iter()
+                        .any(|queue| queue.binds(&row.routing_key))
+                    {
+                        failure = Some(RelayError::Unroutable {
+                            event_id: row.event_id,
+                            routing_key: row.routing_key.clone(),
+                        });
+                    } else {
+                        tracing::debug!(routing_key = %row.routing_key, "no queue consumes this event");
+                        metrics::counter!("outbox_unrouted_total").increment(1);
+                        confirmed.push(row.seq);
+                    }
+                }
+                Ok(_) => failure = Some(RelayError::NotConfirmed(row.event_id)),
                 Err(err) => failure = Some(RelayError::Broker(err)),
             }
         }

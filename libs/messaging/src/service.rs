@@ -2,7 +2,8 @@
 //! event consumers to a [`platform::ServiceBuilder`], so every service wires them the same way.
 //!
 //! * [`WithMessaging::relay`]: the outbox relay worker, publishing this database's outbox to
-//!   the events exchange (`<SERVICE>_AMQP_URL`, `<SERVICE>_EVENTS_EXCHANGE`).
+//!   the events exchange (`<SERVICE>_AMQP_URL`, `<SERVICE>_EVENTS_EXCHANGE`), after declaring
+//!   the whole topology ([`crate::topology::QUEUES`]) on every connection.
 //! * [`WithMessaging::consume`]: a consumer of one of the service's queues
 //!   (`<QUEUE_PREFIX><queue>`, bound to its routing keys), its topology declared now — so
 //!   events published from here on are kept even before the consumer connects (best effort: a
@@ -16,16 +17,10 @@ use std::sync::Arc;
 
 use platform::{ServiceBuilder, host::Worker};
 
-use crate::{Consumer, EventHandler, OutboxRelay, RelayConfig, topology::ConsumerTopology};
-
-/// One of a service's queues and the routing keys bound to it.
-#[derive(Debug, Clone, Copy)]
-pub struct Queue {
-    /// Before the service's queue prefix, e.g. `orders.fulfilment`.
-    pub name: &'static str,
-    /// e.g. `payments.payment.*`.
-    pub bindings: &'static [&'static str],
-}
+use crate::{
+    Consumer, EventHandler, OutboxRelay, RelayConfig,
+    topology::{ConsumerTopology, QUEUES, Queue},
+};
 
 /// The relay and consumers, for [`ServiceBuilder`].
 pub trait WithMessaging: Sized {
@@ -44,9 +39,14 @@ pub trait WithMessaging: Sized {
 impl WithMessaging for ServiceBuilder {
     fn relay(self, service: &str) -> Self {
         let runtime = self.runtime();
+        let topology = QUEUES
+            .iter()
+            .map(|queue| ConsumerTopology::for_service(runtime, queue.name, queue.bindings))
+            .collect();
         let relay = OutboxRelay::new(
             self.pool().clone(),
-            RelayConfig::new(&runtime.amqp_url, &runtime.events_exchange, service),
+            RelayConfig::new(&runtime.amqp_url, &runtime.events_exchange, service)
+                .with_topology(topology),
         );
         self.worker(Worker::new(move |shutdown| relay.run(shutdown)))
     }

@@ -35,6 +35,75 @@ use lapin::{
 /// The exchange every integration event is published to (docs/architecture.md#the-topology).
 pub const EVENTS_EXCHANGE: &str = "shop.events";
 
+/// One consumer queue of the system and the routing keys bound to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queue {
+    /// Before the service's queue prefix, e.g. `orders.fulfilment` (`<service>.<purpose>`).
+    pub name: &'static str,
+    /// Topic patterns, e.g. `payments.payment.*`.
+    pub bindings: &'static [&'static str],
+}
+
+/// inventory: commits reservations on confirmation, restocks confirmed orders that are cancelled.
+pub const INVENTORY_ORDERS: Queue = Queue {
+    name: "inventory.orders",
+    bindings: &["orders.order.confirmed", "orders.order.cancelled"],
+};
+/// payments: captures on confirmation, refunds or voids on cancellation.
+pub const PAYMENTS_ORDERS: Queue = Queue {
+    name: "payments.orders",
+    bindings: &["orders.order.confirmed", "orders.order.cancelled"],
+};
+/// orders: what the choreographed steps after confirmation did.
+pub const ORDERS_FULFILMENT: Queue = Queue {
+    name: "orders.fulfilment",
+    bindings: &["payments.payment.*", "inventory.reservation.*"],
+};
+/// orders: everything that changes an order's summary (the CQRS read model).
+pub const ORDERS_SUMMARIES: Queue = Queue {
+    name: "orders.order-summaries",
+    bindings: &[
+        "orders.order.*",
+        "payments.payment.*",
+        "inventory.reservation.*",
+    ],
+};
+
+/// Every consumer queue of the system: the whole topology in one declaration.
+///
+/// Every outbox relay declares all of it whenever it connects, before it publishes anything, so
+/// an event is never published into an exchange that does not yet route it to its consumers: not
+/// on a first deploy where producers start before consumers, not after the broker lost its
+/// definitions. A service adding a consumer adds its queue here.
+pub const QUEUES: &[Queue] = &[
+    INVENTORY_ORDERS,
+    PAYMENTS_ORDERS,
+    ORDERS_FULFILMENT,
+    ORDERS_SUMMARIES,
+];
+
+/// Whether the topic `pattern` (`*` one word, `#` zero or more) matches `routing_key`, as a
+/// RabbitMQ topic exchange decides it.
+pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
+    fn matches(pattern: &[&str], key: &[&str]) -> bool {
+        match (pattern.split_first(), key.split_first()) {
+            (None, None) => true,
+            (Some((&"#", rest)), _) => {
+                matches(rest, key)
+                    || key
+                        .split_first()
+                        .is_some_and(|(_, tail)| matches(pattern, tail))
+            }
+            (Some((&"*", rest)), Some((_, tail))) => matches(rest, tail),
+            (Some((word, rest)), Some((head, tail))) => word == head && matches(rest, tail),
+            _ => false,
+        }
+    }
+    let pattern: Vec<&str> = pattern.split('.').collect();
+    let key: Vec<&str> = routing_key.split('.').collect();
+    matches(&pattern, &key)
+}
+
 /// Dead-letter exchange of `exchange`.
 pub fn dead_letter_exchange(exchange: &str) -> String {
     format!("{exchange}.dlx")
@@ -105,6 +174,13 @@ impl ConsumerTopology {
             Some(unused_for) => topology.with_expiry(unused_for),
             None => topology,
         }
+    }
+
+    /// Whether one of the queue's bindings routes `routing_key` to it.
+    pub fn binds(&self, routing_key: &str) -> bool {
+        self.bindings
+            .iter()
+            .any(|pattern| topic_matches(pattern, routing_key))
     }
 
     pub fn with_expiry(mut self, unused_for: Duration) -> Self {
@@ -253,6 +329,41 @@ mod tests {
             "inventory.orders.retry.100ms"
         );
         assert_eq!(topology.parking_queue(), "inventory.orders.parking");
+    }
+
+    #[test]
+    fn topic_patterns_match_as_rabbitmq_matches_them() {
+        for (pattern, key, expected) in [
+            ("orders.order.confirmed", "orders.order.confirmed", true),
+            ("orders.order.*", "orders.order.confirmed", true),
+            ("orders.order.*", "orders.order", false),
+            ("orders.*", "orders.order.confirmed", false),
+            ("orders.#", "orders.order.confirmed", true),
+            ("orders.#", "orders", true),
+            ("#", "users.user.registered", true),
+            ("#.confirmed", "orders.order.confirmed", true),
+            ("*.order.#", "orders.order.confirmed", true),
+            ("payments.payment.*", "orders.order.confirmed", false),
+        ] {
+            assert_eq!(topic_matches(pattern, key), expected, "{pattern} ~ {key}");
+        }
+    }
+
+    #[test]
+    fn every_event_a_queue_binds_is_in_the_catalog_and_queue_names_are_unique() {
+        let mut names = std::collections::HashSet::new();
+        for queue in QUEUES {
+            assert!(names.insert(queue.name), "{} twice", queue.name);
+            for pattern in queue.bindings {
+                assert!(
+                    crate::catalog::ROUTING_KEYS
+                        .iter()
+                        .any(|key| topic_matches(pattern, key)),
+                    "{}: {pattern} matches no event",
+                    queue.name
+                );
+            }
+        }
     }
 
     #[test]

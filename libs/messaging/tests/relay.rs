@@ -207,3 +207,135 @@ async fn a_broker_outage_loses_nothing_and_keeps_order() {
     shutdown.trigger();
     relay.await.unwrap();
 }
+
+/// A consumer queue of this test (`<exchange>.<purpose>`), bound to `users.#`, expiring when
+/// unused.
+fn users_queue(f: &support::Fixture, purpose: &str) -> messaging::topology::ConsumerTopology {
+    messaging::topology::ConsumerTopology::new(
+        &f.exchange,
+        &format!("{}.{purpose}", f.exchange),
+        &["users.#"],
+    )
+    .with_expiry(Duration::from_secs(60))
+}
+
+/// Messages waiting in `queue`, or `None` when it does not exist.
+async fn depth(f: &support::Fixture, queue: &str) -> Option<u32> {
+    // A failed passive declare closes the channel it ran on, so each look gets its own.
+    let channel = f.connection.create_channel().await.unwrap();
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..lapin::options::QueueDeclareOptions::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .ok()?;
+    let _ = channel.close(200, "looked".into()).await;
+    Some(declared.message_count())
+}
+
+#[tokio::test]
+async fn events_published_before_their_consumer_ever_ran_wait_in_its_queue() {
+    // A first deploy: the producer is up, the consumer has not started (nor declared anything).
+    let f = fixture().await;
+    let queue = users_queue(&f, "welcome-mails");
+    let config = relay_config(&f.amqp_url, &f.exchange).with_topology(vec![queue.clone()]);
+    let shutdown = Shutdown::new();
+    let relay = tokio::spawn(OutboxRelay::new(f.pool.clone(), config).run(shutdown.clone()));
+
+    f.enqueue(&[event("u-1", 0), event("u-2", 1)]).await;
+    testkit::poll_until(
+        "both events in the consumer's queue",
+        Duration::from_secs(10),
+        || async { (depth(&f, &queue.queue).await == Some(2)).then_some(()) },
+    )
+    .await
+    .unwrap();
+    assert_eq!(f.unpublished().await, 0);
+    shutdown.trigger();
+    relay.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_returned_for_want_of_its_queue_stays_unpublished_until_the_queue_is_back() {
+    let f = fixture().await;
+    let queue = users_queue(&f, "welcome-mails");
+    let config = relay_config(&f.amqp_url, &f.exchange).with_topology(vec![queue.clone()]);
+    let shutdown = Shutdown::new();
+    let relay = tokio::spawn(OutboxRelay::new(f.pool.clone(), config).run(shutdown.clone()));
+    testkit::poll_until("the relay to declare", Duration::from_secs(10), || async {
+        depth(&f, &queue.queue).await.map(|_| ())
+    })
+    .await
+    .unwrap();
+
+    // The queue disappears behind the relay's back (a broker rebuilt, an operator's mistake).
+    f.channel
+        .queue_delete(
+            queue.queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    f.enqueue(&[event("u-1", 0)]).await;
+
+    // The broker returns the event: it is not marked published, the failure is recorded, and
+    // the relay's reconnect declares the queue again and delivers it there.
+    testkit::poll_until(
+        "the event to reach the declared-again queue",
+        Duration::from_secs(15),
+        || async { (depth(&f, &queue.queue).await == Some(1)).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let (attempts, last_error): (i32, Option<String>) =
+        sqlx::query_as("SELECT attempts, last_error FROM outbox")
+            .fetch_one(&f.pool)
+            .await
+            .unwrap();
+    assert!(attempts >= 1, "the return counted as a failed attempt");
+    assert!(
+        last_error
+            .as_deref()
+            .is_some_and(|error| error.contains("returned")),
+        "{last_error:?}"
+    );
+    testkit::poll_until("the row marked", Duration::from_secs(5), || async {
+        (f.unpublished().await == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    shutdown.trigger();
+    relay.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_no_queue_of_the_topology_binds_is_published_and_counted_not_retried() {
+    let f = fixture().await;
+    let orders_only = messaging::topology::ConsumerTopology::new(
+        &f.exchange,
+        &format!("{}.orders-only", f.exchange),
+        &["orders.#"],
+    )
+    .with_expiry(Duration::from_secs(60));
+    let config = relay_config(&f.amqp_url, &f.exchange).with_topology(vec![orders_only]);
+    let shutdown = Shutdown::new();
+    let relay = tokio::spawn(OutboxRelay::new(f.pool.clone(), config).run(shutdown.clone()));
+    f.enqueue(&[event("u-1", 0)]).await;
+    testkit::poll_until("the row marked", Duration::from_secs(10), || async {
+        (f.unpublished().await == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    let (attempts,): (i32,) = sqlx::query_as("SELECT attempts FROM outbox")
+        .fetch_one(&f.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 0, "an event nobody consumes is not a failure");
+    shutdown.trigger();
+    relay.await.unwrap();
+}

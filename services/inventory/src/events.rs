@@ -28,7 +28,7 @@ use contracts::events::{
     ProductUpdated, ReservationCommitted, ReservationExpired, StockLine, StockReleased,
     StockReserved, StockRestocked,
 };
-use messaging::{Envelope, Queue};
+use messaging::Envelope;
 
 use crate::{
     domain::{CatalogItem, Reservation},
@@ -36,11 +36,9 @@ use crate::{
     wire,
 };
 
-/// Order events, for `service::OrderLifecycle` (the name before `INVENTORY_QUEUE_PREFIX`).
-pub const ORDERS: Queue = Queue {
-    name: "inventory.orders",
-    bindings: &["orders.order.confirmed", "orders.order.cancelled"],
-};
+/// Order events, for `service::OrderLifecycle` (declared with the whole topology in
+/// `messaging::topology`; the name before `INVENTORY_QUEUE_PREFIX`).
+pub use messaging::topology::INVENTORY_ORDERS as ORDERS;
 
 /// The store's announcements: every event the store records is built here.
 pub const ANNOUNCE: Announce = Announce {

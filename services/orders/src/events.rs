@@ -22,7 +22,7 @@
 //! is not. The storefront shows both and says so.
 
 use contracts::{Money, events};
-use messaging::{Envelope, Queue};
+use messaging::Envelope;
 use uuid::Uuid;
 
 use crate::{
@@ -30,20 +30,10 @@ use crate::{
     store::SagaContext,
 };
 
-/// What the choreographed steps after confirmation did, for `service::Fulfilment`.
-pub const FULFILMENT: Queue = Queue {
-    name: "orders.fulfilment",
-    bindings: &["payments.payment.*", "inventory.reservation.*"],
-};
-/// Everything that changes an order's summary, for `service::SummaryProjection`.
-pub const SUMMARIES: Queue = Queue {
-    name: "orders.order-summaries",
-    bindings: &[
-        "orders.order.*",
-        "payments.payment.*",
-        "inventory.reservation.*",
-    ],
-};
+/// What the choreographed steps after confirmation did, for `service::Fulfilment`; and
+/// everything that changes an order's summary, for `service::SummaryProjection`. Both are
+/// declared with the whole topology in `messaging::topology`.
+pub use messaging::topology::{ORDERS_FULFILMENT as FULFILMENT, ORDERS_SUMMARIES as SUMMARIES};
 
 /// `OrderPlaced`: the order as placed, with its priced lines.
 pub fn order_placed(order: &NewOrder) -> Envelope {

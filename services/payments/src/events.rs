@@ -29,15 +29,13 @@
 use contracts::events::{
     PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
 };
-use messaging::{Envelope, Queue};
+use messaging::Envelope;
 
 use crate::domain::{Money, PaymentEvent, PaymentHeader};
 
-/// Order events (the queue name before `PAYMENTS_QUEUE_PREFIX`), for `service::OrderFollowUp`.
-pub const ORDERS: Queue = Queue {
-    name: "payments.orders",
-    bindings: &["orders.order.confirmed", "orders.order.cancelled"],
-};
+/// Order events, for `service::OrderFollowUp` (declared with the whole topology in
+/// `messaging::topology`; the name before `PAYMENTS_QUEUE_PREFIX`).
+pub use messaging::topology::PAYMENTS_ORDERS as ORDERS;
 
 /// The integration event announcing `event` of the payment described by `header`.
 pub fn envelope(header: &PaymentHeader, event: &PaymentEvent) -> Envelope {
