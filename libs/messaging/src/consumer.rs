@@ -16,11 +16,25 @@
 //! relay that published twice) finds the row and changes nothing. The ack comes only after the
 //! commit, so a crash never loses an event.
 //!
-//! When the handler fails, the transaction rolls back and the event is republished to the retry
-//! tier for its attempt count (see [`crate::topology`]); after `max_attempts` failures, or at
-//! once for a [`HandlerError::Permanent`] failure or an undecodable message, it goes to the
-//! parking queue with the error in its headers. Republish-then-ack can duplicate a message if the
-//! process dies in between; the inbox absorbs that.
+//! When the handler fails, the transaction rolls back and what happens next depends on whose
+//! fault it is:
+//!
+//! * **The consumer's own dependency is down** ([`HandlerError::Unavailable`]: its database, or
+//!   anything else it needs to handle *any* message). The message is not at fault, so it spends
+//!   no attempt: the consumer **pauses**, keeps the delivery, and tries the same message again
+//!   with a capped backoff (200 ms to 5 s) until the dependency is back, however long that
+//!   takes. A database outage of ten minutes delays events by ten minutes and parks none; with
+//!   attempts spent on it, five failures in a minute would park every event in flight for a
+//!   person to replay. `messaging_consumer_paused{queue}` is 1 while paused; the pause is
+//!   logged once when it starts and once when it ends.
+//! * **This message failed** ([`HandlerError::Transient`]: a lock timeout, a conflict) and may
+//!   succeed later: it is republished to the retry tier for its attempt count (see
+//!   [`crate::topology`]); after `max_attempts` failures it goes to the parking queue.
+//! * **It can never succeed** ([`HandlerError::Permanent`], an undecodable message): parked at
+//!   once, with the error in its headers.
+//!
+//! Republish-then-ack can duplicate a message if the process dies in between; the inbox absorbs
+//! that. Parked messages are listed and replayed with [`crate::parking`].
 
 use std::{sync::Arc, time::Duration};
 
@@ -54,6 +68,8 @@ use crate::{
 pub const ATTEMPTS_HEADER: &str = "x-ferroshop-attempts";
 /// Header with the last handler error, on retried and parked messages.
 pub const ERROR_HEADER: &str = "x-ferroshop-error";
+/// Header with the routing key a retried or parked message was first published with.
+pub const ORIGINAL_ROUTING_KEY_HEADER: &str = "x-ferroshop-original-routing-key";
 
 /// An event as a handler sees it: decoded, with what its envelope says about it.
 #[derive(Debug, Clone)]
@@ -153,7 +169,12 @@ impl<'t> Handling<'t> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// Worth retrying later: a dependency is down, a lock timed out.
+    /// Something the consumer needs for every message is down (its database, a provider): the
+    /// consumer pauses and handles this message again once it is back, spending no attempt.
+    #[error("{0}")]
+    Unavailable(String),
+    /// This message failed but may succeed later (a lock timeout, a concurrent change): retried
+    /// through the delay tiers, parked after `max_attempts`.
     #[error("{0}")]
     Transient(String),
     /// Retrying cannot help: the message is malformed or violates an invariant. Parked at once.
@@ -169,9 +190,22 @@ impl HandlerError {
     }
 }
 
+impl HandlerError {
+    /// A database error met while handling, described as `reason`: the database being
+    /// unreachable is [`HandlerError::Unavailable`] (pause); any other database error is about
+    /// this message's statements (a lock timeout, a conflict): [`HandlerError::Transient`].
+    pub fn database(error: &sqlx::Error, reason: impl Into<String>) -> Self {
+        if platform::error::database_unavailable(error) {
+            Self::Unavailable(reason.into())
+        } else {
+            Self::Transient(reason.into())
+        }
+    }
+}
+
 impl From<sqlx::Error> for HandlerError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Transient(format!("database: {error}"))
+        Self::database(&error, format!("database: {error}"))
     }
 }
 
@@ -215,6 +249,13 @@ enum ConsumeError {
     NotConfirmed,
     #[error("the consumer was cancelled by the broker")]
     Cancelled,
+}
+
+/// A failure that is the message's: what is left once the pause has absorbed
+/// [`HandlerError::Unavailable`].
+enum MessageFailure {
+    Transient(String),
+    Permanent(String),
 }
 
 /// Consumes one queue into one handler.
@@ -337,7 +378,9 @@ impl Consumer {
                 _ = depth_probe.tick() => self.record_parking_depth(&channel).await,
                 delivery = deliveries.next() => match delivery {
                     Some(delivery) => {
-                        self.process(&channel, handler, delivery?).await?;
+                        if self.process(&channel, handler, delivery?, shutdown).await?.is_none() {
+                            return Ok(());
+                        }
                     }
                     None => return Err(ConsumeError::Cancelled),
                 },
@@ -350,7 +393,8 @@ impl Consumer {
         channel: &Channel,
         handler: &H,
         delivery: Delivery,
-    ) -> Result<Outcome, ConsumeError> {
+        shutdown: &Shutdown,
+    ) -> Result<Option<Outcome>, ConsumeError> {
         let headers = delivery.properties.headers().clone().unwrap_or_default();
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.extract(&HeaderExtractor(&headers))
@@ -369,9 +413,14 @@ impl Consumer {
         async {
             let started = std::time::Instant::now();
             let failures = amqp::header_u32(&headers, ATTEMPTS_HEADER).unwrap_or(0);
-            let outcome = match self.handle(handler, &delivery, failures).await {
+            let Some(handled) = self.handle_unpaused(handler, &delivery, failures, shutdown).await
+            else {
+                // Shut down while paused: the delivery goes back to the queue unacknowledged.
+                return Ok(None);
+            };
+            let outcome = match handled {
                 Ok(outcome) => outcome,
-                Err(HandlerError::Transient(reason)) if failures + 1 < self.max_attempts => {
+                Err(MessageFailure::Transient(reason)) if failures + 1 < self.max_attempts => {
                     match self.topology.retry_delay(failures + 1) {
                         Some(delay) => {
                             tracing::warn!(error = %reason, attempt = failures + 1, retry_in = ?delay, "handler failed; will retry");
@@ -381,7 +430,7 @@ impl Consumer {
                         None => self.park(channel, &delivery, failures + 1, &reason).await?,
                     }
                 }
-                Err(HandlerError::Transient(reason) | HandlerError::Permanent(reason)) => {
+                Err(MessageFailure::Transient(reason) | MessageFailure::Permanent(reason)) => {
                     self.park(channel, &delivery, failures + 1, &reason).await?
                 }
             };
@@ -398,10 +447,53 @@ impl Consumer {
                 "queue" => self.topology.queue.clone(),
             )
             .record(started.elapsed().as_secs_f64());
-            Ok(outcome)
+            Ok(Some(outcome))
         }
         .instrument(span)
         .await
+    }
+
+    /// [`Consumer::handle`], again and again while it reports [`HandlerError::Unavailable`]:
+    /// the pause. `None` when `shutdown` fired first.
+    async fn handle_unpaused<H: EventHandler>(
+        &self,
+        handler: &H,
+        delivery: &Delivery,
+        failures: u32,
+        shutdown: &Shutdown,
+    ) -> Option<Result<Outcome, MessageFailure>> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut paused = false;
+        let handled = loop {
+            match self.handle(handler, delivery, failures).await {
+                Err(HandlerError::Unavailable(reason)) => {
+                    if !paused {
+                        paused = true;
+                        tracing::warn!(queue = %self.topology.queue, error = %reason, "a dependency is unavailable: consumer paused; the message waits and spends no attempt");
+                        metrics::gauge!("messaging_consumer_paused", "queue" => self.topology.queue.clone()).set(1.0);
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.next_delay()) => {}
+                        () = shutdown.wait() => break None,
+                    }
+                }
+                Err(HandlerError::Transient(reason)) => {
+                    break Some(Err(MessageFailure::Transient(reason)));
+                }
+                Err(HandlerError::Permanent(reason)) => {
+                    break Some(Err(MessageFailure::Permanent(reason)));
+                }
+                Ok(outcome) => break Some(Ok(outcome)),
+            }
+        };
+        if paused {
+            metrics::gauge!("messaging_consumer_paused", "queue" => self.topology.queue.clone())
+                .set(0.0);
+            if handled.is_some() {
+                tracing::info!(queue = %self.topology.queue, "dependency back: consumer resumed");
+            }
+        }
+        handled
     }
 
     /// The inbox transaction: dedupe row + effects, committed together; then the handler's
@@ -476,7 +568,7 @@ impl Consumer {
             AMQPValue::LongString(LongString::from(reason)),
         );
         headers.insert(
-            "x-ferroshop-original-routing-key".into(),
+            ORIGINAL_ROUTING_KEY_HEADER.into(),
             AMQPValue::LongString(LongString::from(delivery.routing_key.as_str().to_owned())),
         );
         let properties: BasicProperties = delivery.properties.clone().with_headers(headers);

@@ -360,3 +360,207 @@ fn telemetry() {
         std::mem::forget(telemetry);
     });
 }
+
+#[tokio::test]
+async fn a_database_outage_longer_than_every_retry_pauses_the_consumer_and_parks_nothing() {
+    let f = fixture().await;
+    let topology = setup(&f).await;
+    declare(&f, &topology).await;
+    // The consumer reaches its database through a proxy the test can cut.
+    let proxy = testkit::TcpProxy::start(&testkit::host_port(&f.db.url).unwrap()).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(300))
+        .connect(&proxy.rewrite_url(&f.db.url))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(0, false);
+    let shutdown = Shutdown::new();
+    // Three attempts 50 ms and 100 ms apart: without the pause, the outage below parks the event
+    // in well under a second.
+    let consumer = Consumer::new(pool, &f.amqp_url, topology.clone()).with_max_attempts(3);
+    let task = tokio::spawn(consumer.run(Arc::clone(&recorder), shutdown.clone()));
+    publish(&f, &event("u-0", 0)).await;
+    testkit::poll_until("the consumer to run", Duration::from_secs(10), || async {
+        (effects(&f).await == ["0"]).then_some(())
+    })
+    .await
+    .unwrap();
+
+    proxy.cut();
+    let outage = std::time::Instant::now();
+    publish(&f, &event("u-1", 1)).await;
+    // The outage outlasts every retry the consumer has, and it keeps trying its database.
+    testkit::poll_until(
+        "an outage of 2 s with the consumer retrying its database",
+        Duration::from_secs(20),
+        || async {
+            (proxy.refused() >= 4 && outage.elapsed() >= Duration::from_secs(2)).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    proxy.restore();
+
+    testkit::poll_until(
+        "the event handled once the database is back",
+        Duration::from_secs(20),
+        || async { (effects(&f).await == ["0", "1"]).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let channel = f.connection.create_channel().await.unwrap();
+    let parked = channel
+        .basic_get(
+            ShortString::from(topology.parking_queue().as_str()),
+            BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap();
+    assert!(parked.is_none(), "nothing was parked");
+    assert!(
+        recorder
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, failures)| *failures == 0),
+        "the outage spent no attempt: {:?}",
+        recorder.calls.lock().unwrap()
+    );
+    shutdown.trigger();
+    task.await.unwrap();
+}
+
+/// Refuses every event (permanently) until it is fixed, then records them.
+struct Fixable {
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl EventHandler for Fixable {
+    async fn handle(
+        &self,
+        work: &mut Handling<'_>,
+        event: &ReceivedEvent,
+    ) -> Result<(), HandlerError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(HandlerError::Permanent("a bug, deployed".into()));
+        }
+        let Event::UserRegistered(registered) = &event.event else {
+            return Err(HandlerError::Permanent("not a registration".into()));
+        };
+        sqlx::query("INSERT INTO effects (event_id, label) VALUES ($1, $2)")
+            .bind(event.event_id)
+            .bind(&registered.display_name)
+            .execute(work.tx())
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn parked_messages_are_listed_with_their_error_and_replayed_once_the_cause_is_fixed() {
+    use messaging::parking;
+
+    let f = fixture().await;
+    let topology = setup(&f).await;
+    declare(&f, &topology).await;
+    let handler = Arc::new(Fixable {
+        broken: std::sync::atomic::AtomicBool::new(true),
+    });
+    let shutdown = Shutdown::new();
+    let consumer = Consumer::new(f.pool.clone(), &f.amqp_url, topology.clone());
+    let task = tokio::spawn(consumer.run(Arc::clone(&handler), shutdown.clone()));
+
+    let (first, second) = (event("u-1", 1), event("u-2", 2));
+    publish(&f, &first).await;
+    publish(&f, &second).await;
+    let listed = testkit::poll_until("two parked messages", Duration::from_secs(10), || async {
+        let listed = parking::list(&f.connection, &topology).await.unwrap();
+        (listed.len() == 2).then_some(listed)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|parked| parked.event_id.as_str())
+            .collect::<Vec<_>>(),
+        [first.event_id.to_string(), second.event_id.to_string()]
+    );
+    assert!(listed.iter().all(|parked| parked.error == "a bug, deployed"
+        && parked.routing_key == "users.user.registered"
+        && parked.event_type == "shop.events.v1.UserRegistered"));
+    // Listing left them parked.
+    assert_eq!(
+        parking::list(&f.connection, &topology).await.unwrap(),
+        listed
+    );
+
+    // Only the first, then the fix, then everything left.
+    handler
+        .broken
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let only_first = [first.event_id.to_string()];
+    let replayed = parking::replay(&f.connection, &topology, Some(&only_first))
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 1);
+    testkit::poll_until("the first replayed", Duration::from_secs(10), || async {
+        (effects(&f).await == ["1"]).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        parking::list(&f.connection, &topology).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        parking::replay(&f.connection, &topology, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    testkit::poll_until("both handled", Duration::from_secs(10), || async {
+        (effects(&f).await == ["1", "2"]).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // A copy of an event already handled, parked (a duplicate that failed after its twin
+    // succeeded): replaying it changes nothing, thanks to the inbox.
+    f.channel
+        .basic_publish(
+            ShortString::from(""),
+            ShortString::from(topology.parking_queue().as_str()),
+            BasicPublishOptions::default(),
+            &first.bytes,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        parking::replay(&f.connection, &topology, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A marker after it: once the marker is handled, the replayed duplicate was too.
+    publish(&f, &event("u-3", 3)).await;
+    testkit::poll_until("the marker", Duration::from_secs(10), || async {
+        (effects(&f).await == ["1", "2", "3"]).then_some(())
+    })
+    .await
+    .unwrap();
+    assert!(
+        parking::list(&f.connection, &topology)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    shutdown.trigger();
+    task.await.unwrap();
+}

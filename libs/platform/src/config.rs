@@ -166,6 +166,11 @@ pub struct RuntimeConfig {
     pub queue_expiry: Option<Duration>,
 }
 
+/// `<PREFIX>_AMQP_URL` when unset: the local broker.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// `<PREFIX>_EVENTS_EXCHANGE` when unset.
+pub const DEFAULT_EVENTS_EXCHANGE: &str = "shop.events";
+
 /// Local-development defaults of one service (the port plan:
 /// docs/architecture.md#services-and-their-data).
 #[derive(Debug, Clone, Copy)]
@@ -197,8 +202,8 @@ impl RuntimeConfig {
             ),
             db_max_connections: env.parse_or("DB_MAX_CONNECTIONS", 10)?,
             shutdown_grace: env.duration_or("SHUTDOWN_GRACE", Duration::from_secs(10))?,
-            amqp_url: env.string_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
-            events_exchange: env.string_or("EVENTS_EXCHANGE", "shop.events"),
+            amqp_url: env.string_or("AMQP_URL", DEFAULT_AMQP_URL),
+            events_exchange: env.string_or("EVENTS_EXCHANGE", DEFAULT_EVENTS_EXCHANGE),
             queue_prefix: env.string_or("QUEUE_PREFIX", ""),
             queue_expiry: match env.raw("QUEUE_EXPIRY") {
                 None => None,

@@ -95,17 +95,40 @@ impl From<inputs::InvalidInput> for ServiceError {
 
 impl From<sqlx::Error> for ServiceError {
     fn from(error: sqlx::Error) -> Self {
+        if database_unavailable(&error) {
+            // The database is down, restarting or saturated. Callers may retry; it is not a bug.
+            tracing::warn!(error = %error, "database unavailable");
+            return Self::Unavailable("database unavailable".to_owned());
+        }
         match error {
-            // The pool could not hand out a connection in time: the database is down or
-            // saturated. Callers may retry; it is not a bug.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %error, "database unavailable");
-                Self::Unavailable("database unavailable".to_owned())
-            }
             sqlx::Error::Database(database) => from_sqlstate(database.as_ref())
                 .unwrap_or_else(|| Self::Internal(Box::new(sqlx::Error::Database(database)))),
             other => Self::Internal(Box::new(other)),
         }
+    }
+}
+
+/// Whether `error` says the database cannot be reached or cannot work right now, as opposed to
+/// refusing this statement: no connection from the pool in time, a lost, refused or garbled
+/// connection,
+/// or SQLSTATE class 08 (connection exception), 53 (insufficient resources) and 57P01–57P03
+/// (shutting down, crashed, not accepting connections yet). The one classifier behind both a
+/// request's UNAVAILABLE and a consumer's pause (`messaging::HandlerError::Unavailable`).
+pub fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        // A connection that breaks mid-handshake (the server went away after accepting it)
+        // shows up as a protocol error: a connection problem, not this statement's.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            matches!(&code[..2], "08" | "53")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 
@@ -163,10 +186,6 @@ fn from_sqlstate(database: &dyn sqlx::error::DatabaseError) -> Option<ServiceErr
         }
         (_, "57014") => {
             ServiceError::DeadlineExceeded("the database query was cancelled".to_owned())
-        }
-        ("08" | "53", _) | (_, "57P01" | "57P02" | "57P03") => {
-            tracing::warn!(sqlstate = %code, error = database.message(), "database unavailable");
-            ServiceError::Unavailable("database unavailable".to_owned())
         }
         _ => return None,
     };
@@ -245,12 +264,18 @@ mod tests {
             ("53300", Unavailable),
             ("57P01", Unavailable),
         ] {
-            let error = FakeDatabaseError(sqlstate);
-            let mapped = from_sqlstate(&error).map(|error| error.code());
-            assert_eq!(mapped, Some(code), "{sqlstate}");
+            let error = sqlx::Error::Database(Box::new(FakeDatabaseError(sqlstate)));
+            assert_eq!(
+                database_unavailable(&error),
+                code == Unavailable,
+                "{sqlstate}"
+            );
+            assert_eq!(ServiceError::from(error).code(), code, "{sqlstate}");
         }
-        assert!(
-            from_sqlstate(&FakeDatabaseError("42P01")).is_none(),
+        let missing_table = sqlx::Error::Database(Box::new(FakeDatabaseError("42P01")));
+        assert_eq!(
+            ServiceError::from(missing_table).code(),
+            Internal,
             "a missing table is a bug"
         );
     }

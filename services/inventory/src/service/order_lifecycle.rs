@@ -156,29 +156,29 @@ fn order_id(raw: &str) -> Result<OrderId, HandlerError> {
     OrderId::parse(raw).map_err(|_| HandlerError::Permanent(format!("bad order id {raw:?}")))
 }
 
-/// Whether retrying later can help.
+/// Whether retrying later can help, and whether the message is at fault at all.
+///
+/// The database being down is no fault of the message: the consumer pauses
+/// ([`HandlerError::Unavailable`]). A lock timeout, the aborted transaction of a conflict and a
+/// contended stock row can succeed on a retry; a missing reservation, a forbidden transition or
+/// corrupt data cannot.
 fn handler_error(order_id: OrderId, error: &InventoryError) -> HandlerError {
-    if is_transient(error) {
-        HandlerError::Transient(format!("order {order_id}: {error}"))
-    } else {
-        HandlerError::Permanent(format!("order {order_id}: {error}"))
-    }
-}
-
-/// The database (down, a lock timeout, the aborted transaction of a conflict) and a contended
-/// stock row can succeed on a retry; a missing reservation, a forbidden transition or corrupt
-/// data cannot.
-fn is_transient(error: &InventoryError) -> bool {
+    let reason = format!("order {order_id}: {error}");
     match error {
-        InventoryError::Store(_) | InventoryError::Contended(_) => true,
-        InventoryError::Shared(inner) => is_transient(inner),
+        InventoryError::Store(database) => HandlerError::database(database, reason),
+        InventoryError::Contended(_) => HandlerError::Transient(reason),
+        InventoryError::Shared(inner) => match handler_error(order_id, inner) {
+            HandlerError::Unavailable(_) => HandlerError::Unavailable(reason),
+            HandlerError::Transient(_) => HandlerError::Transient(reason),
+            HandlerError::Permanent(_) => HandlerError::Permanent(reason),
+        },
         InventoryError::InvalidInput(_)
         | InventoryError::ProductNotFound(_)
         | InventoryError::ReservationNotFound(_)
         | InventoryError::InsufficientStock(_)
         | InventoryError::ConflictingRetry(_)
         | InventoryError::InvalidTransition(_)
-        | InventoryError::Corrupt(_) => false,
+        | InventoryError::Corrupt(_) => HandlerError::Permanent(reason),
     }
 }
 
@@ -194,11 +194,20 @@ mod tests {
     }
 
     #[test]
-    fn only_failures_a_retry_can_fix_are_transient() {
-        let transient = [
+    fn a_database_outage_pauses_and_only_failures_a_retry_can_fix_are_transient() {
+        let unavailable = [
             InventoryError::Store(sqlx::Error::PoolTimedOut),
-            InventoryError::Contended(Sku::parse("MUG-1").unwrap()),
             InventoryError::Shared(Arc::new(InventoryError::Store(sqlx::Error::PoolClosed))),
+        ];
+        for error in &unavailable {
+            assert!(
+                matches!(handler_error(order(), error), HandlerError::Unavailable(_)),
+                "{error}"
+            );
+        }
+        let transient = [
+            InventoryError::Store(sqlx::Error::RowNotFound),
+            InventoryError::Contended(Sku::parse("MUG-1").unwrap()),
         ];
         for error in &transient {
             assert!(

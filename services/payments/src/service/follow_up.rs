@@ -83,10 +83,17 @@ fn handler_error(order_id: Uuid, error: PaymentsError) -> HandlerError {
         PaymentsError::Rejected(_) | PaymentsError::Corrupt(_) | PaymentsError::InvalidInput(_) => {
             HandlerError::Permanent(format!("order {order_id}: {error}"))
         }
-        // A concurrent append (the transaction is aborted: rolling back is the only way on),
-        // the database, and — not used on this path — the provider.
-        PaymentsError::Contention(_) | PaymentsError::Store(_) | PaymentsError::Provider(_) => {
+        // A concurrent append: the transaction is aborted, rolling back is the only way on.
+        PaymentsError::Contention(_) => {
             HandlerError::Transient(format!("order {order_id}: {error}"))
+        }
+        // The database down pauses the consumer; another database error is this message's.
+        PaymentsError::Store(ref database) => {
+            HandlerError::database(database, format!("order {order_id}: {error}"))
+        }
+        // The provider down is no fault of the message either: pause until it is back.
+        PaymentsError::Provider(_) => {
+            HandlerError::Unavailable(format!("order {order_id}: {error}"))
         }
     }
 }
@@ -110,12 +117,18 @@ mod tests {
                 HandlerError::Permanent(reason) => {
                     assert!(reason.contains(&order_id.to_string()), "{reason}");
                 }
-                HandlerError::Transient(reason) => panic!("{shown} must be permanent: {reason}"),
+                HandlerError::Transient(reason) | HandlerError::Unavailable(reason) => {
+                    panic!("{shown} must be permanent: {reason}")
+                }
             }
         }
+        assert!(matches!(
+            handler_error(order_id, PaymentsError::Store(sqlx::Error::PoolTimedOut)),
+            HandlerError::Unavailable(_)
+        ));
         let transient = [
             PaymentsError::Contention(Uuid::now_v7()),
-            PaymentsError::Store(sqlx::Error::PoolTimedOut),
+            PaymentsError::Store(sqlx::Error::RowNotFound),
         ];
         for error in transient {
             let shown = error.to_string();
