@@ -9,12 +9,15 @@
 //!   throwaway kind cluster, waits for every workload, runs a customer journey through the
 //!   gateway and destroys the cluster (see `kind_smoke.rs`). Needs Docker, kind, terraform,
 //!   kubectl and helm.
+//! * `cargo xtask parked list|replay SERVICE`: the parked messages of a service's queues, and
+//!   putting them back once their cause is fixed (see `parked.rs`).
 
 mod deploy_check;
 mod dev_keys;
 mod infra;
 mod kind_smoke;
 mod layering;
+mod parked;
 mod services;
 mod test_tools;
 mod up;
@@ -46,6 +49,8 @@ enum Command {
     /// Deploy to a throwaway kind cluster with terraform/envs/local, wait for every workload,
     /// run a customer journey through the gateway, then destroy the cluster.
     KindSmoke(kind_smoke::KindSmokeArgs),
+    /// List or replay the parked (dead-lettered) messages of a service's queues.
+    Parked(parked::ParkedArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
             Command::Test { args } => test(args).await,
             Command::DeployCheck => deploy_check::run(),
             Command::KindSmoke(args) => kind_smoke::run(args).await,
+            Command::Parked(args) => parked::run(args).await,
         }
     });
     match outcome {

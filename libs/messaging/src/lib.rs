@@ -10,7 +10,9 @@
 //!   publisher confirms, keeping per-aggregate order even with several relays running.
 //! * [`consumer`]: the idempotent consumer (inbox): effects and the dedupe row in one
 //!   transaction, ack after commit, delayed retries, parking after repeated failure.
-//! * [`topology`]: the exchange, per-consumer quorum queues, delayed-retry tiers and parking.
+//! * [`topology`]: every consumer queue of the system, the exchange, per-consumer quorum
+//!   queues, delayed-retry tiers and parking.
+//! * [`parking`]: listing and replaying parked messages.
 //! * [`amqp`]: connections, and W3C trace context in AMQP headers.
 //! * [`service`]: the relay and consumers added to a `platform::ServiceBuilder` the same way in
 //!   every service.
@@ -23,6 +25,7 @@ pub mod catalog;
 pub mod consumer;
 pub mod envelope;
 pub mod outbox;
+pub mod parking;
 pub mod relay;
 pub mod service;
 pub mod topology;
