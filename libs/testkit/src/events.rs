@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use lapin::{
-    Channel, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
     message::Delivery,
     options::{
-        BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions,
-        QueueDeclareOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+        ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     },
     types::{FieldTable, ShortString},
 };
@@ -157,4 +157,59 @@ async fn next_delivery(consumer: &mut lapin::Consumer) -> Delivery {
         Some(Err(err)) => panic!("probe consumer failed: {err}"),
         None => panic!("probe consumer closed"),
     }
+}
+
+/// One event as an outbox relay publishes it: the envelope's routing key, id, type and bytes.
+pub struct Outgoing<'a> {
+    pub routing_key: &'a str,
+    pub message_id: String,
+    pub event_type: &'a str,
+    pub body: &'a [u8],
+}
+
+/// Publishes `message` to `exchange` as another service's relay would (persistent, mandatory,
+/// with publisher confirms), and returns once the broker has taken it.
+///
+/// # Panics
+/// When the broker is unreachable, refuses the message, or no queue is bound to its key.
+pub async fn publish(amqp_url: &str, exchange: &str, message: Outgoing<'_>) {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to {amqp_url}: {err}"));
+    let channel = connection
+        .create_channel()
+        .await
+        .unwrap_or_else(|err| panic!("cannot open a channel: {err}"));
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap_or_else(|err| panic!("publisher confirms: {err}"));
+    let confirmation = channel
+        .basic_publish(
+            ShortString::from(exchange),
+            ShortString::from(message.routing_key),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            message.body,
+            BasicProperties::default()
+                .with_message_id(ShortString::from(message.message_id))
+                .with_type(ShortString::from(message.event_type))
+                .with_content_type(ShortString::from("application/x-protobuf"))
+                .with_delivery_mode(2),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("cannot publish: {err}"))
+        .await
+        .unwrap_or_else(|err| panic!("the broker did not confirm: {err}"));
+    match confirmation {
+        Confirmation::Ack(None) => {}
+        Confirmation::Ack(Some(returned)) => panic!(
+            "no queue is bound to {} on {exchange}: {returned:?}",
+            message.routing_key
+        ),
+        other => panic!("the broker refused the event: {other:?}"),
+    }
+    let _ = connection.close(200, "published".into()).await;
 }

@@ -13,7 +13,7 @@
 //! [`unique_name`] gives exchanges and queues names no other run uses. Databases left behind by
 //! test processes that have exited are dropped the next time a test process starts.
 
-mod events;
+pub mod events;
 mod infra;
 mod metrics;
 mod process;

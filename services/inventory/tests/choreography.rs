@@ -20,8 +20,7 @@ use contracts::{
     inventory::{Reservation, ReservationStatus},
 };
 use lapin::{
-    BasicProperties,
-    options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions},
+    options::{BasicGetOptions, ConfirmSelectOptions},
     types::ShortString,
 };
 use messaging::{Envelope, amqp::header_str, consumer::ERROR_HEADER};
@@ -47,26 +46,18 @@ async fn bus(app: &TestApp, pattern: &str) -> EventProbe {
 }
 
 /// Publishes `envelope` as a relay does, and waits until the broker has taken it.
-async fn publish(app: &TestApp, bus: &EventProbe, envelope: &Envelope) {
-    let confirmation = bus
-        .channel()
-        .basic_publish(
-            ShortString::from(app.exchange.as_str()),
-            ShortString::from(envelope.routing_key),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            &envelope.bytes,
-            BasicProperties::default()
-                .with_message_id(ShortString::from(envelope.event_id.to_string()))
-                .with_type(ShortString::from(envelope.event_type.as_str())),
-        )
-        .await
-        .expect("published")
-        .await
-        .expect("confirmed");
-    assert!(confirmation.is_ack(), "the broker refused {envelope:?}");
+async fn publish(app: &TestApp, envelope: &Envelope) {
+    testkit::events::publish(
+        &app.amqp_url,
+        &app.exchange,
+        testkit::events::Outgoing {
+            routing_key: envelope.routing_key,
+            message_id: envelope.event_id.to_string(),
+            event_type: &envelope.event_type,
+            body: &envelope.bytes,
+        },
+    )
+    .await;
 }
 
 fn confirmed(order: Uuid) -> Envelope {
@@ -102,16 +93,17 @@ async fn reservation_becomes(app: &TestApp, order: Uuid, status: ReservationStat
     .unwrap()
 }
 
-/// Returns once the consumer has handled everything published on `bus` so far: it handles its
-/// queue in order, one delivery at a time, and a broker keeps the order of one channel's
-/// messages, so once a confirmation published last has taken effect, so has everything before.
-async fn drain(app: &TestApp, bus: &EventProbe) {
+/// Returns once the consumer has handled everything published so far: each publish returns
+/// only after the broker confirmed it, so the queue holds events in publication order, and the
+/// consumer handles its queue in order, one delivery at a time; once a confirmation published
+/// last has taken effect, so has everything before.
+async fn drain(app: &TestApp) {
     if app.get(MARKER_SKU).await.is_err() {
         app.product(MARKER_SKU, "Marker", 100, 1000).await;
     }
     let marker = Uuid::now_v7();
     app.reserve(marker, &[(MARKER_SKU, 1)]).await.unwrap();
-    publish(app, bus, &confirmed(marker)).await;
+    publish(app, &confirmed(marker)).await;
     reservation_becomes(app, marker, ReservationStatus::Committed).await;
 }
 
@@ -148,7 +140,7 @@ async fn order_confirmed_commits_the_reservation_with_its_event_and_inbox_row() 
     app.reserve(order, &[("MUG-1", 3)]).await.unwrap();
 
     let event = confirmed(order);
-    publish(&app, &bus, &event).await;
+    publish(&app, &event).await;
     let committed = reservation_becomes(&app, order, ReservationStatus::Committed).await;
     assert_eq!(committed.lines, support::lines(&[("MUG-1", 3)]));
 
@@ -185,9 +177,9 @@ async fn the_same_order_confirmed_delivered_twice_commits_once() {
 
     // One event, delivered twice: what a relay that crashed between publish and mark does.
     let event = confirmed(order);
-    publish(&app, &bus, &event).await;
-    publish(&app, &bus, &event).await;
-    drain(&app, &bus).await;
+    publish(&app, &event).await;
+    publish(&app, &event).await;
+    drain(&app).await;
 
     assert_eq!(
         app.reservation(order).await.unwrap().status(),
@@ -215,7 +207,7 @@ async fn a_confirmed_order_cancelled_by_its_customer_is_restocked_once() {
     app.product("MUG-1", "Mug", 1290, 10).await;
     let order = Uuid::now_v7();
     app.reserve(order, &[("MUG-1", 3)]).await.unwrap();
-    publish(&app, &bus, &confirmed(order)).await;
+    publish(&app, &confirmed(order)).await;
     reservation_becomes(&app, order, ReservationStatus::Committed).await;
     assert_eq!(
         app.get("MUG-1").await.unwrap().available,
@@ -224,7 +216,7 @@ async fn a_confirmed_order_cancelled_by_its_customer_is_restocked_once() {
     );
 
     let cancellation = cancelled(order, true);
-    publish(&app, &bus, &cancellation).await;
+    publish(&app, &cancellation).await;
     let restocked = reservation_becomes(&app, order, ReservationStatus::Restocked).await;
     assert_eq!(restocked.lines, support::lines(&[("MUG-1", 3)]));
     let stock = app.stock("MUG-1").await;
@@ -262,8 +254,8 @@ async fn a_confirmed_order_cancelled_by_its_customer_is_restocked_once() {
     assert_eq!(delivery.data, committed);
 
     // A second cancellation (another event, so the inbox does not catch it): already restocked.
-    publish(&app, &bus, &cancelled(order, true)).await;
-    drain(&app, &bus).await;
+    publish(&app, &cancelled(order, true)).await;
+    drain(&app).await;
     assert_eq!(
         app.reservation(order).await.unwrap().status(),
         ReservationStatus::Restocked
@@ -281,7 +273,6 @@ async fn a_confirmed_order_cancelled_by_its_customer_is_restocked_once() {
 #[tokio::test]
 async fn an_order_cancelled_before_confirmation_changes_nothing() {
     let app = spawn_app().await;
-    let bus = bus(&app, "inventory.#").await;
     app.product("MUG-1", "Mug", 1290, 10).await;
     let order = Uuid::now_v7();
     app.reserve(order, &[("MUG-1", 3)]).await.unwrap();
@@ -289,8 +280,8 @@ async fn an_order_cancelled_before_confirmation_changes_nothing() {
 
     // The saga compensated already (it released the stock over gRPC, or never reserved it).
     let cancellation = cancelled(order, false);
-    publish(&app, &bus, &cancellation).await;
-    drain(&app, &bus).await;
+    publish(&app, &cancellation).await;
+    drain(&app).await;
 
     assert_eq!(
         app.reservation(order).await.unwrap().status(),
@@ -322,7 +313,7 @@ async fn a_cancellation_that_overtakes_the_confirmation_releases_and_the_late_co
     app.reserve(order, &[("MUG-1", 3)]).await.unwrap();
 
     // The confirmation is still waiting for a retry when the cancellation arrives.
-    publish(&app, &bus, &cancelled(order, true)).await;
+    publish(&app, &cancelled(order, true)).await;
     reservation_becomes(&app, order, ReservationStatus::Released).await;
     let stock = app.stock("MUG-1").await;
     assert_eq!((stock.available, stock.reserved, stock.sold), (10, 0, 0));
@@ -331,8 +322,8 @@ async fn a_cancellation_that_overtakes_the_confirmation_releases_and_the_late_co
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].reason, "order_cancelled");
 
-    publish(&app, &bus, &confirmed(order)).await;
-    drain(&app, &bus).await;
+    publish(&app, &confirmed(order)).await;
+    drain(&app).await;
     assert_eq!(
         app.reservation(order).await.unwrap().status(),
         ReservationStatus::Released
@@ -352,7 +343,7 @@ async fn a_confirmation_without_a_reservation_is_parked_and_a_cancellation_witho
     let unknown = Uuid::now_v7();
 
     let event = confirmed(unknown);
-    publish(&app, &bus, &event).await;
+    publish(&app, &event).await;
     let delivery = testkit::poll_until("the confirmation to be parked", WAIT, || async {
         parked(&app, &bus).await
     })
@@ -364,8 +355,8 @@ async fn a_confirmation_without_a_reservation_is_parked_and_a_cancellation_witho
     assert!(error.contains("no reservation"), "{error}");
     assert_eq!(inbox_rows(&app, event.event_id).await, 0, "rolled back");
 
-    publish(&app, &bus, &cancelled(unknown, true)).await;
-    drain(&app, &bus).await;
+    publish(&app, &cancelled(unknown, true)).await;
+    drain(&app).await;
     assert!(
         parked(&app, &bus).await.is_none(),
         "nothing to restock is fine"

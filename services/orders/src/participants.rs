@@ -19,8 +19,8 @@ use std::time::Duration;
 use contracts::{
     Money,
     inventory::{
-        GetProductRequest, InventoryServiceClient, ReleaseStockRequest, ReservationLine,
-        ReservationStatus, ReserveStockRequest,
+        CommitReservationRequest, GetProductRequest, InventoryServiceClient, ReleaseStockRequest,
+        ReservationLine, ReservationStatus, ReserveStockRequest,
     },
     payments::{
         self, AuthorizePaymentRequest, GetPaymentRequest, PaymentStatus, PaymentsServiceClient,
@@ -157,6 +157,31 @@ impl Participants {
             .await;
         match response {
             Ok(_) => StepResult::Released,
+            Err(status) => classify(&status),
+        }
+    }
+
+    /// Sells the reserved units. Inventory refuses (FAILED_PRECONDITION, a permanent result)
+    /// when the reservation is no longer held: expired by the sweeper, or released.
+    pub async fn commit_stock(&self, order_id: Uuid) -> StepResult {
+        let request = CommitReservationRequest {
+            order_id: order_id.to_string(),
+        };
+        let response = self
+            .inventory_upstream
+            .call(true, || {
+                let (mut client, request) = (self.inventory.clone(), request.clone());
+                async move { client.commit_reservation(request).await }
+            })
+            .await;
+        match response {
+            Ok(response) => match response.into_inner().reservation.map(|r| r.status()) {
+                // RESTOCKED: committed, then given back by a cancellation; the sale happened.
+                Some(ReservationStatus::Committed | ReservationStatus::Restocked) => {
+                    StepResult::StockCommitted
+                }
+                other => StepResult::Permanent(format!("reservation is {other:?}")),
+            },
             Err(status) => classify(&status),
         }
     }

@@ -233,6 +233,7 @@ impl SagaRunner {
         match saga.step {
             SagaStep::ReserveStock => p.reserve_stock(saga.order_id, &context.lines).await,
             SagaStep::AuthorizePayment => p.authorize_payment(saga.order_id, context).await,
+            SagaStep::CommitStock => p.commit_stock(saga.order_id).await,
             SagaStep::VoidPayment => p.void_payment(saga.order_id).await,
             SagaStep::ReleaseStock => p.release_stock(saga.order_id).await,
             SagaStep::Confirm => {
@@ -271,6 +272,7 @@ fn describe(result: &StepResult) -> (String, String) {
         StepResult::OutOfStock => ("rejected", "out of stock".to_owned()),
         StepResult::Authorized { payment_id } => ("succeeded", format!("payment {payment_id}")),
         StepResult::Declined { payment_id } => ("declined", format!("payment {payment_id}")),
+        StepResult::StockCommitted => ("succeeded", String::new()),
         StepResult::Voided => ("succeeded", String::new()),
         StepResult::Released => ("succeeded", String::new()),
         StepResult::Committed => ("succeeded", String::new()),

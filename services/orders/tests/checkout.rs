@@ -51,19 +51,20 @@ async fn the_happy_path_confirms_with_stock_reserved_and_payment_authorized() {
         .map(|s| (s.step.as_str(), s.outcome.as_str()))
         .collect();
     assert_eq!(
-        steps[..4],
+        steps[..5],
         [
             ("place_order", "succeeded"),
             ("reserve_stock", "succeeded"),
             ("authorize_payment", "succeeded"),
+            ("commit_stock", "succeeded"),
             ("confirm", "succeeded"),
         ]
     );
-    // No order is CONFIRMED without a reservation and an authorization.
-    assert!(matches!(
+    // No order is CONFIRMED without its units sold and an authorization.
+    assert_eq!(
         world.reservation(&order.id).await,
-        Some(ReservationStatus::Reserved | ReservationStatus::Committed)
-    ));
+        Some(ReservationStatus::Committed)
+    );
     let payment = world.payment(&order.id).await.unwrap();
     assert!(matches!(
         payment.status(),
@@ -320,6 +321,48 @@ async fn a_saga_past_its_deadline_compensates() {
     );
     assert_eq!(world.available("SLOW-1").await, 3);
     world.assert_stock_conserved("SLOW-1").await;
+    world.stop();
+}
+
+#[tokio::test]
+async fn a_reservation_that_expires_before_confirmation_cancels_the_order_instead_of_selling_twice()
+{
+    // The provider takes longer than inventory holds a reservation: by the time the payment is
+    // authorized, the sweeper has given the units back to `available`.
+    let mut world = World::participants_with(
+        vec![
+            ("INVENTORY_RESERVATION_TTL", "1s".into()),
+            ("INVENTORY_SWEEP_INTERVAL", "100ms".into()),
+        ],
+        vec![("PAYMENTS_PROVIDER_LATENCY", "2500ms".into())],
+        testkit::amqp_url().await,
+    )
+    .await;
+    world
+        .start_orders(vec![("ORDERS_CALL_TIMEOUT", "10s".into())])
+        .await;
+    world.product("LATE-1", 1000, 1).await;
+    let placed = world
+        .place(Uuid::now_v7(), &[("LATE-1", 1)], APPROVE, "k")
+        .await
+        .unwrap();
+    let order = world.terminal(&placed.id, SAGA).await;
+
+    // The one unit is available again, so the order must not stand as sold: it is cancelled and
+    // its authorization voided, and nothing is charged.
+    assert_eq!(
+        world.reservation(&order.id).await,
+        Some(ReservationStatus::Expired)
+    );
+    assert_eq!(world.available("LATE-1").await, 1);
+    assert_eq!(
+        (order.status(), order.cancellation_reason.as_str()),
+        (OrderStatus::Cancelled, "saga_timeout"),
+        "an order confirmed on an expired reservation sells its units twice"
+    );
+    let payment = world.payment(&order.id).await.unwrap();
+    assert_eq!(payment.status(), PaymentStatus::Voided);
+    world.assert_stock_conserved("LATE-1").await;
     world.stop();
 }
 

@@ -154,3 +154,109 @@ async fn a_broker_outage_delays_events_but_loses_and_duplicates_nothing() {
     assert_eq!((available, reserved, sold), (15, 0, 5));
     world.stop();
 }
+
+/// Publishes `event` to the world's exchange as its own service's relay would; returns its id.
+async fn publish<E: messaging::IntegrationEvent>(world: &World, event: &E) -> Uuid {
+    let envelope = messaging::Envelope::new(event);
+    testkit::events::publish(
+        &world.amqp_url,
+        &world.exchange,
+        testkit::events::Outgoing {
+            routing_key: envelope.routing_key,
+            message_id: envelope.event_id.to_string(),
+            event_type: &envelope.event_type,
+            body: &envelope.bytes,
+        },
+    )
+    .await;
+    envelope.event_id
+}
+
+#[tokio::test]
+async fn late_reports_never_move_an_order_or_its_summary_backwards() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("LAMP-1", 4200, 2).await;
+    let customer = Uuid::now_v7();
+    let placed = world
+        .place(customer, &[("LAMP-1", 1)], APPROVE, "k")
+        .await
+        .unwrap();
+    world.terminal(&placed.id, SETTLE).await;
+    settled(&world, &placed.id, "captured", "committed").await;
+    world
+        .orders()
+        .cancel_order(CancelOrderRequest {
+            order_id: placed.id.clone(),
+            customer_id: customer.to_string(),
+            reason: "changed my mind".into(),
+        })
+        .await
+        .unwrap();
+    settled(&world, &placed.id, "refunded", "restocked").await;
+
+    // The capture and the commit come round again, as a retry tier would bring back an event
+    // that failed once, long after what followed it: both the write model (orders.fulfilment)
+    // and the read model (orders.order-summaries) consume them.
+    let payment = world.payment(&placed.id).await.unwrap();
+    let ids = [
+        publish(
+            &world,
+            &contracts::events::PaymentCaptured {
+                payment_id: payment.id.clone(),
+                order_id: placed.id.clone(),
+                amount: payment.captured.clone(),
+            },
+        )
+        .await,
+        publish(
+            &world,
+            &contracts::events::ReservationCommitted {
+                order_id: placed.id.clone(),
+                lines: vec![],
+            },
+        )
+        .await,
+    ];
+    let pool = world.orders_db.pool().await;
+    testkit::poll_until("both consumers handled both events", SETTLE, || async {
+        let (handled,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM inbox WHERE message_id = ANY($1)")
+                .bind(&ids[..])
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (handled == 4).then_some(())
+    })
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let order = world.order(&placed.id).await;
+    assert_eq!(
+        (order.payment_status.as_str(), order.stock_status.as_str()),
+        ("refunded", "restocked"),
+        "the order went back"
+    );
+    let summary = world
+        .orders()
+        .list_orders(contracts::orders::ListOrdersRequest {
+            customer_id: customer.to_string(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .orders
+        .remove(0);
+    assert_eq!(
+        (
+            summary.status(),
+            summary.payment_status.as_str(),
+            summary.stock_status.as_str()
+        ),
+        (OrderStatus::Cancelled, "refunded", "restocked"),
+        "the summary went back"
+    );
+    world.stop();
+}

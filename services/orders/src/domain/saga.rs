@@ -1,13 +1,23 @@
 //! The checkout saga as a pure state machine (docs/architecture.md#the-checkout-saga).
 //!
 //! ```text
-//!  reserve_stock ──reserved──► authorize_payment ──authorized──► confirm ──► done (CONFIRMED)
-//!       │ out_of_stock               │ declined
-//!       │                            ▼
-//!       │                      release_stock ──► cancel ──► done (CANCELLED)
-//!       ▼                            ▲
-//!     cancel                   void_payment (deadline passed or a step failed for good)
+//!  reserve_stock ──reserved──► authorize_payment ──authorized──► commit_stock ──committed──► confirm ──► done (CONFIRMED)
+//!       │ out_of_stock               │ declined                      │ refused (the reservation expired)
+//!       │                            ▼                               ▼
+//!       │                      release_stock ◄──────────────── void_payment (deadline passed or a step failed for good)
+//!       ▼                            │
+//!     cancel ◄───────────────────────┘ ──► done (CANCELLED)
 //! ```
+//!
+//! `commit_stock` turns the held units into sold ones *before* the order is confirmed. A
+//! reservation is only a hold: inventory's sweeper gives its units back once its TTL passes, so
+//! an order confirmed on a hold could find, when its `OrderConfirmed` finally reached inventory
+//! (the broker or the consumer down for longer than the TTL), that the units had been sold to
+//! someone else. Committing synchronously makes the sale part of the decision: either inventory
+//! commits (and the sweeper, which only expires RESERVED rows, can no longer take the units), or
+//! it refuses because the hold already expired, and the saga voids the payment and cancels.
+//! `commit_stock` ignores the saga deadline: once the payment is authorized, only inventory's
+//! answer decides, and it is retried until there is one.
 //!
 //! Forward steps (`reserve_stock`, `authorize_payment`) turn to compensation once the saga's
 //! deadline has passed. Compensating steps (`void_payment`, `release_stock`, `cancel`) retry
@@ -27,6 +37,7 @@ use super::CancelReason;
 pub enum SagaStep {
     ReserveStock,
     AuthorizePayment,
+    CommitStock,
     Confirm,
     VoidPayment,
     ReleaseStock,
@@ -35,9 +46,10 @@ pub enum SagaStep {
 }
 
 impl SagaStep {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::ReserveStock,
         Self::AuthorizePayment,
+        Self::CommitStock,
         Self::Confirm,
         Self::VoidPayment,
         Self::ReleaseStock,
@@ -49,6 +61,7 @@ impl SagaStep {
         match self {
             Self::ReserveStock => "reserve_stock",
             Self::AuthorizePayment => "authorize_payment",
+            Self::CommitStock => "commit_stock",
             Self::Confirm => "confirm",
             Self::VoidPayment => "void_payment",
             Self::ReleaseStock => "release_stock",
@@ -90,6 +103,8 @@ pub enum StepResult {
     Declined {
         payment_id: Uuid,
     },
+    /// Inventory sold the reserved units (or had already).
+    StockCommitted,
     /// The payment was voided, or there was none to void.
     Voided,
     Released,
@@ -176,7 +191,7 @@ impl Saga {
             }
             (S::AuthorizePayment, R::Authorized { payment_id }) => Saga {
                 payment_id: Some(payment_id),
-                ..self.moved_to(S::Confirm, None)
+                ..self.moved_to(S::CommitStock, None)
             },
             (S::AuthorizePayment, R::Declined { payment_id }) => Saga {
                 payment_id: Some(payment_id),
@@ -184,6 +199,12 @@ impl Saga {
             },
             (S::AuthorizePayment, R::Permanent(_)) => {
                 self.moved_to(S::VoidPayment, Some(CancelReason::Failed))
+            }
+            (S::CommitStock, R::StockCommitted) => self.moved_to(S::Confirm, None),
+            // The hold expired (or was released) before the sale: the units may be someone
+            // else's by now, so the order cannot stand.
+            (S::CommitStock, R::Permanent(_)) => {
+                self.moved_to(S::VoidPayment, Some(CancelReason::Timeout))
             }
             (S::Confirm, R::Committed) => self.moved_to(S::Done, None),
             // Compensations push on whatever the participant says: refusing to undo means
@@ -256,6 +277,11 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .unwrap();
+        assert_eq!((s.step, s.payment_id), (S::CommitStock, Some(payment_id)));
+        let s = match s.advance(R::StockCommitted, backoff).unwrap() {
+            Transition::Advance(s) => s,
+            other => panic!("{other:?}"),
+        };
         assert_eq!((s.step, s.payment_id), (S::Confirm, Some(payment_id)));
         let s = match s.advance(R::Committed, backoff).unwrap() {
             Transition::Advance(s) => s,
@@ -308,6 +334,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_stock_commit_voids_the_payment_and_cancels_for_timeout() {
+        let payment_id = Uuid::now_v7();
+        let mut s = saga(S::CommitStock);
+        s.payment_id = Some(payment_id);
+        let next = match s
+            .advance(R::Permanent("reservation is EXPIRED".into()), backoff)
+            .unwrap()
+        {
+            Transition::Advance(next) => next,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            (next.step, next.cancel_reason, next.payment_id),
+            (
+                S::VoidPayment,
+                Some(CancelReason::Timeout),
+                Some(payment_id)
+            )
+        );
+    }
+
+    #[test]
     fn compensations_push_on_even_when_the_participant_refuses() {
         let mut s = saga(S::VoidPayment);
         s.cancel_reason = Some(CancelReason::Timeout);
@@ -332,6 +380,7 @@ mod tests {
         for step in [
             S::ReserveStock,
             S::AuthorizePayment,
+            S::CommitStock,
             S::Confirm,
             S::VoidPayment,
             S::ReleaseStock,
@@ -371,6 +420,7 @@ mod tests {
             R::OutOfStock,
             R::Authorized { payment_id },
             R::Declined { payment_id },
+            R::StockCommitted,
             R::Voided,
             R::Released,
             R::Committed,
@@ -385,7 +435,8 @@ mod tests {
                 ) | (
                     S::AuthorizePayment,
                     R::Authorized { .. } | R::Declined { .. } | R::Permanent(_)
-                ) | (S::Confirm, R::Committed)
+                ) | (S::CommitStock, R::StockCommitted | R::Permanent(_))
+                    | (S::Confirm, R::Committed)
                     | (S::VoidPayment, R::Voided | R::Permanent(_))
                     | (S::ReleaseStock, R::Released | R::Permanent(_))
                     | (S::Cancel, R::Committed)
@@ -422,6 +473,7 @@ mod tests {
         let next = s.check_deadline(now).unwrap();
         assert_eq!(next.step, S::VoidPayment);
         for step in [
+            S::CommitStock,
             S::Confirm,
             S::VoidPayment,
             S::ReleaseStock,

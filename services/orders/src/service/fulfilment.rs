@@ -1,5 +1,6 @@
 //! The `orders.fulfilment` consumer: what the choreographed steps after confirmation did
-//! (captured, refunded, committed, restocked), recorded on the order and its timeline.
+//! (captured, refunded, restocked), recorded on the order and its timeline. Each report moves a
+//! status column only forward (`domain::progress`), so a late or retried one changes nothing.
 
 use messaging::{Event, EventHandler, HandlerError, Handling, ReceivedEvent};
 use uuid::Uuid;
@@ -34,15 +35,9 @@ impl EventHandler for Fulfilment {
                 "refunded",
                 "refund_payment",
             ),
-            Event::ReservationCommitted(e) => (
-                &e.order_id,
-                OutcomeColumn::Stock,
-                "committed",
-                "commit_stock",
-            ),
             Event::StockRestocked(e) => (&e.order_id, OutcomeColumn::Stock, "restocked", "restock"),
-            // Other events on the bound keys (authorized, reserved …) are the saga's business;
-            // the saga learns them from the gRPC answers.
+            // Other events on the bound keys (authorized, reserved, committed …) are the saga's
+            // business; the saga learns them from the gRPC answers.
             _ => return Ok(()),
         };
         self.store

@@ -56,7 +56,7 @@ fn summary_change(event: &Event) -> Option<(&str, SummaryChange)> {
     Some(match event {
         Event::OrderConfirmed(e) => (
             &e.order_id,
-            change(Some("CONFIRMED"), Some("authorized"), Some("reserved")),
+            change(Some("CONFIRMED"), Some("authorized"), Some("committed")),
         ),
         Event::OrderCancelled(e) => (
             &e.order_id,

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{OrderStore, SAGA_CHANNEL, now};
 use crate::{
-    domain::{CancelReason, NewOrder, OrderLine, OrderStatus, PricedLine, Saga},
+    domain::{CancelReason, NewOrder, OrderLine, OrderStatus, PricedLine, Saga, Track},
     error::OrdersError,
 };
 
@@ -268,7 +268,8 @@ impl OrderStore {
         Ok(true)
     }
 
-    /// Records what a choreographed participant reported (capture, refund, commit, restock).
+    /// Records what a choreographed participant reported (capture, refund, restock), if it is
+    /// ahead of what the order shows: a late report changes nothing (see `domain::progress`).
     pub async fn record_outcome(
         &self,
         conn: &mut PgConnection,
@@ -278,18 +279,23 @@ impl OrderStore {
         step: &str,
     ) -> Result<(), sqlx::Error> {
         let at = now();
-        let sql = match column {
-            OutcomeColumn::Payment => {
-                "UPDATE orders SET payment_status = $2, updated_at = $3 WHERE id = $1"
-            }
-            OutcomeColumn::Stock => {
-                "UPDATE orders SET stock_status = $2, updated_at = $3 WHERE id = $1"
-            }
+        let (sql, track) = match column {
+            OutcomeColumn::Payment => (
+                "UPDATE orders SET payment_status = $2, updated_at = $3
+                 WHERE id = $1 AND payment_status = ANY($4)",
+                Track::Payment,
+            ),
+            OutcomeColumn::Stock => (
+                "UPDATE orders SET stock_status = $2, updated_at = $3
+                 WHERE id = $1 AND stock_status = ANY($4)",
+                Track::Stock,
+            ),
         };
         let updated = sqlx::query(sql)
             .bind(order_id)
             .bind(status)
             .bind(at)
+            .bind(track.behind(status))
             .execute(&mut *conn)
             .await?;
         if updated.rows_affected() > 0 {

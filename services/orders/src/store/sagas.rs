@@ -206,7 +206,7 @@ impl OrderStore {
         let at = now();
         sqlx::query(
             "UPDATE orders
-             SET status = 'CONFIRMED', payment_status = 'authorized', stock_status = 'reserved',
+             SET status = 'CONFIRMED', payment_status = 'authorized', stock_status = 'committed',
                  payment_id = $2, updated_at = $3
              WHERE id = $1 AND status = 'PENDING'",
         )

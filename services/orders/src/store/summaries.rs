@@ -7,7 +7,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::OrderStore;
-use crate::error::OrdersError;
+use crate::{domain::Track, error::OrdersError};
+
+/// The statuses `change` may replace in a column; none when the change leaves it alone.
+fn behind(track: Track, change: Option<&str>) -> Vec<&'static str> {
+    change
+        .map(|status| track.behind(status))
+        .unwrap_or_default()
+}
 
 /// What one event changes in an order's summary (`None`: that column stays).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +91,9 @@ impl OrderStore {
         Ok(())
     }
 
-    /// Applies `change` to the order's summary; false if there is no summary (yet).
+    /// Applies `change` to the order's summary, column by column, only where it moves the
+    /// column forward (`domain::progress`): events of different queues overtake each other, and
+    /// a late one must not undo a later state. False if there is no summary (yet).
     pub async fn update_summary_in(
         conn: &mut PgConnection,
         order_id: Uuid,
@@ -93,9 +102,9 @@ impl OrderStore {
     ) -> Result<bool, sqlx::Error> {
         let updated = sqlx::query(
             "UPDATE order_summaries
-             SET status = coalesce($2, status),
-                 payment_status = coalesce($3, payment_status),
-                 stock_status = coalesce($4, stock_status),
+             SET status = CASE WHEN status = ANY($6) THEN $2 ELSE status END,
+                 payment_status = CASE WHEN payment_status = ANY($7) THEN $3 ELSE payment_status END,
+                 stock_status = CASE WHEN stock_status = ANY($8) THEN $4 ELSE stock_status END,
                  updated_at = greatest(updated_at, $5)
              WHERE order_id = $1",
         )
@@ -104,6 +113,9 @@ impl OrderStore {
         .bind(change.payment)
         .bind(change.stock)
         .bind(at)
+        .bind(behind(Track::Order, change.status))
+        .bind(behind(Track::Payment, change.payment))
+        .bind(behind(Track::Stock, change.stock))
         .execute(conn)
         .await?;
         Ok(updated.rows_affected() > 0)

@@ -56,6 +56,15 @@ impl World {
     /// Like [`World::participants`], with every service reaching the broker at `amqp_url`
     /// (e.g. through a [`testkit::TcpProxy`] a test can cut).
     pub async fn participants_via(payments_vars: Vars, amqp_url: String) -> Self {
+        Self::participants_with(vec![], payments_vars, amqp_url).await
+    }
+
+    /// Like [`World::participants_via`], with settings for inventory too.
+    pub async fn participants_with(
+        inventory_vars: Vars,
+        payments_vars: Vars,
+        amqp_url: String,
+    ) -> Self {
         let redis_url = testkit::redis_url().await;
         let exchange = testkit::unique_name("orders.test.events");
         let (inventory_db, payments_db, orders_db) = (
@@ -69,11 +78,14 @@ impl World {
             inventory::Config::from(&env(
                 "inventory",
                 testkit::service_vars("inventory", &inventory_db.url, &amqp_url, &exchange),
-                vec![
+                [
                     ("INVENTORY_REDIS_URL", redis_url.clone()),
                     ("INVENTORY_CACHE_PREFIX", testkit::unique_name("inventory")),
                     ("INVENTORY_DB_MAX_CONNECTIONS", "20".into()),
-                ],
+                ]
+                .into_iter()
+                .chain(inventory_vars)
+                .collect(),
             ))
             .unwrap(),
         )

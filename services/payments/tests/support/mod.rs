@@ -9,11 +9,6 @@ use contracts::payments::{
     AuthorizePaymentRequest, CapturePaymentRequest, GetPaymentRequest, Payment, PaymentStatus,
     PaymentsServiceClient, RefundPaymentRequest, VoidPaymentRequest, get_payment_request::Key,
 };
-use lapin::{
-    BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::ShortString,
-};
 use messaging::Envelope;
 use payments::{
     Application, Config,
@@ -248,31 +243,17 @@ impl TestApp {
     /// Publishes `envelope` to this test's exchange under its routing key, as another service's
     /// outbox relay would, and waits for the broker to take it.
     pub async fn publish(&self, envelope: &Envelope) {
-        let connection = Connection::connect(&self.amqp_url, ConnectionProperties::default())
-            .await
-            .expect("connects to the broker");
-        let channel = connection.create_channel().await.expect("opens a channel");
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("publisher confirms");
-        let confirmation = channel
-            .basic_publish(
-                ShortString::from(self.exchange.as_str()),
-                ShortString::from(envelope.routing_key),
-                BasicPublishOptions::default(),
-                &envelope.bytes,
-                BasicProperties::default()
-                    .with_message_id(ShortString::from(envelope.event_id.to_string()))
-                    .with_type(ShortString::from(envelope.event_type.as_str()))
-                    .with_content_type(ShortString::from("application/x-protobuf")),
-            )
-            .await
-            .expect("publishes")
-            .await
-            .expect("the broker confirms");
-        assert!(confirmation.is_ack(), "the broker refused the event");
-        let _ = connection.close(200, "published".into()).await;
+        testkit::events::publish(
+            &self.amqp_url,
+            &self.exchange,
+            testkit::events::Outgoing {
+                routing_key: envelope.routing_key,
+                message_id: envelope.event_id.to_string(),
+                event_type: &envelope.event_type,
+                body: &envelope.bytes,
+            },
+        )
+        .await;
     }
 
     /// GetPayment by order id.
