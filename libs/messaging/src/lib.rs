@@ -13,6 +13,7 @@
 //! * [`topology`]: every consumer queue of the system, the exchange, per-consumer quorum
 //!   queues, delayed-retry tiers and parking.
 //! * [`parking`]: listing and replaying parked messages.
+//! * [`inbox`]: the pruner that keeps the inbox to its retention window.
 //! * [`amqp`]: connections, and W3C trace context in AMQP headers.
 //! * [`service`]: the relay and consumers added to a `platform::ServiceBuilder` the same way in
 //!   every service.
@@ -24,6 +25,7 @@ pub mod amqp;
 pub mod catalog;
 pub mod consumer;
 pub mod envelope;
+pub mod inbox;
 pub mod outbox;
 pub mod parking;
 pub mod relay;

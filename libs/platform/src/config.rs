@@ -164,7 +164,15 @@ pub struct RuntimeConfig {
     /// a consumer (`x-expires`). Unset (the default) keeps them: only tests, whose queue names
     /// are unique per run, set it so they do not pile up in a shared broker.
     pub queue_expiry: Option<Duration>,
+    /// `<PREFIX>_INBOX_RETENTION`: how long a consumed event's inbox row is kept (default 14
+    /// days), after which the inbox pruner deletes it. Within the window a redelivery or a
+    /// replay from the parking queue is recognised and skipped; past it, only the handlers' own
+    /// idempotence (forward-only states) stands, so keep it longer than anything may sit parked.
+    pub inbox_retention: Duration,
 }
+
+/// `<PREFIX>_INBOX_RETENTION` when unset.
+pub const DEFAULT_INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
 /// `<PREFIX>_AMQP_URL` when unset: the local broker.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -219,7 +227,16 @@ impl RuntimeConfig {
                     expiry => Some(expiry),
                 },
             },
+            inbox_retention: env.duration_or("INBOX_RETENTION", DEFAULT_INBOX_RETENTION)?,
         };
+        if config.inbox_retention < Duration::from_secs(60 * 60) {
+            return Err(ConfigError {
+                variable: env.name("INBOX_RETENTION"),
+                value: env.raw("INBOX_RETENTION").unwrap_or_default(),
+                reason: "at least 1h: a shorter window forgets events that are still being retried"
+                    .to_owned(),
+            });
+        }
         if !config.database_url.starts_with("postgres://")
             && !config.database_url.starts_with("postgresql://")
         {
@@ -288,6 +305,20 @@ mod tests {
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(config.events_exchange, "shop.events");
+    }
+
+    #[test]
+    fn the_inbox_is_kept_two_weeks_unless_set_and_never_under_an_hour() {
+        let config = RuntimeConfig::from_env(&env(&[]), DEFAULTS).unwrap();
+        assert_eq!(config.inbox_retention, Duration::from_secs(14 * 24 * 3600));
+        let config =
+            RuntimeConfig::from_env(&env(&[("USERS_INBOX_RETENTION", "30d")]), DEFAULTS).unwrap();
+        assert_eq!(config.inbox_retention, Duration::from_secs(30 * 24 * 3600));
+        for bad in ["59m", "forever"] {
+            let err = RuntimeConfig::from_env(&env(&[("USERS_INBOX_RETENTION", bad)]), DEFAULTS)
+                .unwrap_err();
+            assert_eq!(err.variable, "USERS_INBOX_RETENTION");
+        }
     }
 
     #[test]

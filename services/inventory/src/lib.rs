@@ -104,6 +104,7 @@ impl Application {
         let (worker_sweeper, sweep_interval) = (sweeper.clone(), config.sweep_interval);
         let host = service
             .relay("inventory")
+            .prune_inbox()
             .consume(ORDERS, OrderLifecycle::new(catalog.clone()))
             .await
             // It stops at its next check of the shutdown signal: within one sweep.

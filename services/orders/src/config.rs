@@ -5,6 +5,7 @@
 //! | `ORDERS_GRPC_ADDR` / `ORDERS_ADMIN_ADDR` | `0.0.0.0:50053` / `0.0.0.0:9103` | ports |
 //! | `ORDERS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/orders` | this service's database |
 //! | `ORDERS_AMQP_URL` / `ORDERS_EVENTS_EXCHANGE` | local broker / `shop.events` | events |
+//! | `ORDERS_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
 //! | `ORDERS_INVENTORY_URL` | `http://127.0.0.1:50052` | the inventory participant |
 //! | `ORDERS_PAYMENTS_URL` | `http://127.0.0.1:50054` | the payments participant |
 //! | `ORDERS_CALL_TIMEOUT` | `2s` | deadline of each participant call |

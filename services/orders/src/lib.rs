@@ -2,6 +2,7 @@
 //!
 //! | module | job |
 //! |---|---|
+//! | [`admin`] | operator commands (`orders admin rebuild-summaries`) |
 //! | [`config`] | `ORDERS_*` settings |
 //! | [`domain`] | order rules and the saga state machine: pure, exhaustively tested |
 //! | [`participants`] | inventory and payments over gRPC, failures classified |
@@ -11,6 +12,7 @@
 //! | [`events`] | the events orders publishes (built only here), and the queues it consumes |
 //! | [`grpc`] | the `shop.orders.v1.OrdersService` implementation: decode → service → encode |
 
+pub mod admin;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -78,6 +80,7 @@ impl Application {
         let checkout = Checkout::new(store.clone(), participants, config.saga_deadline);
         let host = service
             .relay("orders")
+            .prune_inbox()
             .consume(FULFILMENT, Fulfilment { store })
             .await
             .consume(SUMMARIES, SummaryProjection)

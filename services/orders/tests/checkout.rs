@@ -296,6 +296,88 @@ async fn the_read_model_lists_orders_from_events() {
     world.stop();
 }
 
+/// The customer's orders as `ListOrders` (the read model) shows them: (id, status, payment,
+/// stock, items), newest first.
+async fn summaries(
+    world: &World,
+    customer: Uuid,
+) -> Vec<(String, OrderStatus, String, String, i64)> {
+    world
+        .orders()
+        .list_orders(ListOrdersRequest {
+            customer_id: customer.to_string(),
+            page_size: 50,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .orders
+        .into_iter()
+        .map(|o| {
+            let status = o.status();
+            (o.id, status, o.payment_status, o.stock_status, o.item_count)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_damaged_read_model_is_rebuilt_from_the_write_model() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("BOOK-1", 1500, 2).await;
+    let customer = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for (n, quantity) in [1, 1, 3].into_iter().enumerate() {
+        let placed = world
+            .place(customer, &[("BOOK-1", quantity)], APPROVE, &format!("k{n}"))
+            .await
+            .unwrap();
+        world.terminal(&placed.id, SAGA).await;
+        ids.push(placed.id);
+    }
+    // Two confirmed orders, captured and committed; the third found no stock left.
+    let settled = testkit::poll_until("the projection settles", SAGA, || async {
+        let listed = summaries(&world, customer).await;
+        (listed.len() == 3
+            && listed
+                .iter()
+                .filter(|o| o.1 == OrderStatus::Confirmed)
+                .all(|o| o.2 == "captured"))
+        .then_some(listed)
+    })
+    .await
+    .unwrap();
+
+    // A lost event and a bad update, as a bug would leave them.
+    let pool = world.orders_db.pool().await;
+    sqlx::query("DELETE FROM order_summaries WHERE order_id = $1")
+        .bind(Uuid::parse_str(&ids[0]).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE order_summaries SET status = 'PENDING', payment_status = 'none', item_count = 9 WHERE order_id = $1")
+        .bind(Uuid::parse_str(&ids[1]).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_ne!(summaries(&world, customer).await, settled);
+
+    let written = orders::admin::run(
+        &world.orders_config(),
+        orders::admin::Command::RebuildSummaries,
+    )
+    .await
+    .unwrap();
+    assert_eq!(written, 3);
+    let rebuilt = summaries(&world, customer).await;
+    assert_eq!(
+        rebuilt, settled,
+        "the rebuild restores what the events had built"
+    );
+    world.stop();
+}
+
 #[tokio::test]
 async fn a_saga_past_its_deadline_compensates() {
     // The provider never answers: every authorization attempt times out.

@@ -87,6 +87,7 @@ impl Application {
         );
         let host = service
             .relay("payments")
+            .prune_inbox()
             .consume(ORDERS, OrderFollowUp)
             .await
             .serve(PaymentsServiceServer::new(PaymentsApi::new(ledger)))

@@ -121,6 +121,36 @@ impl OrderStore {
         Ok(updated.rows_affected() > 0)
     }
 
+    /// Rebuilds the whole read model from the write model, in one transaction: every summary
+    /// deleted and written again from `orders` and `order_lines`. For a projection that a bug
+    /// or a lost event left wrong, or a new column to fill. The table is locked against the
+    /// projection meanwhile (EXCLUSIVE still lets `ListOrders` read the old rows until the
+    /// commit); events the projection applies afterwards only move columns forward, so nothing
+    /// it does next can undo the rebuild. Returns how many summaries were written.
+    pub async fn rebuild_summaries(&self) -> Result<u64, OrdersError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE order_summaries IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM order_summaries")
+            .execute(&mut *tx)
+            .await?;
+        let written = sqlx::query(
+            "INSERT INTO order_summaries
+                 (order_id, customer_id, status, currency, total_minor, item_count,
+                  payment_status, stock_status, created_at, updated_at)
+             SELECT o.id, o.customer_id, o.status, o.currency, o.total_minor,
+                    coalesce((SELECT sum(l.quantity) FROM order_lines l WHERE l.order_id = o.id), 0),
+                    o.payment_status, o.stock_status, o.created_at, o.updated_at
+             FROM orders o",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(written)
+    }
+
     /// A page of the customer's orders from the read model, newest first.
     pub async fn list_summaries(
         &self,

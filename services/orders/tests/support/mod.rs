@@ -147,6 +147,11 @@ impl World {
         vars
     }
 
+    /// The orders configuration of this world, as an operator command would read it.
+    pub fn orders_config(&self) -> orders::Config {
+        orders::Config::from(&env("orders", self.orders_vars(), vec![])).unwrap()
+    }
+
     /// Starts orders in this process.
     pub async fn start_orders(&mut self, extra: Vars) {
         let base = self.orders_vars();
