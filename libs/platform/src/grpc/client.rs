@@ -15,7 +15,9 @@ use tonic::{
 
 use crate::trace_context::{self, MetadataInjector};
 
-/// Adds `grpc-timeout` (unless the call set its own) and `traceparent` to each request.
+/// Adds `grpc-timeout` and `traceparent` to each request. The timeout is the call's own (or
+/// `default_timeout`), cut down to what is left of the deadline of the call being served, if any
+/// (see [`crate::grpc::deadline`]); with nothing left the call fails DEADLINE_EXCEEDED unsent.
 #[derive(Clone, Copy, Debug)]
 pub struct CallContext {
     /// The deadline of calls that did not set one.
@@ -30,8 +32,23 @@ impl CallContext {
 
 impl Interceptor for CallContext {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if !request.metadata().contains_key("grpc-timeout") {
-            request.set_timeout(self.default_timeout);
+        let own = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(crate::grpc::deadline::parse_grpc_timeout)
+            .unwrap_or(self.default_timeout);
+        let timeout = match crate::grpc::deadline::remaining() {
+            Some(left) if left.is_zero() => {
+                return Err(Status::deadline_exceeded(
+                    "the deadline of the call being served has passed",
+                ));
+            }
+            Some(left) => own.min(left),
+            None => own,
+        };
+        if timeout != own || !request.metadata().contains_key("grpc-timeout") {
+            request.set_timeout(timeout);
         }
         trace_context::inject_current(&mut MetadataInjector(request.metadata_mut()));
         Ok(request)
