@@ -31,6 +31,9 @@ module "cluster" {
 module "platform" {
   source = "../../modules/platform"
 
+  # kind's kubelets serve self-signed certificates.
+  metrics_server_insecure_kubelet_tls = true
+
   depends_on = [module.cluster]
 }
 

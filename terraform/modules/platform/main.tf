@@ -1,7 +1,8 @@
 # What the application needs from the cluster before it can be applied: the CloudNativePG
 # operator (CRD `Cluster`, one PostgreSQL cluster per service), the Prometheus operator stack
 # (CRDs `PodMonitor`/`PrometheusRule`, Prometheus, Alertmanager, Grafana with its dashboard
-# sidecar) and an OpenTelemetry collector acting as the cluster's trace gateway.
+# sidecar), an OpenTelemetry collector acting as the cluster's trace gateway, and metrics-server,
+# which the services' HorizontalPodAutoscalers read CPU from (without it they never scale).
 #
 # Every release waits until it is ready, so CRDs exist before terraform/modules/app applies
 # resources that use them.
@@ -20,6 +21,21 @@ resource "helm_release" "cloudnative_pg" {
     # The database NetworkPolicies in k8s/base/data/postgres admit the operator from this
     # namespace.
     fullnameOverride = "cnpg"
+  })]
+}
+
+resource "helm_release" "metrics_server" {
+  name       = "metrics-server"
+  repository = "https://kubernetes-sigs.github.io/metrics-server/"
+  chart      = "metrics-server"
+  version    = var.metrics_server_chart_version
+  namespace  = "kube-system"
+  wait       = true
+  timeout    = 600
+
+  values = [yamlencode({
+    # kind's kubelets serve self-signed certificates; EKS's are signed by the cluster CA.
+    args = var.metrics_server_insecure_kubelet_tls ? ["--kubelet-insecure-tls"] : []
   })]
 }
 

@@ -9,6 +9,18 @@ variable "cloudnative_pg_chart_version" {
   default     = "0.26.1"
 }
 
+variable "metrics_server_chart_version" {
+  description = "Version of the metrics-server chart (resource metrics for the HorizontalPodAutoscalers)."
+  type        = string
+  default     = "3.13.0"
+}
+
+variable "metrics_server_insecure_kubelet_tls" {
+  description = "Skip verifying kubelet serving certificates (kind's are self-signed; keep false on EKS)."
+  type        = bool
+  default     = false
+}
+
 variable "kube_prometheus_stack_chart_version" {
   description = "Version of the kube-prometheus-stack chart (Prometheus operator, Prometheus, Alertmanager, Grafana)."
   type        = string
