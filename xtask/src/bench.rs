@@ -167,7 +167,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     };
     let run_id = format!("{:x}{:08x}", std::process::id(), rand::random::<u32>());
-    let work_dir = up::target_dir().join("bench").join(&run_id);
+    // Absolute: nginx reads the paths of its configuration relative to its own prefix.
+    let work_dir = std::path::absolute(up::target_dir().join("bench").join(&run_id))?;
     let admin_url = infra::DEPENDENCIES[0].url();
     let databases: HashMap<&'static str, String> = services
         .iter()
@@ -193,7 +194,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let text = report::table(&results);
     println!("\n{text}");
     if args.report {
-        let mut command = "cargo xtask bench --report".to_owned();
+        let mut command = if cfg!(debug_assertions) {
+            "cargo xtask bench --report".to_owned()
+        } else {
+            "cargo run --release -p xtask -- bench --report".to_owned()
+        };
         if args.smoke {
             command.push_str(" --smoke");
         } else {
@@ -572,38 +577,31 @@ async fn b1_checkout(
         .collect();
     let backends_before = probes::postgres_backends(&admin_url, &names).await?;
     let commits_before = probes::Commits::read(&admin_url, &names).await?;
-    let all_pids = |pids: &[(String, Vec<u32>)]| -> Vec<u32> {
-        pids.iter().flat_map(|(_, p)| p.iter().copied()).collect()
-    };
     pids.push(("postgres (backends)".to_owned(), backends_before));
-    let cpu_before = probes::Cpu::read(all_pids(&pids));
+    let cpu_before = probes::Cpu::read(pids.iter().flat_map(|(_, p)| p.iter().copied()));
 
-    // The window ends when the last request is due; its sagas finish after, as the warm-up's
-    // did before it began.
+    // The window ends when the last request is due: commits and CPU are read then, and its
+    // sagas finish after it, as the warm-up's did inside it.
     let window = plan.checkout;
     let window_end = {
-        let (admin_url, names) = (admin_url.clone(), names.clone());
+        let (admin_url, names, mut pids) = (admin_url.clone(), names.clone(), pids.clone());
         tokio::spawn(async move {
             tokio::time::sleep(window).await;
-            let commits = probes::Commits::read(&admin_url, &names).await;
-            let backends = probes::postgres_backends(&admin_url, &names).await;
-            (commits, backends)
+            let commits = probes::Commits::read(&admin_url, &names).await?;
+            let backends = probes::postgres_backends(&admin_url, &names).await?;
+            if let Some((_, known)) = pids.last_mut() {
+                for pid in backends {
+                    if !known.contains(&pid) {
+                        known.push(pid);
+                    }
+                }
+            }
+            let cpu = probes::Cpu::read(pids.iter().flat_map(|(_, p)| p.iter().copied()));
+            anyhow::Ok((commits, cpu, pids))
         })
     };
     let saga = load::open_loop(plan.checkout_rate, window, order).await?;
-    let (commits_after, backends_after) = window_end.await?;
-    let commits_after = commits_after?;
-    let backends_after = backends_after?;
-    if let Some((_, backends)) = pids.last_mut() {
-        for pid in backends_after {
-            if !backends.contains(&pid) {
-                backends.push(pid);
-            }
-        }
-    }
-    // CPU after the sagas are done, but the window's count of commits is what is divided; the
-    // CPU of the tail after the window is about that of the warm-up's tail inside it.
-    let cpu_after = probes::Cpu::read(all_pids(&pids));
+    let (commits_after, cpu_after, pids) = window_end.await??;
 
     let accept_run = load::Run {
         sent: saga.sent,

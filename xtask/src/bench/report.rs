@@ -223,7 +223,7 @@ pub fn latency_svg(results: &Results) -> String {
         ));
     }
     let series: Vec<_> = series.into_iter().filter(|(_, run)| run.ok > 0).collect();
-    let (width, height, left, right, top, bottom) = (720.0, 420.0, 70.0, 250.0, 40.0, 50.0);
+    let (width, height, left, right, top, bottom) = (840.0, 420.0, 70.0, 370.0, 40.0, 50.0);
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
     let values: Vec<f64> = series
