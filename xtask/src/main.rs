@@ -11,7 +11,11 @@
 //!   kubectl and helm.
 //! * `cargo xtask parked list|replay SERVICE`: the parked messages of a service's queues, and
 //!   putting them back once their cause is fixed (see `parked.rs`).
+//! * `cargo xtask bench [--smoke] [--report]`: the system from release binaries on free ports
+//!   and fresh databases, load from an open-loop generator, each scenario next to its baseline
+//!   (pgbench, nginx); `--report` writes docs/benchmarks.md (see `bench.rs`).
 
+mod bench;
 mod deploy_check;
 mod dev_keys;
 mod infra;
@@ -51,6 +55,9 @@ enum Command {
     KindSmoke(kind_smoke::KindSmokeArgs),
     /// List or replay the parked (dead-lettered) messages of a service's queues.
     Parked(parked::ParkedArgs),
+    /// Benchmark checkout and catalog reads against their baselines (pgbench, nginx) on a
+    /// system started from release binaries; `--report` writes docs/benchmarks.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
             Command::DeployCheck => deploy_check::run(),
             Command::KindSmoke(args) => kind_smoke::run(args).await,
             Command::Parked(args) => parked::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match outcome {

@@ -77,9 +77,13 @@ impl Service {
         (self.api_port + 100 * index, self.admin_port + 100 * index)
     }
 
-    /// The `<PREFIX>_…` environment of instance `index`.
-    pub fn instance_env(&self, database_url: &str, index: u16) -> Vec<(String, String)> {
-        let (api_port, admin_port) = self.ports(index);
+    /// The `<PREFIX>_…` environment of an instance listening on `api_port` and `admin_port`.
+    pub fn instance_env(
+        &self,
+        database_url: &str,
+        api_port: u16,
+        admin_port: u16,
+    ) -> Vec<(String, String)> {
         let prefix = self.name.to_ascii_uppercase();
         let mut env = vec![
             (format!("{prefix}_DATABASE_URL"), database_url.to_owned()),

@@ -6,6 +6,7 @@
 //! | cargo-nextest | the test runner | `cargo install --locked` into `.tools/cargo/` when `cargo nextest` is missing |
 //! | schemathesis, grpcio, grpcio-reflection, grpcio-health-checking | `tests/e2e/tests/api_contract.rs`, `tests/e2e/tests/grpc_clients.rs` | into `.venv/` from `requirements-test.txt`, pinned |
 //! | chromium, chromium-driver | `tests/e2e/tests/storefront.rs` | with apt when running as root on Debian; otherwise one message with the command (the browser test then fails naming it) |
+//! | pgbench (postgresql-client), nginx (nginx-light) | `xtask/tests/bench_smoke.rs`: the bench's baselines | the same way |
 //!
 //! The deploy gate installs its own tools the same way (`deploy_check::tools`,
 //! `deploy_check::pinned_tools`).
@@ -35,9 +36,25 @@ const NEXTEST: CargoTool = CargoTool {
     version: "0.9.143",
 };
 
-/// What the browser tests look for.
-const CHROMIUM: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
-const CHROMIUM_INSTALL: &str = "apt-get install -y chromium chromium-driver";
+/// Debian packages some tests need: the files they look for, the packages that provide them,
+/// and who needs them (for the message when they cannot be installed).
+struct DebianPackages {
+    files: &'static [&'static str],
+    packages: &'static [&'static str],
+    needed_by: &'static str,
+}
+
+const CHROMIUM: DebianPackages = DebianPackages {
+    files: &["/usr/bin/chromium", "/usr/bin/chromedriver"],
+    packages: &["chromium", "chromium-driver"],
+    needed_by: "the browser test needs Chromium and ChromeDriver",
+};
+
+const BENCH_BASELINES: DebianPackages = DebianPackages {
+    files: &["/usr/bin/pgbench", "/usr/sbin/nginx"],
+    packages: &["postgresql-client", "nginx-light"],
+    needed_by: "the bench smoke test needs pgbench and nginx",
+};
 
 /// How to run the test runner: `cargo nextest` (on PATH or installed), or `cargo test` if even
 /// installing it failed.
@@ -70,8 +87,10 @@ pub fn ensure(root: &Path) -> Runner {
     if let Err(err) = Venv::ensure_spec(root, &TEST_TOOLS) {
         eprintln!("xtask test: the Python test clients are not installed: {err:#}");
     }
-    if let Err(err) = ensure_chromium() {
-        eprintln!("xtask test: {err:#}");
+    for packages in [&CHROMIUM, &BENCH_BASELINES] {
+        if let Err(err) = ensure_debian(packages) {
+            eprintln!("xtask test: {err:#}");
+        }
     }
     if cargo_nextest_answers() {
         return Runner::CargoSubcommand;
@@ -92,23 +111,24 @@ fn cargo_nextest_answers() -> bool {
         .is_ok_and(|output| output.status.success())
 }
 
-/// Debian's Chromium and its WebDriver, installed with apt as root; otherwise the command to
-/// run.
-fn ensure_chromium() -> anyhow::Result<()> {
-    if CHROMIUM.iter().all(|path| Path::new(path).is_file()) {
+/// Debian packages installed with apt as root; otherwise the command to run.
+fn ensure_debian(wanted: &DebianPackages) -> anyhow::Result<()> {
+    if wanted.files.iter().all(|path| Path::new(path).is_file()) {
         return Ok(());
     }
+    let packages = wanted.packages.join(" ");
     if !running_as_root() {
         bail!(
-            "the browser test needs Chromium and ChromeDriver: run `sudo {CHROMIUM_INSTALL}` \
-             (Debian/Ubuntu)"
+            "{}: run `sudo apt-get install -y {packages}` (Debian/Ubuntu)",
+            wanted.needed_by
         );
     }
-    println!("xtask test: installing chromium and chromium-driver with apt (once)");
-    for args in [
-        &["update"][..],
-        &["install", "-y", "chromium", "chromium-driver"],
-    ] {
+    println!("xtask test: installing {packages} with apt (once)");
+    let install: Vec<&str> = ["install", "-y"]
+        .into_iter()
+        .chain(wanted.packages.iter().copied())
+        .collect();
+    for args in [&["update"][..], &install] {
         let status = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")

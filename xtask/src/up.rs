@@ -1,6 +1,19 @@
 //! `cargo xtask up`: everything running locally, one terminal, Ctrl-C to stop.
+//!
+//! The pieces are public so that other commands start the same system the same way:
+//! [`build`] compiles the services, [`Stack::start`] runs a [`Launch`] (which binaries, which
+//! ports, which databases, which extra settings, where the logs go) and waits until every
+//! process answers `/readyz`, [`create_admin`] makes an administrator the way an operator does,
+//! and [`Stack::stop`] ends it all gracefully. `up` uses the fixed local ports of
+//! [`services::SERVICES`] and prefixed coloured logs; `bench` uses free ports, fresh databases
+//! and log files.
 
-use std::{process::Stdio, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use tokio::{
@@ -15,6 +28,9 @@ const RESET: &str = "\x1b[0m";
 /// The local administrator `up` creates (`users admin create`), and its password: local only.
 const ADMIN_EMAIL: &str = "admin@ferroshop.test";
 const ADMIN_PASSWORD: &str = "ferroshop-local-dev";
+
+/// How long every process together may take to become ready.
+const READY: Duration = Duration::from_secs(60);
 
 #[derive(clap::Args)]
 pub struct UpArgs {
@@ -43,19 +59,31 @@ fn parse_replicas(raw: &str) -> Result<(String, u16), String> {
     Ok((name.to_owned(), count))
 }
 
-struct Running {
-    name: String,
-    child: Child,
-}
-
-/// One process to start: a service and its instance number.
-struct Instance {
-    service: &'static services::Service,
-    index: u16,
+/// One process to start: a service, its instance number and its two ports.
+#[derive(Clone, Copy)]
+pub struct Instance {
+    pub service: &'static services::Service,
+    pub index: u16,
+    /// gRPC (services) or HTTP (gateway).
+    pub api_port: u16,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub admin_port: u16,
 }
 
 impl Instance {
-    fn label(&self) -> String {
+    /// Instance `index` on the service's fixed local ports (`up`).
+    pub fn local(service: &'static services::Service, index: u16) -> Self {
+        let (api_port, admin_port) = service.ports(index);
+        Self {
+            service,
+            index,
+            api_port,
+            admin_port,
+        }
+    }
+
+    /// `orders`, or `orders#2` for the second replica.
+    pub fn label(&self) -> String {
         if self.index == 0 {
             self.service.name.to_owned()
         } else {
@@ -64,25 +92,71 @@ impl Instance {
     }
 }
 
+/// Where the processes' output goes.
+pub enum Logs {
+    /// Echoed to this terminal, each line prefixed with the coloured process label.
+    Prefixed,
+    /// Appended to `<dir>/<label>.log`.
+    Files(PathBuf),
+}
+
+/// Everything [`Stack::start`] needs to know.
+pub struct Launch {
+    /// The directory of the service binaries (`target/release`).
+    pub bin_dir: PathBuf,
+    pub instances: Vec<Instance>,
+    /// The database URL of each service, by service name.
+    pub databases: HashMap<&'static str, String>,
+    /// Settings given to every process after its own (each service reads only its prefix).
+    pub env: Vec<(String, String)>,
+    pub keys: DevKeys,
+    pub logs: Logs,
+}
+
+struct Running {
+    label: String,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    admin_address: String,
+    child: Child,
+}
+
+/// A running system: every process of a [`Launch`], ready.
+pub struct Stack {
+    running: Vec<Running>,
+    logs: Logs,
+}
+
+/// `cargo build [--release] -p <service>…`.
+pub async fn build(release: bool, services: &[&services::Service]) -> anyhow::Result<()> {
+    let mut build = Command::new(crate::cargo());
+    build.arg("build");
+    if release {
+        build.arg("--release");
+    }
+    for service in services {
+        build.args(["--package", service.name]);
+    }
+    let status = build.status().await.context("cannot run cargo build")?;
+    anyhow::ensure!(status.success(), "build failed ({status})");
+    Ok(())
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR`, else `target`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     infra::ensure_running().await?;
     infra::create_databases().await?;
 
     let services: Vec<_> = services::present().collect();
-    let mut build = Command::new(crate::cargo());
-    build.arg("build");
-    if args.release {
-        build.arg("--release");
-    }
-    for service in &services {
-        build.args(["--package", service.name]);
-    }
-    let status = build.status().await.context("cannot run cargo build")?;
-    anyhow::ensure!(status.success(), "build failed ({status})");
+    build(args.release, &services).await?;
 
     let profile = if args.release { "release" } else { "debug" };
-    let target_dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".to_owned());
-    let keys = DevKeys::ensure(std::path::Path::new(&target_dir))?;
+    let target_dir = target_dir();
+    let keys = DevKeys::ensure(&target_dir)?;
     let replicas = |name: &str| {
         args.replicas
             .iter()
@@ -92,69 +166,29 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let instances: Vec<Instance> = services
         .iter()
         .flat_map(|service| {
-            (0..replicas(service.name)).map(move |index| Instance { service, index })
+            (0..replicas(service.name)).map(move |index| Instance::local(service, index))
         })
         .collect();
-    // The gateway learns every replica of each upstream (static endpoints, balanced client-side).
-    let upstreams: Vec<(String, String)> = services
+    let databases = services
         .iter()
-        .filter(|service| service.api_setting == "GRPC_ADDR")
-        .map(|service| {
-            let urls: Vec<String> = (0..replicas(service.name))
-                .map(|index| format!("http://127.0.0.1:{}", service.ports(index).0))
-                .collect();
-            (
-                format!("GATEWAY_{}_URLS", service.name.to_ascii_uppercase()),
-                urls.join(","),
-            )
-        })
+        .map(|service| (service.name, infra::database_url(service.name)))
         .collect();
-    let mut running = Vec::new();
-    for instance in &instances {
-        let service = instance.service;
-        let binary = format!("{target_dir}/{profile}/{}", service.name);
-        let mut command = Command::new(&binary);
-        if service.name == "gateway" {
-            command.envs(upstreams.iter().cloned());
-        }
-        let mut child = command
-            .envs(service.instance_env(&infra::database_url(service.name), instance.index))
-            .envs(keys.env(service.name))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {binary}"))?;
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let prefix = format!("{}{:>11} |{RESET} ", service.colour, instance.label());
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    println!("{prefix}{line}");
-                }
-            });
-        }
-        running.push(Running {
-            name: instance.label(),
-            child,
-        });
-    }
-
-    wait_until_ready(&instances, &mut running).await?;
-    let admin = create_admin(&format!("{target_dir}/{profile}/users")).await;
+    let mut stack = Stack::start(Launch {
+        bin_dir: target_dir.join(profile),
+        instances: instances.clone(),
+        databases,
+        env: Vec::new(),
+        keys,
+        logs: Logs::Prefixed,
+    })
+    .await?;
+    let admin = create_admin(
+        &target_dir.join(profile).join("users"),
+        &infra::database_url("users"),
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+    )
+    .await;
     println!();
     println!("Ferroshop is up. Ctrl-C stops everything.");
     for instance in &instances {
@@ -163,10 +197,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         } else {
             "gRPC"
         };
-        let (api_port, admin_port) = instance.service.ports(instance.index);
         println!(
-            "  {:<12} {api} http://127.0.0.1:{api_port}   admin http://127.0.0.1:{admin_port}/readyz",
-            instance.label()
+            "  {:<12} {api} http://127.0.0.1:{}   admin http://127.0.0.1:{}/readyz",
+            instance.label(),
+            instance.api_port,
+            instance.admin_port,
         );
     }
     if services.iter().any(|service| service.name == "gateway") {
@@ -181,22 +216,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     tokio::select! {
         _ = tokio::signal::ctrl_c() => println!("\nstopping…"),
-        exited = first_exit(&mut running) => println!("\n{exited} exited; stopping the others…"),
+        exited = stack.first_exit() => println!("\n{exited} exited; stopping the others…"),
     }
-    stop_all(running).await
+    stack.stop().await
 }
 
-/// The local administrator, made the way an operator makes one: `users admin create`, which
-/// creates the account or, when it exists, grants it the role again.
-async fn create_admin(users: &str) -> anyhow::Result<()> {
+/// An administrator, made the way an operator makes one: `users admin create`, which creates
+/// the account or, when it exists, grants it the role again.
+pub async fn create_admin(
+    users: &Path,
+    database_url: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
     let output = Command::new(users)
-        .args(["admin", "create", ADMIN_EMAIL])
-        .env("USERS_DATABASE_URL", infra::database_url("users"))
-        .env("USERS_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .args(["admin", "create", email])
+        .env("USERS_DATABASE_URL", database_url)
+        .env("USERS_ADMIN_PASSWORD", password)
         .stdin(Stdio::null())
         .output()
         .await
-        .with_context(|| format!("cannot run {users}"))?;
+        .with_context(|| format!("cannot run {}", users.display()))?;
     anyhow::ensure!(
         output.status.success(),
         "users admin create: {}",
@@ -205,26 +245,247 @@ async fn create_admin(users: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_until_ready(instances: &[Instance], running: &mut [Running]) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    for instance in instances {
-        let address = format!("127.0.0.1:{}", instance.service.ports(instance.index).1);
-        loop {
-            for process in running.iter_mut() {
-                if let Some(status) = process.child.try_wait()? {
-                    bail!("{} exited during start-up ({status})", process.name);
+impl Stack {
+    /// Starts every instance of `launch` and waits until each answers `/readyz`.
+    ///
+    /// The gateway learns every replica of each upstream (static endpoints, balanced
+    /// client-side).
+    pub async fn start(launch: Launch) -> anyhow::Result<Self> {
+        let upstreams: Vec<(String, String)> = services::SERVICES
+            .iter()
+            .filter(|service| service.api_setting == "GRPC_ADDR")
+            .filter_map(|service| {
+                let urls: Vec<String> = launch
+                    .instances
+                    .iter()
+                    .filter(|instance| instance.service.name == service.name)
+                    .map(|instance| format!("http://127.0.0.1:{}", instance.api_port))
+                    .collect();
+                (!urls.is_empty()).then(|| {
+                    (
+                        format!("GATEWAY_{}_URLS", service.name.to_ascii_uppercase()),
+                        urls.join(","),
+                    )
+                })
+            })
+            .collect();
+        let mut stack = Self {
+            running: Vec::new(),
+            logs: launch.logs,
+        };
+        for instance in &launch.instances {
+            let service = instance.service;
+            let database_url = launch
+                .databases
+                .get(service.name)
+                .cloned()
+                .unwrap_or_else(|| infra::database_url(service.name));
+            let mut env = Vec::new();
+            if service.name == "gateway" {
+                env.extend(upstreams.iter().cloned());
+            }
+            if service.name == "orders" {
+                // The saga's participants: the first instance of each.
+                for participant in ["inventory", "payments"] {
+                    if let Some(first) = launch
+                        .instances
+                        .iter()
+                        .find(|instance| instance.service.name == participant)
+                    {
+                        env.push((
+                            format!("ORDERS_{}_URL", participant.to_ascii_uppercase()),
+                            format!("http://127.0.0.1:{}", first.api_port),
+                        ));
+                    }
                 }
             }
-            if readyz_ok(&address).await {
-                break;
+            env.extend(service.instance_env(&database_url, instance.api_port, instance.admin_port));
+            env.extend(launch.keys.env(service.name));
+            env.extend(launch.env.iter().cloned());
+            let binary = launch.bin_dir.join(service.name);
+            let child = spawn(
+                &binary,
+                &env,
+                &instance.label(),
+                service.colour,
+                &stack.logs,
+            )?;
+            stack.running.push(Running {
+                label: instance.label(),
+                binary,
+                env,
+                admin_address: format!("127.0.0.1:{}", instance.admin_port),
+                child,
+            });
+        }
+        if let Err(err) = stack.wait_until_ready().await {
+            let _ = stack.stop().await;
+            return Err(err);
+        }
+        Ok(stack)
+    }
+
+    /// The process id of each running process, by label.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.running
+            .iter()
+            .filter_map(|process| Some((process.label.clone(), process.child.id()?)))
+            .collect()
+    }
+
+    /// Stops the process `label` gracefully and starts it again with `changes` applied to its
+    /// settings, on the same ports; waits until it is ready.
+    pub async fn restart(
+        &mut self,
+        label: &str,
+        changes: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let process = self
+            .running
+            .iter_mut()
+            .find(|process| process.label == label)
+            .with_context(|| format!("no process {label}"))?;
+        terminate(&mut process.child, &process.label).await;
+        process
+            .env
+            .retain(|(name, _)| !changes.iter().any(|(changed, _)| changed == name));
+        process.env.extend(changes.iter().cloned());
+        let colour = services::SERVICES
+            .iter()
+            .find(|service| label.split('#').next() == Some(service.name))
+            .map_or(RESET, |service| service.colour);
+        process.child = spawn(&process.binary, &process.env, label, colour, &self.logs)?;
+        self.wait_until_ready().await
+    }
+
+    async fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + READY;
+        for index in 0..self.running.len() {
+            loop {
+                for process in &mut self.running {
+                    if let Some(status) = process.child.try_wait()? {
+                        bail!("{} exited during start-up ({status})", process.label);
+                    }
+                }
+                if readyz_ok(&self.running[index].admin_address).await {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!(
+                        "{} was not ready within {READY:?}",
+                        self.running[index].label
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            if tokio::time::Instant::now() > deadline {
-                bail!("{} was not ready within 60s", instance.label());
+        }
+        Ok(())
+    }
+
+    /// Resolves when the first process exits, with its label.
+    pub async fn first_exit(&mut self) -> String {
+        loop {
+            for process in &mut self.running {
+                if let Ok(Some(_)) = process.child.try_wait() {
+                    return process.label.clone();
+                }
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-    Ok(())
+
+    /// SIGTERM to everyone, then up to 15 s for graceful exits before SIGKILL.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for process in &self.running {
+            if let Some(pid) = process.child.id() {
+                send_term(pid).await;
+            }
+        }
+        for process in &mut self.running {
+            wait_or_kill(&mut process.child, &process.label).await;
+        }
+        Ok(())
+    }
+}
+
+fn spawn(
+    binary: &Path,
+    env: &[(String, String)],
+    label: &str,
+    colour: &str,
+    logs: &Logs,
+) -> anyhow::Result<Child> {
+    let mut command = Command::new(binary);
+    command
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    match logs {
+        Logs::Prefixed => {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        Logs::Files(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let path = dir.join(format!("{label}.log"));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            command.stdout(file.try_clone()?).stderr(file);
+        }
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let prefix = format!("{colour}{label:>11} |{RESET} ");
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("{prefix}{line}");
+            }
+        });
+    }
+    Ok(child)
+}
+
+async fn send_term(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .await;
+}
+
+async fn terminate(child: &mut Child, label: &str) {
+    if let Some(pid) = child.id() {
+        send_term(pid).await;
+    }
+    wait_or_kill(child, label).await;
+}
+
+async fn wait_or_kill(child: &mut Child, label: &str) {
+    match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
+        Ok(Ok(status)) => println!("{label} stopped ({status})"),
+        _ => {
+            let _ = child.kill().await;
+            println!("{label} killed after 15s");
+        }
+    }
 }
 
 /// A minimal HTTP/1.0 GET, enough for a readiness probe without an HTTP client dependency.
@@ -244,41 +505,6 @@ async fn readyz_ok(address: &str) -> bool {
     let _ = stream.read_to_end(&mut response).await;
     response.starts_with(b"HTTP/1.0 200") || response.starts_with(b"HTTP/1.1 200")
 }
-
-async fn first_exit(running: &mut [Running]) -> String {
-    loop {
-        for process in running.iter_mut() {
-            if let Ok(Some(_)) = process.child.try_wait() {
-                return process.name.clone();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// SIGTERM to everyone, then up to 15 s for graceful exits before SIGKILL.
-async fn stop_all(mut running: Vec<Running>) -> anyhow::Result<()> {
-    for process in &running {
-        if let Some(pid) = process.child.id() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status()
-                .await;
-        }
-    }
-    for process in &mut running {
-        match tokio::time::timeout(Duration::from_secs(15), process.child.wait()).await {
-            Ok(Ok(status)) => println!("{} stopped ({status})", process.name),
-            _ => {
-                let _ = process.child.kill().await;
-                println!("{} killed after 15s", process.name);
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +535,8 @@ mod tests {
             .unwrap();
         assert_eq!(inventory.ports(0), (50052, 9102));
         assert_eq!(inventory.ports(1), (50152, 9202));
-        let env = inventory.instance_env("postgres://db/inventory", 1);
+        let (api_port, admin_port) = inventory.ports(1);
+        let env = inventory.instance_env("postgres://db/inventory", api_port, admin_port);
         assert!(env.contains(&(
             "INVENTORY_GRPC_ADDR".to_owned(),
             "127.0.0.1:50152".to_owned()
