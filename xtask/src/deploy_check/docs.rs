@@ -756,7 +756,7 @@ mod tests {
                 "README.md",
                 concat!(
                     "The target architecture is in ",
-                    "[ARCHITECTURE.md](../shared/ARCHITECTURE.md).\n",
+                    "[the design](../design/OVERVIEW.md).\n",
                     "See [deployment](docs/deployment.md) and ",
                     "[the saga](docs/architecture.md#the-saga).\n",
                     "Back to [the top](#nowhere); the §3 invariants.\n",
@@ -779,8 +779,7 @@ mod tests {
         assert_eq!(
             tree.problems(),
             [
-                "README.md:1: \"../shared/ARCHITECTURE.md\" points outside the repository"
-                    .to_owned(),
+                "README.md:1: \"../design/OVERVIEW.md\" points outside the repository".to_owned(),
                 "README.md:2: \"docs/deployment.md\": docs/deployment.md does not exist".to_owned(),
                 format!(
                     "README.md:2: \"docs/architecture.md#the-saga\": docs/architecture.md has \
@@ -813,10 +812,10 @@ mod tests {
     #[test]
     fn a_mention_that_climbs_out_of_the_repository_is_reported() {
         let tree = Tree::new("outside");
-        tree.file("docs/notes.md", "Read ../../shared/STACK.md first.\n");
+        tree.file("docs/notes.md", "Read ../../notes/STYLE.md first.\n");
         assert_eq!(
             tree.problems(),
-            ["docs/notes.md:1: \"../../shared/STACK.md\" points outside the repository"]
+            ["docs/notes.md:1: \"../../notes/STYLE.md\" points outside the repository"]
         );
     }
 
