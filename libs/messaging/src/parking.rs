@@ -21,6 +21,7 @@
 use contracts::events::EventEnvelope;
 use lapin::{
     BasicProperties, Channel, Connection,
+    message::Delivery,
     options::{
         BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
         QueueDeclareOptions,
@@ -65,27 +66,11 @@ pub async fn list(
     topology: &ConsumerTopology,
 ) -> Result<Vec<Parked>, ParkingError> {
     let channel = connection.create_channel().await?;
-    let queue = topology.parking_queue();
-    let waiting = depth(&channel, &queue).await?;
-    let mut parked = Vec::new();
-    // Bounded by the depth seen first: messages parked meanwhile wait for the next listing.
-    for _ in 0..waiting {
-        let Some(message) = channel
-            .basic_get(
-                ShortString::from(queue.as_str()),
-                BasicGetOptions::default(),
-            )
-            .await?
-        else {
-            break;
-        };
-        let delivery = &message.delivery;
-        parked.push(describe(
-            &delivery.data,
-            &delivery.properties,
-            &delivery.routing_key,
-        ));
-    }
+    let parked = take_parked(&channel, &topology.parking_queue())
+        .await?
+        .iter()
+        .map(|delivery| describe(&delivery.data, &delivery.properties, &delivery.routing_key))
+        .collect();
     // Closing without acknowledging hands every message back to the queue.
     channel.close(200, "parked messages listed".into()).await?;
     Ok(parked)
@@ -102,20 +87,8 @@ pub async fn replay(
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let queue = topology.parking_queue();
-    let waiting = depth(&channel, &queue).await?;
     let mut replayed = Vec::new();
-    for _ in 0..waiting {
-        let Some(message) = channel
-            .basic_get(
-                ShortString::from(queue.as_str()),
-                BasicGetOptions::default(),
-            )
-            .await?
-        else {
-            break;
-        };
-        let delivery = message.delivery;
+    for delivery in take_parked(&channel, &topology.parking_queue()).await? {
         let parked = describe(&delivery.data, &delivery.properties, &delivery.routing_key);
         if only.is_some_and(|ids| !ids.contains(&parked.event_id)) {
             // Not asked for: it goes back when the channel closes.
@@ -160,6 +133,24 @@ pub async fn replay(
         .close(200, "parked messages replayed".into())
         .await?;
     Ok(replayed)
+}
+
+/// Takes, unacknowledged, every message waiting in the parking `queue` now: bounded by the depth
+/// seen first, so messages parked meanwhile wait for the next call. Each goes back to the queue
+/// unless acknowledged before the channel closes.
+async fn take_parked(channel: &Channel, queue: &str) -> Result<Vec<Delivery>, lapin::Error> {
+    let waiting = depth(channel, queue).await?;
+    let mut taken = Vec::new();
+    for _ in 0..waiting {
+        let Some(message) = channel
+            .basic_get(ShortString::from(queue), BasicGetOptions::default())
+            .await?
+        else {
+            break;
+        };
+        taken.push(message.delivery);
+    }
+    Ok(taken)
 }
 
 async fn depth(channel: &Channel, queue: &str) -> Result<u32, lapin::Error> {

@@ -27,13 +27,7 @@ impl EventProbe {
     /// # Panics
     /// When the broker is unreachable or refuses the declarations.
     pub async fn bind(amqp_url: &str, exchange: &str, pattern: &str) -> Self {
-        let connection = Connection::connect(amqp_url, ConnectionProperties::default())
-            .await
-            .unwrap_or_else(|err| panic!("cannot connect to {amqp_url}: {err}"));
-        let channel = connection
-            .create_channel()
-            .await
-            .unwrap_or_else(|err| panic!("cannot open a channel: {err}"));
+        let (connection, channel) = open(amqp_url).await;
         channel
             .exchange_declare(
                 ShortString::from(exchange),
@@ -173,13 +167,7 @@ pub struct Outgoing<'a> {
 /// # Panics
 /// When the broker is unreachable, refuses the message, or no queue is bound to its key.
 pub async fn publish(amqp_url: &str, exchange: &str, message: Outgoing<'_>) {
-    let connection = Connection::connect(amqp_url, ConnectionProperties::default())
-        .await
-        .unwrap_or_else(|err| panic!("cannot connect to {amqp_url}: {err}"));
-    let channel = connection
-        .create_channel()
-        .await
-        .unwrap_or_else(|err| panic!("cannot open a channel: {err}"));
+    let (connection, channel) = open(amqp_url).await;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
@@ -212,4 +200,19 @@ pub async fn publish(amqp_url: &str, exchange: &str, message: Outgoing<'_>) {
         other => panic!("the broker refused the event: {other:?}"),
     }
     let _ = connection.close(200, "published".into()).await;
+}
+
+/// A connection to the broker at `amqp_url` and a channel on it.
+///
+/// # Panics
+/// When the broker is unreachable.
+async fn open(amqp_url: &str) -> (Connection, Channel) {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to {amqp_url}: {err}"));
+    let channel = connection
+        .create_channel()
+        .await
+        .unwrap_or_else(|err| panic!("cannot open a channel: {err}"));
+    (connection, channel)
 }

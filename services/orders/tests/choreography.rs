@@ -61,18 +61,16 @@ async fn a_confirmed_order_is_captured_and_its_stock_committed() {
     world.stop();
 }
 
-#[tokio::test]
-async fn cancelling_a_confirmed_order_refunds_and_restocks() {
-    let world = World::full(vec![], vec![]).await;
-    world.product("DESK-1", 25000, 3).await;
+/// One unit of `sku` ordered, confirmed, captured and committed, then cancelled by its
+/// customer: the customer, the order's id and the order `CancelOrder` answered.
+async fn cancelled_after_confirmation(world: &World, sku: &str) -> (Uuid, String, Order) {
     let customer = Uuid::now_v7();
     let placed = world
-        .place(customer, &[("DESK-1", 1)], APPROVE, "k")
+        .place(customer, &[(sku, 1)], APPROVE, "k")
         .await
         .unwrap();
     world.terminal(&placed.id, SETTLE).await;
-    settled(&world, &placed.id, "captured", "committed").await;
-
+    settled(world, &placed.id, "captured", "committed").await;
     let cancelled = world
         .orders()
         .cancel_order(CancelOrderRequest {
@@ -85,11 +83,19 @@ async fn cancelling_a_confirmed_order_refunds_and_restocks() {
         .into_inner()
         .order
         .unwrap();
+    (customer, placed.id, cancelled)
+}
+
+#[tokio::test]
+async fn cancelling_a_confirmed_order_refunds_and_restocks() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("DESK-1", 25000, 3).await;
+    let (_, id, cancelled) = cancelled_after_confirmation(&world, "DESK-1").await;
     assert_eq!(cancelled.status(), OrderStatus::Cancelled);
     assert_eq!(cancelled.cancellation_reason, "customer_request");
 
-    settled(&world, &placed.id, "refunded", "restocked").await;
-    let payment = world.payment(&placed.id).await.unwrap();
+    settled(&world, &id, "refunded", "restocked").await;
+    let payment = world.payment(&id).await.unwrap();
     assert_eq!(payment.status(), PaymentStatus::Refunded);
     assert_eq!(
         payment.refunded.unwrap().amount_minor,
@@ -176,34 +182,19 @@ async fn publish<E: messaging::IntegrationEvent>(world: &World, event: &E) -> Uu
 async fn late_reports_never_move_an_order_or_its_summary_backwards() {
     let world = World::full(vec![], vec![]).await;
     world.product("LAMP-1", 4200, 2).await;
-    let customer = Uuid::now_v7();
-    let placed = world
-        .place(customer, &[("LAMP-1", 1)], APPROVE, "k")
-        .await
-        .unwrap();
-    world.terminal(&placed.id, SETTLE).await;
-    settled(&world, &placed.id, "captured", "committed").await;
-    world
-        .orders()
-        .cancel_order(CancelOrderRequest {
-            order_id: placed.id.clone(),
-            customer_id: customer.to_string(),
-            reason: "changed my mind".into(),
-        })
-        .await
-        .unwrap();
-    settled(&world, &placed.id, "refunded", "restocked").await;
+    let (customer, id, _) = cancelled_after_confirmation(&world, "LAMP-1").await;
+    settled(&world, &id, "refunded", "restocked").await;
 
     // The capture and the commit come round again, as a retry tier would bring back an event
     // that failed once, long after what followed it: both the write model (orders.fulfilment)
     // and the read model (orders.order-summaries) consume them.
-    let payment = world.payment(&placed.id).await.unwrap();
+    let payment = world.payment(&id).await.unwrap();
     let ids = [
         publish(
             &world,
             &contracts::events::PaymentCaptured {
                 payment_id: payment.id.clone(),
-                order_id: placed.id.clone(),
+                order_id: id.clone(),
                 amount: payment.captured.clone(),
             },
         )
@@ -211,7 +202,7 @@ async fn late_reports_never_move_an_order_or_its_summary_backwards() {
         publish(
             &world,
             &contracts::events::ReservationCommitted {
-                order_id: placed.id.clone(),
+                order_id: id.clone(),
                 lines: vec![],
             },
         )
@@ -231,7 +222,7 @@ async fn late_reports_never_move_an_order_or_its_summary_backwards() {
     .unwrap();
     pool.close().await;
 
-    let order = world.order(&placed.id).await;
+    let order = world.order(&id).await;
     assert_eq!(
         (order.payment_status.as_str(), order.stock_status.as_str()),
         ("refunded", "restocked"),
