@@ -14,13 +14,28 @@ use tokio::{
     process::{Child, Command},
 };
 
-/// A port that was free a moment ago. There is a small window in which another process could
-/// take it; tests that cannot tolerate that bind port 0 in-process instead.
+/// The ports [`free_port`] picks from: below the kernel's ephemeral range (32768 and up on
+/// Linux), so that no outgoing connection of this or another test can be handed the port
+/// between the moment it is picked and the moment the service under test binds it. That race is
+/// real: asking the kernel for port 0 returns an ephemeral port, and a busy test run opens
+/// thousands of client connections, each of which takes one.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port that was free a moment ago, picked at random from [`TEST_PORTS`]. Two tests could
+/// still pick the same one in the same instant (about one chance in twelve thousand per pair);
+/// [`RunningService::start`] retries on other ports when its process cannot bind. Tests that
+/// cannot tolerate even that bind port 0 in-process instead.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|err| panic!("cannot find a free port: {err}"))
+    for _ in 0..1_000 {
+        // The last bytes of a UUIDv7 are random.
+        let bytes = uuid::Uuid::now_v7().into_bytes();
+        let random = u16::from_le_bytes([bytes[14], bytes[15]]);
+        let port = TEST_PORTS.start + random % (TEST_PORTS.end - TEST_PORTS.start);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?} after 1000 tries")
 }
 
 /// Polls `check` until it returns `Some`, or fails after `deadline`. This is how tests wait for
@@ -196,26 +211,39 @@ impl RunningService {
         binary: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
-        let (grpc_port, admin_port) = (free_port(), free_port());
+        let env: HashMap<String, String> = env.into_iter().collect();
         let prefix = name.to_ascii_uppercase();
-        let mut vars: HashMap<String, String> = env.into_iter().collect();
-        vars.insert(
-            format!("{prefix}_GRPC_ADDR"),
-            format!("127.0.0.1:{grpc_port}"),
-        );
-        vars.insert(
-            format!("{prefix}_ADMIN_ADDR"),
-            format!("127.0.0.1:{admin_port}"),
-        );
-        let process = Self::launch(name, binary, &vars, admin_port).await?;
-        Ok(Self {
-            process,
-            grpc_port,
-            admin_port,
-            name: name.to_owned(),
-            binary: binary.to_owned(),
-            env: vars,
-        })
+        let mut attempt = 1;
+        loop {
+            let (grpc_port, admin_port) = (free_port(), free_port());
+            let mut vars = env.clone();
+            vars.insert(
+                format!("{prefix}_GRPC_ADDR"),
+                format!("127.0.0.1:{grpc_port}"),
+            );
+            vars.insert(
+                format!("{prefix}_ADMIN_ADDR"),
+                format!("127.0.0.1:{admin_port}"),
+            );
+            match Self::launch(name, binary, &vars, admin_port).await {
+                Ok(process) => {
+                    return Ok(Self {
+                        process,
+                        grpc_port,
+                        admin_port,
+                        name: name.to_owned(),
+                        binary: binary.to_owned(),
+                        env: vars,
+                    });
+                }
+                // Another test took one of the ports in the instant after it was picked.
+                Err(Launch::PortTaken(err)) if attempt < 3 => {
+                    eprintln!("[{name}] {err:#}; trying other ports");
+                    attempt += 1;
+                }
+                Err(other) => return Err(other.into_error()),
+            }
+        }
     }
 
     async fn launch(
@@ -223,15 +251,34 @@ impl RunningService {
         binary: &Path,
         vars: &HashMap<String, String>,
         admin_port: u16,
-    ) -> anyhow::Result<ServiceProcess> {
-        let mut process = ServiceProcess::start(name, binary, vars)?;
-        process
+    ) -> Result<ServiceProcess, Launch> {
+        let mut process = ServiceProcess::start(name, binary, vars).map_err(Launch::Failed)?;
+        match process
             .wait_until_ready(
                 &format!("http://127.0.0.1:{admin_port}/readyz"),
                 Duration::from_secs(30),
             )
-            .await?;
-        Ok(process)
+            .await
+        {
+            Ok(()) => Ok(process),
+            Err(err) => {
+                // The exit can be seen before its last log line is read: give the line a moment.
+                let port_taken = poll_until("the bind error", Duration::from_secs(1), || {
+                    let taken = process
+                        .logs()
+                        .iter()
+                        .any(|line| line.contains("Address already in use"));
+                    async move { taken.then_some(()) }
+                })
+                .await
+                .is_ok();
+                Err(if port_taken {
+                    Launch::PortTaken(err)
+                } else {
+                    Launch::Failed(err)
+                })
+            }
+        }
     }
 
     /// Stops the process (SIGTERM, as a rolling update does) and starts it again on the same
@@ -241,7 +288,9 @@ impl RunningService {
         for (name, value) in changes {
             self.env.insert((*name).to_owned(), value.clone());
         }
-        self.process = Self::launch(&self.name, &self.binary, &self.env, self.admin_port).await?;
+        self.process = Self::launch(&self.name, &self.binary, &self.env, self.admin_port)
+            .await
+            .map_err(Launch::into_error)?;
         Ok(())
     }
 
@@ -328,5 +377,20 @@ impl RunningService {
     pub async fn stop(&mut self, deadline: Duration) -> anyhow::Result<Option<i32>> {
         self.process.terminate().await?;
         self.process.wait_for_exit(deadline).await
+    }
+}
+
+/// Why [`RunningService::launch`] failed: a port taken by someone else (worth another try on
+/// other ports) or anything else.
+enum Launch {
+    PortTaken(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+impl Launch {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Self::PortTaken(err) | Self::Failed(err) => err,
+        }
     }
 }

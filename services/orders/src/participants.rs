@@ -23,8 +23,7 @@ use contracts::{
         ReservationLine, ReservationStatus, ReserveStockRequest,
     },
     payments::{
-        self, AuthorizePaymentRequest, GetPaymentRequest, PaymentStatus, PaymentsServiceClient,
-        VoidPaymentRequest, get_payment_request::Key,
+        AuthorizePaymentRequest, PaymentStatus, PaymentsServiceClient, VoidOrderPaymentRequest,
     },
 };
 use platform::grpc::client::{CallContext, connect_lazy};
@@ -214,6 +213,11 @@ impl Participants {
                         PaymentStatus::Authorized | PaymentStatus::Captured => {
                             StepResult::Authorized { payment_id }
                         }
+                        // A compensation of this order ran first and left a tombstone: this
+                        // call comes from a runner that stalled; its result must not count.
+                        PaymentStatus::Voided => {
+                            StepResult::Permanent("the order's payment was voided".to_owned())
+                        }
                         other => StepResult::Permanent(format!("payment is {other:?}")),
                     }
                 }
@@ -223,39 +227,25 @@ impl Participants {
         }
     }
 
-    /// Voids the order's payment if one was authorized. Looked up by order id: after a timeout
-    /// the saga may not know whether (or which) payment the provider authorized.
-    pub async fn void_payment(&self, order_id: Uuid) -> StepResult {
-        let lookup = GetPaymentRequest {
-            key: Some(Key::OrderId(order_id.to_string())),
-        };
-        let response = self
-            .payments_upstream
-            .call(true, || {
-                let (mut client, lookup) = (self.payments.clone(), lookup.clone());
-                async move { client.get_payment(lookup).await }
-            })
-            .await;
-        let payment = match response {
-            Ok(response) => response.into_inner().payment,
-            Err(status) if status.code() == Code::NotFound => return StepResult::Voided,
-            Err(status) => return classify(&status),
-        };
-        let Some(payment) = payment else {
-            return StepResult::Voided;
-        };
-        if payment.status() != payments::PaymentStatus::Authorized {
-            return StepResult::Voided;
-        }
-        let request = VoidPaymentRequest {
-            payment_id: payment.id,
+    /// Voids the order's payment, by order id: after a timeout the saga may not know whether
+    /// (or which) payment the provider authorized. When the order has none, payments records a
+    /// tombstone with the amount and customer this saga would authorize, so that a late
+    /// `AuthorizePayment` (a stalled runner resuming) is answered VOIDED and holds nothing.
+    pub async fn void_payment(&self, order_id: Uuid, context: &SagaContext) -> StepResult {
+        let request = VoidOrderPaymentRequest {
+            order_id: order_id.to_string(),
+            amount: Some(Money {
+                amount_minor: context.total_minor,
+                currency: context.currency.clone(),
+            }),
+            customer_id: context.customer_id.to_string(),
             reason: "checkout compensation".to_owned(),
         };
         let response = self
             .payments_upstream
             .call(true, || {
                 let (mut client, request) = (self.payments.clone(), request.clone());
-                async move { client.void_payment(request).await }
+                async move { client.void_order_payment(request).await }
             })
             .await;
         match response {

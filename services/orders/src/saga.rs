@@ -22,7 +22,7 @@ use crate::{
     domain::{CancelReason, Saga, SagaStep, StepResult, Transition},
     events,
     participants::Participants,
-    store::{ClaimedSaga, OrderStore, SAGA_CHANNEL, SagaContext},
+    store::{ClaimedSaga, Lease, OrderStore, SAGA_CHANNEL, SagaContext},
 };
 
 #[derive(Debug, Clone)]
@@ -112,6 +112,7 @@ impl SagaRunner {
     async fn drive(&self, claimed: ClaimedSaga) {
         let ClaimedSaga {
             saga,
+            lease,
             context,
             trace,
         } = claimed;
@@ -122,10 +123,12 @@ impl SagaRunner {
             trace_id = tracing::field::Empty,
         );
         platform::trace_context::continue_trace(&span, trace.parent());
-        self.drive_steps(saga, context).instrument(span).await;
+        self.drive_steps(saga, &lease, context)
+            .instrument(span)
+            .await;
     }
 
-    async fn drive_steps(&self, mut saga: Saga, context: SagaContext) {
+    async fn drive_steps(&self, mut saga: Saga, lease: &Lease, context: SagaContext) {
         loop {
             if saga.is_done() {
                 return;
@@ -136,7 +139,7 @@ impl SagaRunner {
                     "saga deadline passed; compensating"
                 );
                 let finished = (saga.step.as_str(), "timed_out", "saga deadline passed");
-                if !self.persist_advance(&compensating, finished).await {
+                if !self.persist_advance(lease, &compensating, finished).await {
                     return;
                 }
                 saga = compensating;
@@ -144,7 +147,7 @@ impl SagaRunner {
             }
 
             let started = std::time::Instant::now();
-            let result = self.execute(&saga, &context).await;
+            let result = self.execute(&saga, lease, &context).await;
             metrics::histogram!("saga_step_duration_seconds", "step" => saga.step.as_str())
                 .record(started.elapsed().as_secs_f64());
             if self.config.crash_after == Some(saga.step)
@@ -174,7 +177,11 @@ impl SagaRunner {
                     // Local steps persisted their own transition to done atomically.
                     if !local
                         && !self
-                            .persist_advance(&next, (saga.step.as_str(), &outcome.0, &outcome.1))
+                            .persist_advance(
+                                lease,
+                                &next,
+                                (saga.step.as_str(), &outcome.0, &outcome.1),
+                            )
                             .await
                     {
                         return;
@@ -187,7 +194,7 @@ impl SagaRunner {
                         .increment(1);
                     if let Err(err) = self
                         .store
-                        .save_retry(&self.owner, &retry, delay, &outcome.1)
+                        .save_retry(lease, &retry, delay, &outcome.1)
                         .await
                     {
                         tracing::warn!(error = %err, "cannot schedule the retry; the lease will expire");
@@ -210,10 +217,15 @@ impl SagaRunner {
         Duration::from_millis(rand::random_range(0..=millis))
     }
 
-    async fn persist_advance(&self, next: &Saga, finished: (&str, &str, &str)) -> bool {
+    async fn persist_advance(
+        &self,
+        lease: &Lease,
+        next: &Saga,
+        finished: (&str, &str, &str),
+    ) -> bool {
         match self
             .store
-            .save_advance(&self.owner, self.config.lease, next, finished)
+            .save_advance(lease, self.config.lease, next, finished)
             .await
         {
             Ok(true) => true,
@@ -228,17 +240,17 @@ impl SagaRunner {
         }
     }
 
-    async fn execute(&self, saga: &Saga, context: &SagaContext) -> StepResult {
+    async fn execute(&self, saga: &Saga, lease: &Lease, context: &SagaContext) -> StepResult {
         let p = &self.participants;
         match saga.step {
             SagaStep::ReserveStock => p.reserve_stock(saga.order_id, &context.lines).await,
             SagaStep::AuthorizePayment => p.authorize_payment(saga.order_id, context).await,
             SagaStep::CommitStock => p.commit_stock(saga.order_id).await,
-            SagaStep::VoidPayment => p.void_payment(saga.order_id).await,
+            SagaStep::VoidPayment => p.void_payment(saga.order_id, context).await,
             SagaStep::ReleaseStock => p.release_stock(saga.order_id).await,
             SagaStep::Confirm => {
                 let confirmed = events::order_confirmed(saga, context);
-                local(self.store.confirm(&self.owner, saga, &confirmed).await)
+                local(self.store.confirm(lease, saga, &confirmed).await)
             }
             SagaStep::Cancel => {
                 let reason = saga.cancel_reason.unwrap_or(CancelReason::Failed);
@@ -249,7 +261,7 @@ impl SagaRunner {
                     false,
                     saga.payment_id,
                 );
-                local(self.store.cancel(&self.owner, saga, &cancelled).await)
+                local(self.store.cancel(lease, saga, &cancelled).await)
             }
             SagaStep::Done => StepResult::Permanent("saga already done".to_owned()),
         }

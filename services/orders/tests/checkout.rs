@@ -407,6 +407,58 @@ async fn a_saga_past_its_deadline_compensates() {
 }
 
 #[tokio::test]
+async fn an_authorization_that_arrives_after_compensation_holds_no_money() {
+    // Every authorization the saga sends takes longer than its call timeout: it never learns
+    // whether the provider approved, and compensates at the deadline.
+    let world = World::full(
+        vec![("PAYMENTS_PROVIDER_LATENCY", "1500ms".into())],
+        vec![
+            ("ORDERS_SAGA_DEADLINE", "1s".into()),
+            ("ORDERS_CALL_TIMEOUT", "200ms".into()),
+        ],
+    )
+    .await;
+    world.product("STALE-1", 1000, 3).await;
+    let customer = Uuid::now_v7();
+    let placed = world
+        .place(customer, &[("STALE-1", 1)], APPROVE, "k")
+        .await
+        .unwrap();
+    let order = world.terminal(&placed.id, SAGA).await;
+    assert_eq!(
+        (order.status(), order.cancellation_reason.as_str()),
+        (OrderStatus::Cancelled, "saga_timeout")
+    );
+
+    // Now the AuthorizePayment of a runner that stalled before sending it (a frozen replica
+    // whose lease another runner took over) arrives, with its caller's patience.
+    let late = world
+        .payments
+        .clone()
+        .authorize_payment(contracts::payments::AuthorizePaymentRequest {
+            order_id: order.id.clone(),
+            amount: order.total.clone(),
+            customer_id: customer.to_string(),
+            payment_method: APPROVE.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payment
+        .unwrap();
+    assert_eq!(
+        late.status(),
+        PaymentStatus::Voided,
+        "a cancelled order must not end with an authorization that nothing will ever void"
+    );
+    assert_eq!(
+        world.payment(&order.id).await.unwrap().status(),
+        PaymentStatus::Voided
+    );
+    world.stop();
+}
+
+#[tokio::test]
 async fn a_reservation_that_expires_before_confirmation_cancels_the_order_instead_of_selling_twice()
 {
     // The provider takes longer than inventory holds a reservation: by the time the payment is

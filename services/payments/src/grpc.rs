@@ -6,13 +6,17 @@
 use contracts::payments::{
     self as api, AuthorizePaymentRequest, AuthorizePaymentResponse, CapturePaymentRequest,
     CapturePaymentResponse, GetPaymentRequest, GetPaymentResponse, RefundPaymentRequest,
-    RefundPaymentResponse, VoidPaymentRequest, VoidPaymentResponse, get_payment_request::Key,
+    RefundPaymentResponse, VoidOrderPaymentRequest, VoidOrderPaymentResponse, VoidPaymentRequest,
+    VoidPaymentResponse, get_payment_request::Key,
 };
 use messaging::envelope::timestamp;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    domain::{self, Authorize, InvalidInput, Money, Payment, PaymentMethod, PaymentStatus, Reason},
+    domain::{
+        self, Authorize, InvalidInput, Money, Payment, PaymentMethod, PaymentStatus, Reason,
+        VoidOrder,
+    },
     error::PaymentsError,
     events::money,
     provider::PaymentProvider,
@@ -49,6 +53,16 @@ impl<P: PaymentProvider> PaymentsApi<P> {
         let payment_id = domain::parse_id("payment_id", &request.payment_id)?;
         let reason = Reason::parse(&request.reason)?;
         self.ledger.void(payment_id, reason).await
+    }
+
+    async fn void_order(&self, request: VoidOrderPaymentRequest) -> Result<Payment, PaymentsError> {
+        let command = VoidOrder {
+            order_id: domain::parse_id("order_id", &request.order_id)?,
+            customer_id: domain::parse_id("customer_id", &request.customer_id)?,
+            amount: amount(request.amount.as_ref())?,
+            reason: Reason::parse(&request.reason)?,
+        };
+        self.ledger.void_order(command).await
     }
 
     async fn get(&self, request: GetPaymentRequest) -> Result<Payment, PaymentsError> {
@@ -109,6 +123,16 @@ impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
     ) -> Result<Response<VoidPaymentResponse>, Status> {
         let payment = self.void(request.into_inner()).await?;
         Ok(Response::new(VoidPaymentResponse {
+            payment: Some(encode(&payment)),
+        }))
+    }
+
+    async fn void_order_payment(
+        &self,
+        request: Request<VoidOrderPaymentRequest>,
+    ) -> Result<Response<VoidOrderPaymentResponse>, Status> {
+        let payment = self.void_order(request.into_inner()).await?;
+        Ok(Response::new(VoidOrderPaymentResponse {
             payment: Some(encode(&payment)),
         }))
     }

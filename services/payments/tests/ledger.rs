@@ -279,3 +279,83 @@ async fn the_event_table_is_append_only() {
     assert_eq!(app.stored_events(&payment.id).await.len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_authorization_after_a_void_by_order_returns_the_tombstone_and_holds_nothing() {
+    let app = spawn_app().await;
+    let order_id = uuid::Uuid::now_v7();
+    // The saga compensated an order whose authorization it never saw answered…
+    let tombstone = app.void_order(order_id, 1500).await.unwrap();
+    assert_eq!(tombstone.status(), PaymentStatus::Voided);
+    assert_eq!(tombstone.authorized, Some(eur(0)));
+    // …and a runner that stalled before sending it sends it now.
+    let late = app.try_authorize(order_id, 1500, APPROVE).await.unwrap();
+    assert_eq!(
+        late.status(),
+        PaymentStatus::Voided,
+        "the late call must hold nothing"
+    );
+    assert_eq!(
+        late.id, tombstone.id,
+        "the order's one payment is the tombstone"
+    );
+    let kinds: Vec<&str> = app
+        .stored_events(&late.id)
+        .await
+        .iter()
+        .map(|recorded| recorded.event.kind())
+        .collect();
+    assert_eq!(kinds, ["voided"]);
+    // Compensation may run again: a no-op.
+    let again = app.void_order(order_id, 1500).await.unwrap();
+    assert_eq!((again.id, again.events.len()), (late.id, 1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_void_by_order_voids_an_authorized_payment_once_and_leaves_a_declined_one() {
+    let app = spawn_app().await;
+    let order_id = uuid::Uuid::now_v7();
+    let authorized = app.try_authorize(order_id, 900, APPROVE).await.unwrap();
+    let voided = app.void_order(order_id, 900).await.unwrap();
+    assert_eq!(voided.id, authorized.id);
+    assert_eq!(voided.status(), PaymentStatus::Voided);
+    let again = app.void_order(order_id, 900).await.unwrap();
+    assert_eq!(again.events.len(), 2, "authorized, voided: nothing more");
+
+    let declined_order = uuid::Uuid::now_v7();
+    let declined = app
+        .try_authorize(declined_order, 900, "tok_visa_decline")
+        .await
+        .unwrap();
+    let after = app.void_order(declined_order, 900).await.unwrap();
+    assert_eq!(after.status(), PaymentStatus::Declined);
+    assert_eq!(after.events.len(), declined.events.len());
+
+    let captured = app.authorize(900, APPROVE).await;
+    app.capture(&captured.id).await.unwrap();
+    let order_of_captured = uuid::Uuid::parse_str(&captured.order_id).unwrap();
+    let err = app.void_order(order_of_captured, 900).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "compensation never follows a capture"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn racing_authorizations_and_voids_of_one_order_never_leave_money_held() {
+    let app = spawn_app().await;
+    for _ in 0..10 {
+        let order_id = uuid::Uuid::now_v7();
+        let authorize = app.try_authorize(order_id, 700, APPROVE);
+        let void = app.void_order(order_id, 700);
+        let (authorized, voided) = tokio::join!(authorize, void);
+        let (authorized, voided) = (authorized.unwrap(), voided.unwrap());
+        assert_eq!(authorized.id, voided.id, "one payment per order");
+        let now = app.by_order(order_id).await;
+        assert_eq!(now.status(), PaymentStatus::Voided, "{:?}", now.events);
+    }
+    app.stop().await;
+}

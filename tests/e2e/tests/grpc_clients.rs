@@ -65,6 +65,7 @@ const HOSTED: [(&str, &str, &[&str]); 4] = [
             "CapturePayment",
             "GetPayment",
             "RefundPayment",
+            "VoidOrderPayment",
             "VoidPayment",
         ],
     ),

@@ -15,7 +15,7 @@ mod summaries;
 use sqlx::PgPool;
 
 pub use orders::{OrderView, OutcomeColumn, Placement, TimelineEntry};
-pub use sagas::{ClaimedSaga, SagaContext};
+pub use sagas::{ClaimedSaga, Lease, SagaContext};
 pub use summaries::{SummaryChange, SummaryCursor, SummaryRow};
 
 /// The LISTEN/NOTIFY channel that wakes saga runners when an order is placed.

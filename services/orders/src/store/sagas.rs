@@ -21,9 +21,24 @@ pub struct SagaContext {
     pub lines: Vec<OrderLine>,
 }
 
+/// One claim of a saga by a runner: the fencing token of every write the runner makes while it
+/// drives the saga.
+///
+/// `owner` alone is not enough. A runner whose step hangs past the lease can claim the same
+/// saga again in a later round (its own lease expired) and drive it twice at once, both
+/// drives passing an owner check. Every claim therefore increments the saga's `lease_epoch`,
+/// and every write requires both: a drive that outlived its claim finds the epoch moved on and
+/// its result is discarded, whoever holds the saga now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub epoch: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct ClaimedSaga {
     pub saga: Saga,
+    pub lease: Lease,
     pub context: SagaContext,
     /// The trace of the PlaceOrder call that started the saga, which its steps continue.
     pub trace: W3cContext,
@@ -37,6 +52,7 @@ struct SagaRow {
     payment_id: Option<Uuid>,
     attempts: i32,
     deadline: OffsetDateTime,
+    lease_epoch: i64,
     customer_id: Uuid,
     payment_method: String,
     currency: String,
@@ -65,11 +81,12 @@ impl OrderStore {
                  FOR UPDATE SKIP LOCKED
              )
              UPDATE sagas s
-             SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+             SET lease_owner = $1, lease_until = now() + make_interval(secs => $2),
+                 lease_epoch = s.lease_epoch + 1
              FROM due, orders o
              WHERE s.order_id = due.order_id AND o.id = s.order_id
              RETURNING s.order_id, s.step, s.cancel_reason, s.payment_id, s.attempts, s.deadline,
-                       s.traceparent, s.tracestate,
+                       s.lease_epoch, s.traceparent, s.tracestate,
                        o.customer_id, o.payment_method, o.currency, o.total_minor",
         )
         .bind(owner)
@@ -103,6 +120,10 @@ impl OrderStore {
                     attempts: u32::try_from(row.attempts).unwrap_or(0),
                     deadline: row.deadline,
                 },
+                lease: Lease {
+                    owner: owner.to_owned(),
+                    epoch: row.lease_epoch,
+                },
                 context: SagaContext {
                     customer_id: row.customer_id,
                     payment_method: row.payment_method,
@@ -126,7 +147,7 @@ impl OrderStore {
     /// the timeline entry of the step that just finished. False if the lease was lost.
     pub async fn save_advance(
         &self,
-        owner: &str,
+        claim: &Lease,
         lease: Duration,
         next: &Saga,
         finished: (&str, &str, &str),
@@ -138,15 +159,16 @@ impl OrderStore {
              SET step = $3, cancel_reason = $4, payment_id = $5, attempts = 0,
                  next_attempt_at = $6, last_error = NULL, updated_at = $6,
                  lease_until = $6 + make_interval(secs => $7)
-             WHERE order_id = $1 AND lease_owner = $2",
+             WHERE order_id = $1 AND lease_owner = $2 AND lease_epoch = $8",
         )
         .bind(next.order_id)
-        .bind(owner)
+        .bind(&claim.owner)
         .bind(next.step.as_str())
         .bind(next.cancel_reason.map(CancelReason::as_str))
         .bind(next.payment_id)
         .bind(at)
         .bind(lease.as_secs_f64())
+        .bind(claim.epoch)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
@@ -169,7 +191,7 @@ impl OrderStore {
     /// any runner may pick the saga up when it is due.
     pub async fn save_retry(
         &self,
-        owner: &str,
+        claim: &Lease,
         saga: &Saga,
         delay: Duration,
         error: &str,
@@ -179,13 +201,14 @@ impl OrderStore {
              SET attempts = $3, last_error = $4,
                  next_attempt_at = now() + make_interval(secs => $5),
                  lease_owner = NULL, lease_until = NULL, updated_at = now()
-             WHERE order_id = $1 AND lease_owner = $2",
+             WHERE order_id = $1 AND lease_owner = $2 AND lease_epoch = $6",
         )
         .bind(saga.order_id)
-        .bind(owner)
+        .bind(&claim.owner)
         .bind(i32::try_from(saga.attempts).unwrap_or(i32::MAX))
         .bind(error)
         .bind(delay.as_secs_f64())
+        .bind(claim.epoch)
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() > 0)
@@ -195,12 +218,12 @@ impl OrderStore {
     /// outbox, saga done, in one transaction. False if the lease was lost.
     pub async fn confirm(
         &self,
-        owner: &str,
+        claim: &Lease,
         saga: &Saga,
         confirmed: &Envelope,
     ) -> Result<bool, OrdersError> {
         let mut tx = self.pool.begin().await?;
-        if !finish_saga(&mut tx, owner, saga.order_id).await? {
+        if !finish_saga(&mut tx, claim, saga.order_id).await? {
             return Ok(false);
         }
         let at = now();
@@ -226,12 +249,12 @@ impl OrderStore {
     /// outbox, saga done.
     pub async fn cancel(
         &self,
-        owner: &str,
+        claim: &Lease,
         saga: &Saga,
         cancelled: &Envelope,
     ) -> Result<bool, OrdersError> {
         let mut tx = self.pool.begin().await?;
-        if !finish_saga(&mut tx, owner, saga.order_id).await? {
+        if !finish_saga(&mut tx, claim, saga.order_id).await? {
             return Ok(false);
         }
         let at = now();
@@ -270,20 +293,21 @@ impl OrderStore {
     }
 }
 
-/// Marks the saga done if `owner` still holds its lease.
+/// Marks the saga done if `claim` still holds its lease.
 async fn finish_saga(
     tx: &mut sqlx::PgConnection,
-    owner: &str,
+    claim: &Lease,
     order_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
     let updated = sqlx::query(
         "UPDATE sagas
          SET step = 'done', lease_owner = NULL, lease_until = NULL, last_error = NULL,
              updated_at = now()
-         WHERE order_id = $1 AND lease_owner = $2 AND step <> 'done'",
+         WHERE order_id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND step <> 'done'",
     )
     .bind(order_id)
-    .bind(owner)
+    .bind(&claim.owner)
+    .bind(claim.epoch)
     .execute(&mut *tx)
     .await?;
     Ok(updated.rows_affected() > 0)

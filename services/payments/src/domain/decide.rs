@@ -81,6 +81,16 @@ impl PaymentState {
             other => Err(Rejected::Void(other)),
         }
     }
+
+    /// Void by order (compensation): like [`decide_void`](Self::decide_void), but a payment that
+    /// holds no money already (VOIDED, DECLINED) is left as it is, because compensation may run
+    /// more than once. A captured payment is refused: compensation never follows a capture.
+    pub fn decide_void_order(&self, reason: &Reason) -> Result<Option<PaymentEvent>, Rejected> {
+        match self.status {
+            PaymentStatus::Voided | PaymentStatus::Declined => Ok(None),
+            _ => self.decide_void(reason).map(Some),
+        }
+    }
 }
 
 #[cfg(test)]

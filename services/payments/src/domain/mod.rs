@@ -36,7 +36,9 @@ mod state;
 pub use decide::Rejected;
 pub use event::{KINDS, PaymentEvent, Reason, RecordedEvent, UnreadableEvent};
 pub use money::{Currency, Money, MoneyError};
-pub use payment::{AuthorizationOutcome, Authorize, Payment, PaymentHeader, PaymentMethod};
+pub use payment::{
+    AuthorizationOutcome, Authorize, Payment, PaymentHeader, PaymentMethod, VoidOrder,
+};
 pub use state::{PaymentState, PaymentStatus};
 
 /// Why an input was refused, naming the request field at fault (`amount.currency`): the one

@@ -18,6 +18,19 @@ pub struct Authorize {
     pub payment_method: PaymentMethod,
 }
 
+/// VoidOrderPayment, parsed: compensation by order id, by a caller that may not know whether
+/// the order was ever authorized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoidOrder {
+    pub order_id: Uuid,
+    /// What the order's authorization asks (or would ask) for. A tombstone's header records
+    /// them, so that a late AuthorizePayment, which repeats them, is recognised as a retry of
+    /// this order's payment and answered with the tombstone.
+    pub customer_id: Uuid,
+    pub amount: Money,
+    pub reason: super::Reason,
+}
+
 /// What the payment provider answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizationOutcome {
@@ -66,6 +79,25 @@ impl Payment {
         Self::rehydrate(header, Vec::new()).record(first, now).1
     }
 
+    /// A tombstone: the stream of an order that was compensated before it was ever authorized,
+    /// VOIDED from its first event. It takes the order's one payment slot (`order_id` is
+    /// unique), so an authorization that arrives afterwards finds it and returns it instead of
+    /// opening a payment that nothing would ever void.
+    pub fn tombstone(command: &VoidOrder, now: OffsetDateTime) -> Self {
+        let now = to_micros(now);
+        let header = PaymentHeader {
+            id: Uuid::now_v7(),
+            order_id: command.order_id,
+            customer_id: command.customer_id,
+            requested: command.amount,
+            created_at: now,
+        };
+        let voided = PaymentEvent::Voided {
+            reason: command.reason.as_str().to_owned(),
+        };
+        Self::rehydrate(header, Vec::new()).record(voided, now).1
+    }
+
     /// Rebuilds a payment from its stored header and events (the fold).
     pub fn rehydrate(header: PaymentHeader, history: Vec<RecordedEvent>) -> Self {
         let state = PaymentState::fold_recorded(header.requested.currency(), &history);
@@ -97,6 +129,8 @@ impl Payment {
     /// Whether `command` is a retry of the call that opened this payment. A retry returns the
     /// existing payment whatever its outcome; a different amount, currency or customer for the
     /// same order is a client bug, refused rather than silently answered with another payment.
+    /// The same holds for a [tombstone](Self::tombstone): a late authorization repeats the
+    /// amount and customer the compensation recorded.
     pub fn check_retry(&self, command: &Authorize) -> Result<(), Rejected> {
         let existing = &self.header;
         let differs = |field, existing: String, requested: String| Rejected::DifferentRetry {
@@ -192,6 +226,30 @@ mod tests {
         assert_eq!(payment.state.status, PaymentStatus::Captured);
         let rebuilt = Payment::rehydrate(payment.header.clone(), payment.history.clone());
         assert_eq!(rebuilt, payment);
+    }
+
+    #[test]
+    fn a_tombstone_is_voided_from_its_first_event_and_answers_a_late_authorization() {
+        let authorize = command(500, "EUR");
+        let tombstone = Payment::tombstone(
+            &VoidOrder {
+                order_id: authorize.order_id,
+                customer_id: authorize.customer_id,
+                amount: authorize.amount,
+                reason: super::super::Reason::parse("checkout compensation").unwrap(),
+            },
+            OffsetDateTime::now_utc(),
+        );
+        assert_eq!(tombstone.state.status, PaymentStatus::Voided);
+        assert_eq!(
+            tombstone.state.authorized().minor(),
+            0,
+            "no money was ever held"
+        );
+        assert_eq!(tombstone.history.len(), 1);
+        assert_eq!(tombstone.check_retry(&authorize), Ok(()));
+        let rebuilt = Payment::rehydrate(tombstone.header.clone(), tombstone.history.clone());
+        assert_eq!(rebuilt, tombstone);
     }
 
     #[test]

@@ -15,6 +15,14 @@
 //! "already captured", not silently doubled). After [`MAX_ATTEMPTS`] conflicts in a row the
 //! caller gets ABORTED and may retry.
 //!
+//! **Tombstones (VoidOrderPayment).** Compensation voids by order id, because after a timeout
+//! the saga cannot know whether its authorization ever arrived. When the order has no payment,
+//! the void opens one that is VOIDED from its first event ([`Payment::tombstone`]). It takes the
+//! order's one slot in `payments.order_id UNIQUE`, so the race with an authorization that
+//! arrives late (a saga runner that stalled and resumed after another compensated) has exactly
+//! two outcomes, both safe: the tombstone is first and the authorization returns it, holding
+//! nothing; or the authorization is first and the void, losing the insert, voids it.
+//!
 //! **In the caller's transaction (capture / refund after the order's fate).** The consumer of
 //! order events must commit its effect together with its inbox row, so
 //! [`capture_order_in`] and [`refund_cancelled_order_in`] run load → fold → decide → append on
@@ -28,7 +36,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Authorize, Money, Payment, PaymentEvent, PaymentState, Reason, Rejected},
+    domain::{
+        Authorize, Money, Payment, PaymentEvent, PaymentState, PaymentStatus, Reason, Rejected,
+        VoidOrder,
+    },
     error::PaymentsError,
     events,
     provider::{AuthorizationRequest, PaymentProvider},
@@ -52,7 +63,15 @@ impl<P: PaymentProvider> Ledger<P> {
     pub async fn authorize(&self, command: Authorize) -> Result<Payment, PaymentsError> {
         if let Some(existing) = self.store.load_by_order(command.order_id).await? {
             existing.check_retry(&command)?;
-            tracing::info!(payment_id = %existing.header.id, "authorization retried: same payment");
+            if existing.state.status == PaymentStatus::Voided {
+                tracing::warn!(
+                    payment_id = %existing.header.id,
+                    order_id = %command.order_id,
+                    "authorization after the order's payment was voided: answered with the void, nothing held"
+                );
+            } else {
+                tracing::info!(payment_id = %existing.header.id, "authorization retried: same payment");
+            }
             return Ok(existing);
         }
         let outcome = self
@@ -113,6 +132,50 @@ impl<P: PaymentProvider> Ledger<P> {
     pub async fn void(&self, payment_id: Uuid, reason: Reason) -> Result<Payment, PaymentsError> {
         self.execute(payment_id, |state| state.decide_void(&reason))
             .await
+    }
+
+    /// Compensation by order id: voids the order's payment, or records a tombstone when it has
+    /// none (see the module docs). Idempotent.
+    pub async fn void_order(&self, command: VoidOrder) -> Result<Payment, PaymentsError> {
+        let mut contended = command.order_id;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let Some(payment) = self.store.load_by_order(command.order_id).await? else {
+                let tombstone = Payment::tombstone(&command, OffsetDateTime::now_utc());
+                let first = tombstone
+                    .first_event()
+                    .map(|recorded| events::envelope(&tombstone.header, &recorded.event))
+                    .ok_or_else(|| PaymentsError::Corrupt("opened without an event".into()))?;
+                match self.store.open(&tombstone, &first).await? {
+                    Opened::Created => {
+                        tracing::info!(
+                            payment_id = %tombstone.header.id,
+                            order_id = %command.order_id,
+                            "voided before any authorization: tombstone recorded"
+                        );
+                        return Ok(tombstone);
+                    }
+                    // An authorization opened the stream first: void it on the next round.
+                    Opened::OrderTaken => continue,
+                }
+            };
+            let Some(event) = payment.state.decide_void_order(&command.reason)? else {
+                return Ok(payment);
+            };
+            let payment_id = payment.header.id;
+            let envelope = events::envelope(&payment.header, &event);
+            let (recorded, payment) = payment.record(event, OffsetDateTime::now_utc());
+            match self.store.append(payment_id, &recorded, &envelope).await? {
+                Appended::Appended => {
+                    tracing::info!(payment_id = %payment_id, order_id = %command.order_id, "order's payment voided");
+                    return Ok(payment);
+                }
+                Appended::Conflict => {
+                    contended = payment_id;
+                    tracing::debug!(payment_id = %payment_id, attempt, "a concurrent writer appended first; deciding again");
+                }
+            }
+        }
+        Err(PaymentsError::Contention(contended))
     }
 
     pub async fn get(&self, payment_id: Uuid) -> Result<Payment, PaymentsError> {

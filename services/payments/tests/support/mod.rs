@@ -7,7 +7,8 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use contracts::payments::{
     AuthorizePaymentRequest, CapturePaymentRequest, GetPaymentRequest, Payment, PaymentStatus,
-    PaymentsServiceClient, RefundPaymentRequest, VoidPaymentRequest, get_payment_request::Key,
+    PaymentsServiceClient, RefundPaymentRequest, VoidOrderPaymentRequest, VoidPaymentRequest,
+    get_payment_request::Key,
 };
 use messaging::Envelope;
 use payments::{
@@ -171,6 +172,21 @@ impl TestApp {
             .void_payment(VoidPaymentRequest {
                 payment_id: payment_id.to_owned(),
                 reason: "order cancelled".to_owned(),
+            })
+            .await
+            .map(|response| response.into_inner().payment.expect("a payment"))
+    }
+
+    /// VoidOrderPayment for `order_id` by this app's customer, in EUR: what the checkout saga's
+    /// compensation sends.
+    pub async fn void_order(&self, order_id: Uuid, minor: i64) -> Result<Payment, Status> {
+        self.client
+            .clone()
+            .void_order_payment(VoidOrderPaymentRequest {
+                order_id: order_id.to_string(),
+                amount: Some(eur(minor)),
+                customer_id: self.customer_id.to_string(),
+                reason: "checkout compensation".to_owned(),
             })
             .await
             .map(|response| response.into_inner().payment.expect("a payment"))
