@@ -108,6 +108,18 @@ impl Env {
         }
     }
 
+    /// How often something periodic runs, or `off` (`None`) to not run it at all.
+    pub fn interval_or_off(
+        &self,
+        setting: &str,
+        default: Duration,
+    ) -> Result<Option<Duration>, ConfigError> {
+        match self.raw(setting).as_deref().map(str::trim) {
+            Some("off") => Ok(None),
+            _ => self.duration_or(setting, default).map(Some),
+        }
+    }
+
     /// A secret: read from `<NAME>` or from the file named by `<NAME>_FILE` (the Kubernetes
     /// mounted-secret convention). Secrets never appear in errors or logs.
     pub fn secret(&self, setting: &str) -> Result<Option<String>, ConfigError> {

@@ -39,22 +39,16 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use platform::config::{ConfigError, Env};
+use platform::{
+    config::{ConfigError, Env},
+    grpc::upstream::EndpointSource,
+};
 use resilience::Strategy;
 
 use crate::edge::client_ip::Networks;
 
 /// The largest page a client may ask for.
 pub const MAX_PAGE_SIZE: u32 = 100;
-
-/// Where an upstream's endpoints come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndpointSource {
-    /// A fixed list of `http://host:port` URLs.
-    Static(Vec<String>),
-    /// A DNS name resolved again and again; every address is an endpoint (`http://ip:port`).
-    Dns { host: String, port: u16 },
-}
 
 /// One upstream gRPC service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +114,7 @@ impl Config {
             let prefix = name.to_ascii_uppercase();
             let urls_setting = format!("{prefix}_URLS");
             let raw = env.string_or(&urls_setting, &format!("http://127.0.0.1:{port}"));
-            let source = parse_source(&raw).map_err(|reason| ConfigError {
+            let source = EndpointSource::parse(&raw).map_err(|reason| ConfigError {
                 variable: env.name(&urls_setting),
                 value: raw.clone(),
                 reason,
@@ -142,10 +136,8 @@ impl Config {
             orders: upstream("orders", 50053)?,
             payments: upstream("payments", 50054)?,
             dns_refresh: env.duration_or("DNS_REFRESH", Duration::from_secs(10))?,
-            health_check_interval: match env.raw("HEALTH_CHECK_INTERVAL").as_deref() {
-                Some("off") => None,
-                _ => Some(env.duration_or("HEALTH_CHECK_INTERVAL", Duration::from_secs(10))?),
-            },
+            health_check_interval: env
+                .interval_or_off("HEALTH_CHECK_INTERVAL", Duration::from_secs(10))?,
             call_timeout: env.duration_or("CALL_TIMEOUT", Duration::from_secs(2))?,
             ejection_failures: env.parse_or("EJECTION_FAILURES", 5)?,
             ejection_time: env.duration_or("EJECTION_TIME", Duration::from_secs(30))?,
@@ -254,45 +246,6 @@ fn networks(env: &Env, setting: &str) -> Result<Networks, ConfigError> {
         value: raw.clone(),
         reason,
     })
-}
-
-/// `http://a:1,http://b:2` or `dns://name:port`.
-fn parse_source(raw: &str) -> Result<EndpointSource, String> {
-    let raw = raw.trim();
-    if let Some(rest) = raw.strip_prefix("dns://") {
-        let (host, port) = rest
-            .trim_end_matches('/')
-            .rsplit_once(':')
-            .ok_or("expected dns://host:port")?;
-        let port = port.parse().map_err(|_| format!("bad port {port:?}"))?;
-        if host.is_empty() || host.contains(['/', ',', ' ']) {
-            return Err(format!("bad host {host:?}"));
-        }
-        return Ok(EndpointSource::Dns {
-            host: host.to_owned(),
-            port,
-        });
-    }
-    let urls: Vec<String> = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if urls.is_empty() {
-        return Err("expected at least one URL".to_owned());
-    }
-    for url in &urls {
-        let Some(authority) = url.strip_prefix("http://") else {
-            return Err(format!(
-                "{url:?} is not an http:// URL (or use dns://host:port)"
-            ));
-        };
-        if authority.trim_end_matches('/').rsplit_once(':').is_none() {
-            return Err(format!("{url:?} has no port"));
-        }
-    }
-    Ok(EndpointSource::Static(urls))
 }
 
 #[cfg(test)]

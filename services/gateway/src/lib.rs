@@ -38,7 +38,11 @@ use actix_web::{
     web,
 };
 use contracts::users::{GetJwksRequest, UsersServiceClient};
-use platform::{Shutdown, admin::Readiness};
+use platform::{
+    Shutdown,
+    admin::Readiness,
+    grpc::upstream::{discovery, spawn_maintenance},
+};
 use resilience::SystemClock;
 
 pub use config::Config;
@@ -46,11 +50,10 @@ pub use config::Config;
 use crate::{
     api::docs::OpenApiJson,
     auth::{KeyCache, jwks::Fetch, ticket::TicketSigner, verify::Expectations},
-    config::EndpointSource,
     ratelimit::{Limiter, gcra::Gcra},
     stale::LastGood,
     state::{Gateway, StreamSettings, StreamSlots},
-    upstream::{Upstreams, discovery, health},
+    upstream::Upstreams,
 };
 
 /// How often the JWKS is refreshed even without an unknown key id.
@@ -324,21 +327,13 @@ fn spawn_background(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for (backend, upstream) in gateway.upstreams.all().into_iter().zip(config.upstreams()) {
-        if matches!(upstream.source, EndpointSource::Dns { .. }) {
-            tasks.push(tokio::spawn(discovery::keep_resolving(
-                backend.clone(),
-                upstream.source.clone(),
-                config.dns_refresh,
-                shutdown.clone(),
-            )));
-        }
-        if let Some(every) = config.health_check_interval {
-            tasks.push(tokio::spawn(health::keep_checking(
-                backend.clone(),
-                every,
-                shutdown.clone(),
-            )));
-        }
+        tasks.extend(spawn_maintenance(
+            backend,
+            &upstream.source,
+            config.dns_refresh,
+            config.health_check_interval,
+            shutdown,
+        ));
     }
     tasks.push(tokio::spawn(every(JWKS_REFRESH, shutdown.clone(), {
         let gateway = gateway.clone();

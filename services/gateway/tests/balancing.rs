@@ -42,8 +42,7 @@ async fn seed(world: &World, sku: &str) {
 
 fn picks(metrics: &str, world: &World, replica: usize) -> f64 {
     let endpoint = format!("http://{}", world.inventory[replica].0.addr());
-    let series =
-        format!(r#"gateway_upstream_picks_total{{upstream="inventory",endpoint="{endpoint}"}}"#);
+    let series = format!(r#"upstream_picks_total{{upstream="inventory",endpoint="{endpoint}"}}"#);
     metric(metrics, &series).unwrap_or(0.0)
 }
 

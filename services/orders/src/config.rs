@@ -6,8 +6,10 @@
 //! | `ORDERS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/orders` | this service's database |
 //! | `ORDERS_AMQP_URL` / `ORDERS_EVENTS_EXCHANGE` | local broker / `shop.events` | events |
 //! | `ORDERS_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
-//! | `ORDERS_INVENTORY_URL` | `http://127.0.0.1:50052` | the inventory participant |
-//! | `ORDERS_PAYMENTS_URL` | `http://127.0.0.1:50054` | the payments participant |
+//! | `ORDERS_INVENTORY_URL` | `http://127.0.0.1:50052` | the inventory participant: `http://host:port`, several comma-separated, or `dns://name:port` (every address is a replica) |
+//! | `ORDERS_PAYMENTS_URL` | `http://127.0.0.1:50054` | the payments participant, written the same way |
+//! | `ORDERS_DNS_REFRESH` | `10s` | how often `dns://` participants are resolved again |
+//! | `ORDERS_HEALTH_CHECK_INTERVAL` | `10s` | active `grpc.health.v1` checks of every participant replica; `off` disables |
 //! | `ORDERS_CALL_TIMEOUT` | `2s` | deadline of each participant call |
 //! | `ORDERS_SAGA_DEADLINE` | `2m` | after this, a saga still going forward compensates; keep it well below inventory's reservation TTL |
 //! | `ORDERS_SAGA_LEASE` | `30s` | how long a runner owns a claimed saga without progress |
@@ -17,9 +19,12 @@
 
 use std::time::Duration;
 
-use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
+use platform::{
+    config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults},
+    grpc::upstream::EndpointSource,
+};
 
-use crate::domain::SagaStep;
+use crate::{domain::SagaStep, participants::ParticipantsConfig};
 
 pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
     grpc_port: 50053,
@@ -30,9 +35,8 @@ pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub runtime: RuntimeConfig,
-    pub inventory_url: String,
-    pub payments_url: String,
-    pub call_timeout: Duration,
+    /// Where inventory and payments are, and how they are called.
+    pub participants: ParticipantsConfig,
     pub saga_deadline: Duration,
     pub saga_lease: Duration,
     pub saga_poll_interval: Duration,
@@ -47,17 +51,13 @@ impl Config {
     }
 
     pub fn from(env: &Env) -> Result<Self, ConfigError> {
-        let url = |setting: &str, default: &str| -> Result<String, ConfigError> {
+        let source = |setting: &str, default: &str| -> Result<EndpointSource, ConfigError> {
             let value = env.string_or(setting, default);
-            if value.starts_with("http://") || value.starts_with("https://") {
-                Ok(value)
-            } else {
-                Err(ConfigError {
-                    variable: env.name(setting),
-                    value,
-                    reason: "expected an http:// or https:// URL".to_owned(),
-                })
-            }
+            EndpointSource::parse(&value).map_err(|reason| ConfigError {
+                variable: env.name(setting),
+                value,
+                reason,
+            })
         };
         let positive = |setting: &str, default: Duration| -> Result<Duration, ConfigError> {
             let value = env.duration_or(setting, default)?;
@@ -80,9 +80,14 @@ impl Config {
         };
         Ok(Self {
             runtime: RuntimeConfig::from_env(env, DEFAULTS)?,
-            inventory_url: url("INVENTORY_URL", "http://127.0.0.1:50052")?,
-            payments_url: url("PAYMENTS_URL", "http://127.0.0.1:50054")?,
-            call_timeout: positive("CALL_TIMEOUT", Duration::from_secs(2))?,
+            participants: ParticipantsConfig {
+                inventory: source("INVENTORY_URL", "http://127.0.0.1:50052")?,
+                payments: source("PAYMENTS_URL", "http://127.0.0.1:50054")?,
+                call_timeout: positive("CALL_TIMEOUT", Duration::from_secs(2))?,
+                dns_refresh: positive("DNS_REFRESH", Duration::from_secs(10))?,
+                health_checks: env
+                    .interval_or_off("HEALTH_CHECK_INTERVAL", Duration::from_secs(10))?,
+            },
             saga_deadline: positive("SAGA_DEADLINE", Duration::from_secs(120))?,
             saga_lease: positive("SAGA_LEASE", Duration::from_secs(30))?,
             saga_poll_interval: positive("SAGA_POLL_INTERVAL", Duration::from_secs(1))?,
@@ -105,7 +110,10 @@ mod tests {
     fn local_defaults_need_no_variables() {
         let config = Config::from(&env(&[])).unwrap();
         assert_eq!(config.runtime.grpc_addr.port(), 50053);
-        assert_eq!(config.inventory_url, "http://127.0.0.1:50052");
+        assert_eq!(
+            config.participants.inventory,
+            EndpointSource::Static(vec!["http://127.0.0.1:50052".to_owned()])
+        );
         assert_eq!(config.saga_deadline, Duration::from_secs(120));
         assert_eq!(config.crash_after, None);
     }
@@ -114,6 +122,8 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (variable, value) in [
             ("ORDERS_INVENTORY_URL", "inventory:50052"),
+            ("ORDERS_PAYMENTS_URL", "dns://payments-headless"),
+            ("ORDERS_DNS_REFRESH", "0s"),
             ("ORDERS_CALL_TIMEOUT", "0s"),
             ("ORDERS_SAGA_LEASE", "forever"),
             ("ORDERS_FAULT_CRASH_AFTER", "lunch"),
@@ -121,6 +131,34 @@ mod tests {
             let err = Config::from(&env(&[(variable, value)])).unwrap_err();
             assert_eq!(err.variable, variable);
         }
+    }
+
+    #[test]
+    fn participants_may_be_a_list_or_a_dns_name() {
+        let config = Config::from(&env(&[
+            (
+                "ORDERS_INVENTORY_URL",
+                "http://10.0.0.1:50052, http://10.0.0.2:50052",
+            ),
+            ("ORDERS_PAYMENTS_URL", "dns://payments-headless:50054"),
+            ("ORDERS_HEALTH_CHECK_INTERVAL", "off"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.participants.inventory,
+            EndpointSource::Static(vec![
+                "http://10.0.0.1:50052".to_owned(),
+                "http://10.0.0.2:50052".to_owned()
+            ])
+        );
+        assert_eq!(
+            config.participants.payments,
+            EndpointSource::Dns {
+                host: "payments-headless".to_owned(),
+                port: 50054
+            }
+        );
+        assert_eq!(config.participants.health_checks, None);
     }
 
     #[test]

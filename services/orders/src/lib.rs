@@ -59,12 +59,9 @@ impl Application {
         )
         .await?;
         let store = OrderStore::new(service.pool().clone());
-        let participants = Participants::connect(
-            &config.inventory_url,
-            &config.payments_url,
-            config.call_timeout,
-        )
-        .map_err(|err| StartError::setup("the participants' clients", err))?;
+        let participants = Participants::connect(&config.participants)
+            .await
+            .map_err(|err| StartError::setup("the participants' clients", err))?;
         let runner = std::sync::Arc::new(SagaRunner::new(
             store.clone(),
             participants.clone(),
@@ -77,6 +74,7 @@ impl Application {
                 crash_after: config.crash_after,
             },
         ));
+        let participants_maintenance = participants.maintenance(&config.participants);
         let checkout = Checkout::new(store.clone(), participants, config.saga_deadline);
         let host = service
             .relay("orders")
@@ -85,6 +83,7 @@ impl Application {
             .await
             .consume(SUMMARIES, SummaryProjection)
             .await
+            .worker(participants_maintenance)
             .worker(Worker::new(move |shutdown| runner.run(shutdown)))
             .serve(OrdersServiceServer::new(OrdersApi::new(checkout)))
             .bind()

@@ -1,6 +1,7 @@
 //! The saga's participants, inventory and payments, behind typed gRPC clients.
 //!
-//! Every call goes through `libs/resilience`, in this order from the outside in:
+//! Every call goes through the same [`Backend`] the gateway uses (`platform::grpc::upstream`),
+//! in this order from the outside in:
 //!
 //! * a **circuit breaker per participant**: after repeated failures the breaker opens and calls
 //!   fail at once with UNAVAILABLE instead of piling up on a sick service; half-open probes
@@ -8,7 +9,12 @@
 //! * **retries with a budget**: every call here is idempotent (per order id, or a read), so
 //!   transient failures are retried a few times with jittered backoff, within a budget shared
 //!   by all calls to that participant so that retries cannot multiply an outage;
-//! * a **deadline per attempt** (`CallContext`, sent as `grpc-timeout`).
+//! * a **load balancer per participant**: each attempt goes to one replica (round-robin over a
+//!   static list or over a `dns://` name re-resolved periodically: in Kubernetes, the
+//!   participant's headless Service, so every ready pod takes calls), skipping replicas that
+//!   already failed this call and ejecting ones that keep failing or fail their health check;
+//! * a **deadline per attempt** (`CallContext`, sent as `grpc-timeout`, at most what the
+//!   caller has left).
 //!
 //! What is still failing after that is classified once, here: codes that mean "try again later"
 //! become [`StepResult::Transient`] (the saga retries the step later, durably); anything else is
@@ -26,9 +32,11 @@ use contracts::{
         AuthorizePaymentRequest, PaymentStatus, PaymentsServiceClient, VoidOrderPaymentRequest,
     },
 };
-use platform::grpc::client::{CallContext, connect_lazy};
-use resilience::{BreakerConfig, BudgetConfig, CircuitBreaker, RetryBudget, RetryPolicy, Upstream};
-use tonic::{Code, Status, service::interceptor::InterceptedService, transport::Channel};
+use platform::{
+    grpc::upstream::{Backend, BackendConfig, EndpointSource, discovery, spawn_maintenance},
+    host::Worker,
+};
+use tonic::{Code, Status};
 use uuid::Uuid;
 
 use crate::{
@@ -36,52 +44,65 @@ use crate::{
     store::SagaContext,
 };
 
-type Inventory = InventoryServiceClient<InterceptedService<Channel, CallContext>>;
-type Payments = PaymentsServiceClient<InterceptedService<Channel, CallContext>>;
-
 /// A product as the order needs it: name, unit price and currency, if it is for sale.
 pub type Price = (String, i64, String);
 
+/// The two participants, each a balanced, ejecting [`Backend`] over its replicas.
 #[derive(Clone)]
 pub struct Participants {
-    inventory: Inventory,
-    payments: Payments,
-    inventory_upstream: Upstream,
-    payments_upstream: Upstream,
+    inventory: Backend,
+    payments: Backend,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("bad participant address: {0}")]
-    Address(#[from] tonic::transport::Error),
-    #[error("bad resilience settings: {0}")]
-    Resilience(#[from] resilience::InvalidConfig),
-}
-
-fn upstream(name: &str) -> Result<Upstream, resilience::InvalidConfig> {
-    Ok(Upstream::new(
-        name.to_owned(),
-        CircuitBreaker::new(name.to_owned(), BreakerConfig::default())?,
-        RetryBudget::new(BudgetConfig::default())?,
-        RetryPolicy::default(),
-    ))
+/// Where the participants are and how they are called.
+#[derive(Debug, Clone)]
+pub struct ParticipantsConfig {
+    pub inventory: EndpointSource,
+    pub payments: EndpointSource,
+    /// Each attempt's deadline (at most what the caller has left).
+    pub call_timeout: Duration,
+    /// How often `dns://` sources are resolved again.
+    pub dns_refresh: Duration,
+    /// Active health checks of every endpoint, or `None`.
+    pub health_checks: Option<Duration>,
 }
 
 impl Participants {
-    pub fn connect(
-        inventory_url: &str,
-        payments_url: &str,
-        call_timeout: Duration,
-    ) -> Result<Self, ConnectError> {
-        let context = CallContext::new(call_timeout);
-        Ok(Self {
-            inventory: InventoryServiceClient::with_interceptor(
-                connect_lazy(inventory_url)?,
-                context,
-            ),
-            payments: PaymentsServiceClient::with_interceptor(connect_lazy(payments_url)?, context),
-            inventory_upstream: upstream("inventory")?,
-            payments_upstream: upstream("payments")?,
+    /// Builds both backends and fills them (one DNS lookup each for `dns://` sources: a
+    /// participant that is not resolvable yet is found by [`Participants::maintenance`]).
+    pub async fn connect(config: &ParticipantsConfig) -> Result<Self, resilience::InvalidConfig> {
+        let backend = BackendConfig {
+            call_timeout: config.call_timeout,
+            ..BackendConfig::default()
+        };
+        let participants = Self {
+            inventory: Backend::new("inventory", &backend)?,
+            payments: Backend::new("payments", &backend)?,
+        };
+        discovery::initial(&participants.inventory, &config.inventory).await;
+        discovery::initial(&participants.payments, &config.payments).await;
+        Ok(participants)
+    }
+
+    /// The worker that keeps both endpoint lists current: DNS re-resolution and health checks.
+    pub fn maintenance(&self, config: &ParticipantsConfig) -> Worker {
+        let (participants, config) = (self.clone(), config.clone());
+        Worker::new(move |shutdown| async move {
+            let mut tasks = spawn_maintenance(
+                &participants.inventory,
+                &config.inventory,
+                config.dns_refresh,
+                config.health_checks,
+                &shutdown,
+            );
+            tasks.extend(spawn_maintenance(
+                &participants.payments,
+                &config.payments,
+                config.dns_refresh,
+                config.health_checks,
+                &shutdown,
+            ));
+            futures::future::join_all(tasks).await;
         })
     }
 
@@ -91,21 +112,26 @@ impl Participants {
             sku: sku.to_owned(),
         };
         let response = self
-            .inventory_upstream
-            .call(true, || {
-                let (mut client, request) = (self.inventory.clone(), request.clone());
-                async move { client.get_product(request).await }
+            .inventory
+            .call(true, None, |endpoint| {
+                let request = request.clone();
+                async move {
+                    InventoryServiceClient::new(endpoint)
+                        .get_product(request)
+                        .await
+                }
             })
             .await;
         match response {
-            Ok(response) => Ok(response
-                .into_inner()
-                .product
-                .filter(|product| product.active)
-                .and_then(|product| {
-                    let price = product.price?;
-                    Some((product.name, price.amount_minor, price.currency))
-                })),
+            Ok(response) => {
+                Ok(response
+                    .product
+                    .filter(|product| product.active)
+                    .and_then(|product| {
+                        let price = product.price?;
+                        Some((product.name, price.amount_minor, price.currency))
+                    }))
+            }
             Err(status) if status.code() == Code::NotFound => Ok(None),
             Err(status) if status.code() == Code::InvalidArgument => Ok(None),
             Err(status) => Err(status),
@@ -124,14 +150,18 @@ impl Participants {
                 .collect(),
         };
         let response = self
-            .inventory_upstream
-            .call(true, || {
-                let (mut client, request) = (self.inventory.clone(), request.clone());
-                async move { client.reserve_stock(request).await }
+            .inventory
+            .call(true, None, |endpoint| {
+                let request = request.clone();
+                async move {
+                    InventoryServiceClient::new(endpoint)
+                        .reserve_stock(request)
+                        .await
+                }
             })
             .await;
         match response {
-            Ok(response) => match response.into_inner().reservation.map(|r| r.status()) {
+            Ok(response) => match response.reservation.map(|r| r.status()) {
                 Some(ReservationStatus::Reserved | ReservationStatus::Committed) => {
                     StepResult::Reserved
                 }
@@ -148,10 +178,14 @@ impl Participants {
             reason: "checkout compensation".to_owned(),
         };
         let response = self
-            .inventory_upstream
-            .call(true, || {
-                let (mut client, request) = (self.inventory.clone(), request.clone());
-                async move { client.release_stock(request).await }
+            .inventory
+            .call(true, None, |endpoint| {
+                let request = request.clone();
+                async move {
+                    InventoryServiceClient::new(endpoint)
+                        .release_stock(request)
+                        .await
+                }
             })
             .await;
         match response {
@@ -167,14 +201,18 @@ impl Participants {
             order_id: order_id.to_string(),
         };
         let response = self
-            .inventory_upstream
-            .call(true, || {
-                let (mut client, request) = (self.inventory.clone(), request.clone());
-                async move { client.commit_reservation(request).await }
+            .inventory
+            .call(true, None, |endpoint| {
+                let request = request.clone();
+                async move {
+                    InventoryServiceClient::new(endpoint)
+                        .commit_reservation(request)
+                        .await
+                }
             })
             .await;
         match response {
-            Ok(response) => match response.into_inner().reservation.map(|r| r.status()) {
+            Ok(response) => match response.reservation.map(|r| r.status()) {
                 // RESTOCKED: committed, then given back by a cancellation; the sale happened.
                 Some(ReservationStatus::Committed | ReservationStatus::Restocked) => {
                     StepResult::StockCommitted
@@ -196,14 +234,18 @@ impl Participants {
             payment_method: context.payment_method.clone(),
         };
         let response = self
-            .payments_upstream
-            .call(true, || {
-                let (mut client, request) = (self.payments.clone(), request.clone());
-                async move { client.authorize_payment(request).await }
+            .payments
+            .call(true, None, |endpoint| {
+                let request = request.clone();
+                async move {
+                    PaymentsServiceClient::new(endpoint)
+                        .authorize_payment(request)
+                        .await
+                }
             })
             .await;
         match response {
-            Ok(response) => match response.into_inner().payment {
+            Ok(response) => match response.payment {
                 Some(payment) => {
                     let Ok(payment_id) = Uuid::parse_str(&payment.id) else {
                         return StepResult::Permanent(format!("bad payment id {}", payment.id));
@@ -242,10 +284,14 @@ impl Participants {
             reason: "checkout compensation".to_owned(),
         };
         let response = self
-            .payments_upstream
-            .call(true, || {
-                let (mut client, request) = (self.payments.clone(), request.clone());
-                async move { client.void_order_payment(request).await }
+            .payments
+            .call(true, None, |endpoint| {
+                let request = request.clone();
+                async move {
+                    PaymentsServiceClient::new(endpoint)
+                        .void_order_payment(request)
+                        .await
+                }
             })
             .await;
         match response {

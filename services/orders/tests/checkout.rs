@@ -501,6 +501,49 @@ async fn a_reservation_that_expires_before_confirmation_cancels_the_order_instea
 }
 
 #[tokio::test]
+async fn orders_balances_over_inventory_replicas_and_keeps_confirming_when_one_stops() {
+    let mut world = World::participants(vec![]).await;
+    let (second, _stop_second) = world.inventory_replica().await;
+    let both = format!("http://{},http://{second}", world.inventory_addr);
+    world
+        .start_orders(vec![
+            ("ORDERS_INVENTORY_URL", both),
+            ("ORDERS_HEALTH_CHECK_INTERVAL", "200ms".into()),
+        ])
+        .await;
+    world.product("PAIR-1", 1000, 100).await;
+    let customer = Uuid::now_v7();
+    let place = |key: String| {
+        let world = &world;
+        async move {
+            let placed = world
+                .place(customer, &[("PAIR-1", 1)], APPROVE, &key)
+                .await
+                .unwrap();
+            world.terminal(&placed.id, SAGA).await
+        }
+    };
+    assert_eq!(
+        place("before".into()).await.status(),
+        OrderStatus::Confirmed
+    );
+
+    // One replica goes away (a pod rolled, a node lost). Orders must carry on with the other,
+    // well inside the saga deadline, instead of retrying a dead address until it gives up.
+    world.stop_first_inventory();
+    for i in 0..5 {
+        let order = place(format!("after-{i}")).await;
+        assert_eq!(
+            order.status(),
+            OrderStatus::Confirmed,
+            "{:?}",
+            order.timeline
+        );
+    }
+    world.stop();
+}
+
+#[tokio::test]
 async fn a_hundred_customers_race_for_the_last_ten_units() {
     let world = World::full(vec![], vec![]).await;
     world.product("LAST-1", 2500, 10).await;

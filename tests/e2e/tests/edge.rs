@@ -100,7 +100,7 @@ async fn two_inventory_processes_share_reads_and_killing_one_loses_no_read() {
     system.api.seed(&admin, "SHARE-1", 900, 5).await;
     let picks = |metrics: &str, replica: &testkit::RunningService| {
         let series = format!(
-            r#"gateway_upstream_picks_total{{upstream="inventory",endpoint="{}"}}"#,
+            r#"upstream_picks_total{{upstream="inventory",endpoint="{}"}}"#,
             replica.grpc_endpoint()
         );
         metric(metrics, &series).unwrap_or(0.0)

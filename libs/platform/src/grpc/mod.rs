@@ -18,6 +18,7 @@
 pub mod client;
 pub mod deadline;
 pub mod observe;
+pub mod upstream;
 
 use std::{collections::HashSet, sync::Arc};
 

@@ -38,6 +38,8 @@ pub struct World {
     pub inventory: InventoryServiceClient<Channel>,
     pub payments: PaymentsServiceClient<Channel>,
     pub orders: Option<OrdersServiceClient<Channel>>,
+    /// How the first inventory replica was configured, for more replicas.
+    inventory_config: inventory::Config,
     shutdowns: Vec<Shutdown>,
 }
 
@@ -74,23 +76,22 @@ impl World {
         );
         let mut shutdowns = Vec::new();
 
-        let inventory = inventory::Application::spawn(
-            inventory::Config::from(&env(
-                "inventory",
-                testkit::service_vars("inventory", &inventory_db.url, &amqp_url, &exchange),
-                [
-                    ("INVENTORY_REDIS_URL", redis_url.clone()),
-                    ("INVENTORY_CACHE_PREFIX", testkit::unique_name("inventory")),
-                    ("INVENTORY_DB_MAX_CONNECTIONS", "20".into()),
-                ]
-                .into_iter()
-                .chain(inventory_vars)
-                .collect(),
-            ))
-            .unwrap(),
-        )
-        .await
+        let inventory_config = inventory::Config::from(&env(
+            "inventory",
+            testkit::service_vars("inventory", &inventory_db.url, &amqp_url, &exchange),
+            [
+                ("INVENTORY_REDIS_URL", redis_url.clone()),
+                ("INVENTORY_CACHE_PREFIX", testkit::unique_name("inventory")),
+                ("INVENTORY_DB_MAX_CONNECTIONS", "20".into()),
+            ]
+            .into_iter()
+            .chain(inventory_vars)
+            .collect(),
+        ))
         .unwrap();
+        let inventory = inventory::Application::spawn(inventory_config.clone())
+            .await
+            .unwrap();
         let mut vars = vec![("PAYMENTS_DB_MAX_CONNECTIONS", "20".to_owned())];
         vars.extend(payments_vars);
         let base = testkit::service_vars("payments", &payments_db.url, &amqp_url, &exchange);
@@ -117,8 +118,25 @@ impl World {
             orders_db,
             inventory_db,
             payments_db,
+            inventory_config,
             shutdowns,
         }
+    }
+
+    /// Another inventory replica on the same database (ports: 0 on loopback). Returns its
+    /// address and what stops it.
+    pub async fn inventory_replica(&mut self) -> (SocketAddr, Shutdown) {
+        let replica = inventory::Application::spawn(self.inventory_config.clone())
+            .await
+            .unwrap();
+        let (addr, shutdown) = (replica.grpc_addr, replica.shutdown());
+        self.shutdowns.push(shutdown.clone());
+        (addr, shutdown)
+    }
+
+    /// Stops the first inventory replica, the one [`World::inventory`] talks to.
+    pub fn stop_first_inventory(&self) {
+        self.shutdowns[0].trigger();
     }
 
     /// The settings an orders instance of this world needs (ports: 0 on loopback).

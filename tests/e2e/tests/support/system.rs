@@ -23,8 +23,8 @@ const READY: Duration = Duration::from_secs(30);
 pub struct Options {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` of every process (traces are not exported without it).
     pub otlp_endpoint: Option<String>,
-    /// Inventory processes, sharing one database; the gateway balances over all of them and
-    /// orders calls the first.
+    /// Inventory processes, sharing one database; the gateway and orders balance over all of
+    /// them.
     pub inventory_replicas: usize,
     /// Extra gateway settings (`GATEWAY_…`), applied last.
     pub gateway_env: Vec<(&'static str, String)>,
@@ -169,7 +169,14 @@ impl System {
             service("payments", payments_db, Vec::new()),
         );
         let mut orders_vars = vars(&[
-            ("ORDERS_INVENTORY_URL", &inventory[0].grpc_endpoint()),
+            (
+                "ORDERS_INVENTORY_URL",
+                &inventory
+                    .iter()
+                    .map(RunningService::grpc_endpoint)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("ORDERS_PAYMENTS_URL", &payments.grpc_endpoint()),
             ("ORDERS_SAGA_POLL_INTERVAL", "100ms"),
             ("ORDERS_SAGA_RETRY_BASE", "50ms"),

@@ -1,9 +1,10 @@
 //! Service discovery: where each upstream's replicas are.
 //!
-//! * **Static** (`GATEWAY_INVENTORY_URLS=http://a:50052,http://b:50052`): the list is fixed at
-//!   start. Good for local runs and for tests with several in-process replicas.
-//! * **DNS** (`GATEWAY_INVENTORY_URLS=dns://inventory-headless:50052`): the name is resolved
-//!   every `GATEWAY_DNS_REFRESH`, and each address becomes an endpoint. Point it at a Kubernetes
+//! * **Static** (`http://a:50052,http://b:50052`, e.g. `GATEWAY_INVENTORY_URLS` or
+//!   `ORDERS_INVENTORY_URL`): the list is fixed at start. Good for local runs and for tests with
+//!   several in-process replicas.
+//! * **DNS** (`dns://inventory-headless:50052`): the name is resolved every refresh interval
+//!   (`GATEWAY_DNS_REFRESH`, `ORDERS_DNS_REFRESH`), and each address becomes an endpoint. Point it at a Kubernetes
 //!   **headless** Service (`clusterIP: None`), whose DNS answer lists every ready pod: pods that
 //!   scale in or out, or fail their readiness probe, join or leave the rotation within one
 //!   refresh. (A normal Service would answer with one virtual IP, and all calls would ride one
@@ -14,11 +15,61 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use platform::{Shutdown, grpc::client::connect_lazy};
 use tonic::transport::Channel;
 
 use super::Backend;
-use crate::config::EndpointSource;
+use crate::{Shutdown, grpc::client::connect_lazy};
+
+/// Where an upstream's endpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointSource {
+    /// A fixed list of `http://host:port` URLs.
+    Static(Vec<String>),
+    /// A DNS name resolved again and again; every address is an endpoint (`http://ip:port`).
+    Dns { host: String, port: u16 },
+}
+
+impl EndpointSource {
+    /// Parses a setting: `dns://host:port`, or one or more comma-separated `http://host:port`
+    /// URLs. The error says what is wrong, for the setting's error message.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if let Some(rest) = raw.strip_prefix("dns://") {
+            let (host, port) = rest
+                .trim_end_matches('/')
+                .rsplit_once(':')
+                .ok_or("expected dns://host:port")?;
+            let port = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+            if host.is_empty() || host.contains(['/', ',', ' ']) {
+                return Err(format!("bad host {host:?}"));
+            }
+            return Ok(Self::Dns {
+                host: host.to_owned(),
+                port,
+            });
+        }
+        let urls: Vec<String> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if urls.is_empty() {
+            return Err("expected at least one URL".to_owned());
+        }
+        for url in &urls {
+            let Some(authority) = url.strip_prefix("http://") else {
+                return Err(format!(
+                    "{url:?} is not an http:// URL (or use dns://host:port)"
+                ));
+            };
+            if authority.trim_end_matches('/').rsplit_once(':').is_none() {
+                return Err(format!("{url:?} has no port"));
+            }
+        }
+        Ok(Self::Static(urls))
+    }
+}
 
 /// A lazily connecting channel to one endpoint URL (`None`, logged, if the URL is unusable).
 fn channel(url: &str) -> Option<Channel> {
@@ -87,23 +138,11 @@ pub async fn keep_resolving(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, UpstreamConfig};
+    use crate::grpc::upstream::BackendConfig;
 
     fn backend() -> Backend {
-        let config = Config::from(&platform::config::Env::from_map(
-            "gateway",
-            Default::default(),
-        ))
-        .unwrap_or_else(|error| panic!("{error}"));
-        let upstream = UpstreamConfig {
-            name: "inventory",
-            source: EndpointSource::Dns {
-                host: "localhost".into(),
-                port: 50052,
-            },
-            strategy: resilience::Strategy::RoundRobin,
-        };
-        Backend::new(&upstream, &config).unwrap_or_else(|error| panic!("{error}"))
+        Backend::new("inventory", &BackendConfig::default())
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     #[tokio::test]

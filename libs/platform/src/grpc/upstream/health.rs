@@ -2,13 +2,13 @@
 //!
 //! Passive ejection (in `resilience::balance`) needs real calls to fail before it acts. An
 //! active check also catches a replica that is up but draining: `platform`'s gRPC server flips
-//! its health to NOT_SERVING the moment shutdown starts, so the gateway stops sending it new
+//! its health to NOT_SERVING the moment shutdown starts, so callers stop sending it new
 //! calls before its listener closes. An endpoint that does not answer SERVING (within a second)
 //! is taken out of rotation until a later check says SERVING again.
 
 use std::time::Duration;
 
-use platform::Shutdown;
+use crate::Shutdown;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
