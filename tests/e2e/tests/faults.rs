@@ -39,7 +39,7 @@ use support::{
     load::{Load, LoadReport, Shop},
     system::Options,
 };
-use testkit::{EventProbe, PrivateBroker, events::Outgoing};
+use testkit::{EventProbe, PrivateBroker, ServiceProcess, events::Outgoing};
 use tokio::sync::watch;
 
 /// How long the system may take to become quiescent after the load stops.
@@ -57,6 +57,15 @@ fn seed() -> u64 {
 struct Fault {
     name: String,
     ended: Instant,
+}
+
+/// How many lines `process` has logged that contain `needle`.
+fn logged(process: &ServiceProcess, needle: &str) -> usize {
+    process
+        .logs()
+        .iter()
+        .filter(|line| line.contains(needle))
+        .count()
 }
 
 /// Waits (the load runs on meanwhile) until `at` after `started`.
@@ -137,14 +146,17 @@ async fn an_orders_replica_frozen_past_its_saga_lease() {
     frozen.pause().await.unwrap();
     until(started, Duration::from_secs(5) + 4 * LEASE).await;
     frozen.resume().await.unwrap();
+    let ended = Instant::now();
+    until(started, Duration::from_secs(25)).await;
+    // Evidence that the freeze bit: sagas the frozen runner held were taken over by the other.
+    let lost = logged(frozen, "lost the saga lease");
     let faults = [Fault {
         name: format!(
-            "SIGSTOP orders replica for {:?} (lease {LEASE:?})",
+            "SIGSTOP orders replica for {:?} (lease {LEASE:?}; it lost {lost} leases)",
             4 * LEASE
         ),
-        ended: Instant::now(),
+        ended,
     }];
-    until(started, Duration::from_secs(25)).await;
     conclude("sigstop", seed, shop, load, &faults).await;
 }
 
@@ -306,12 +318,16 @@ async fn payments_slower_than_the_call_timeout() {
     proxy.set_delay(CALL_TIMEOUT * 3 / 2);
     until(started, Duration::from_secs(17)).await;
     proxy.set_delay(Duration::ZERO);
+    let ended = Instant::now();
+    let timed_out = logged(&shop.system.process("orders", 0).process, "Timeout expired");
+    assert!(timed_out > 0, "some saga calls to payments timed out");
     let faults = [Fault {
         name: format!(
-            "orders→payments {:?} slower for 12s (call timeout {CALL_TIMEOUT:?})",
+            "orders→payments {:?} slower for 12s (call timeout {CALL_TIMEOUT:?}; \
+             {timed_out} calls timed out)",
             CALL_TIMEOUT * 3 / 2
         ),
-        ended: Instant::now(),
+        ended,
     }];
     until(started, Duration::from_secs(26)).await;
     conclude("latency", seed, shop, load, &faults).await;

@@ -15,6 +15,9 @@
 //!   authorization left open;
 //! * the money balances: all captures − all refunds = the totals of the CONFIRMED orders, and
 //!   no payment exists for an order orders does not know;
+//! * what orders reports agrees: a CONFIRMED order shows its payment `captured` and its stock
+//!   `committed`, one cancelled after its capture shows `refunded` and `restocked`, and the read
+//!   model (`order_summaries`, built from events) shows what the write model holds;
 //! * nothing is left to deliver: every service's outbox is published.
 //!
 //! [`settle`] polls until they all hold (the system is quiescent) or a deadline passes, then
@@ -125,6 +128,38 @@ async fn check(
     .fetch_all(&pools.orders)
     .await
     .map_err(|err| vec![format!("reading orders: {err}")])?;
+    // (status, payment_status, stock_status) in the write model and in the read model.
+    type Shown = (String, String, String);
+    let reported: HashMap<String, (Shown, Option<Shown>)> = sqlx::query_as::<
+        _,
+        (
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ),
+    >(
+        "SELECT o.id::text, o.status, o.payment_status, o.stock_status, \
+                    m.status, m.payment_status, m.stock_status \
+             FROM orders o LEFT JOIN order_summaries m ON m.order_id = o.id",
+    )
+    .fetch_all(&pools.orders)
+    .await
+    .map_err(|err| vec![format!("reading order summaries: {err}")])?
+    .into_iter()
+    .map(
+        |(id, status, payment, stock, m_status, m_payment, m_stock)| {
+            let summary = match (m_status, m_payment, m_stock) {
+                (Some(a), Some(b), Some(c)) => Some((a, b, c)),
+                _ => None,
+            };
+            (id, ((status, payment, stock), summary))
+        },
+    )
+    .collect();
     let lines: Vec<(String, String, i64)> =
         sqlx::query_as("SELECT order_id::text, sku, quantity FROM order_lines")
             .fetch_all(&pools.orders)
@@ -215,6 +250,27 @@ async fn check(
         let paid = money.get(id);
         let captured: i64 = paid.map_or(0, |m| m.captures.iter().sum());
         let refunded = paid.map_or(0, |m| m.refunded);
+        let (written, summary) = &reported[id];
+        expect(summary.as_ref() == Some(written), &|| {
+            format!(
+                "order {id} (key {key}): the read model shows {summary:?}, the write model \
+                 {written:?}"
+            )
+        });
+        let (_, payment_status, stock_status) = written;
+        let shown = (payment_status.as_str(), stock_status.as_str());
+        if state == "CONFIRMED" {
+            expect(shown == ("captured", "committed"), &|| {
+                format!("confirmed order {id} (key {key}) shows payment and stock {shown:?}")
+            });
+        } else if captured > 0 {
+            expect(shown == ("refunded", "restocked"), &|| {
+                format!(
+                    "order {id} (key {key}) cancelled after its capture shows payment and \
+                     stock {shown:?}"
+                )
+            });
+        }
         match state.as_str() {
             "CONFIRMED" => {
                 confirmed += 1;
