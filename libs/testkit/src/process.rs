@@ -310,7 +310,9 @@ impl RunningService {
     pub async fn kill_and_restart(&mut self) -> anyhow::Result<()> {
         self.process.kill().await?;
         self.process.wait_for_exit(Duration::from_secs(15)).await?;
-        self.process = Self::launch(&self.name, &self.binary, &self.env, self.admin_port).await?;
+        self.process = Self::launch(&self.name, &self.binary, &self.env, self.admin_port)
+            .await
+            .map_err(Launch::into_error)?;
         Ok(())
     }
 
