@@ -5,7 +5,7 @@
 //! | test | fault |
 //! |---|---|
 //! | `every_service_sigkilled_at_random_moments` | each of users, inventory, payments, orders and the gateway SIGKILLed once at a random moment, restarted on its ports |
-//! | `an_orders_replica_frozen_past_its_saga_lease` | one of two orders replicas SIGSTOPped for four leases, then SIGCONTed |
+//! | `an_orders_replica_frozen_past_its_saga_lease` | one of two orders replicas SIGSTOPped while it authorizes a payment, for four leases, then SIGCONTed |
 //! | `a_rabbitmq_restart` | the broker itself stopped and started (`rabbitmqctl stop_app` / `start_app`), on a node of the test's own |
 //! | `a_two_minute_outage_of_the_payments_database` | payments' Postgres connections cut and refused for 120 s, twice the sagas' deadline |
 //! | `one_delivery_in_ten_duplicated` | a copy of one event in ten published again, as a relay retrying after a lost confirm does |
@@ -131,10 +131,14 @@ async fn every_service_sigkilled_at_random_moments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_orders_replica_frozen_past_its_saga_lease() {
     const LEASE: Duration = Duration::from_secs(2);
+    const FROZEN: Duration = Duration::from_secs(8);
     let seed = seed();
+    // A slow provider keeps every authorization in flight for a second: the replica is frozen
+    // with a saga in its hands, between the participant's answer and the saga's next write.
     let shop = Shop::open(Options {
         orders_replicas: 2,
         orders_env: vec![("ORDERS_SAGA_LEASE", "2s".to_owned())],
+        payments_env: vec![("PAYMENTS_PROVIDER_LATENCY", "1s".to_owned())],
         ..Options::default()
     })
     .await;
@@ -143,17 +147,39 @@ async fn an_orders_replica_frozen_past_its_saga_lease() {
 
     until(started, Duration::from_secs(5)).await;
     let frozen = &shop.system.process("orders", 0).process;
+    let authorizing = r#""to":"authorize_payment""#;
+    let before = logged(frozen, authorizing);
+    testkit::poll_until(
+        "the replica to start authorizing a payment",
+        Duration::from_secs(10),
+        || async { (logged(frozen, authorizing) > before).then_some(()) },
+    )
+    .await
+    .unwrap();
     frozen.pause().await.unwrap();
-    until(started, Duration::from_secs(5) + 4 * LEASE).await;
+    let paused_lines = frozen.logs().len();
+    let resume_at = started.elapsed() + FROZEN;
+    until(started, resume_at).await;
     frozen.resume().await.unwrap();
     let ended = Instant::now();
-    until(started, Duration::from_secs(25)).await;
-    // Evidence that the freeze bit: sagas the frozen runner held were taken over by the other.
-    let lost = logged(frozen, "lost the saga lease");
+    until(started, resume_at + Duration::from_secs(15)).await;
+    // What the runner did when it woke: it finished the step it was frozen in (its answer
+    // or its timeout) and tried to record it, after the other replica had taken the saga over
+    // (the invariants prove that one finished it, exactly once).
+    let stale = frozen.logs()[paused_lines..]
+        .iter()
+        .filter(|line| {
+            line.contains("saga step will be retried") || line.contains("lost the saga lease")
+        })
+        .count();
+    assert!(
+        stale > 0,
+        "the replica was frozen in the middle of a saga step"
+    );
     let faults = [Fault {
         name: format!(
-            "SIGSTOP orders replica for {:?} (lease {LEASE:?}; it lost {lost} leases)",
-            4 * LEASE
+            "SIGSTOP orders replica mid-saga for {FROZEN:?} (lease {LEASE:?}; stale steps \
+             after SIGCONT: {stale})"
         ),
         ended,
     }];
