@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `every_service_sigkilled_at_random_moments` | each of users, inventory, payments, orders and the gateway SIGKILLed once at a random moment, restarted on its ports |
 //! | `an_orders_replica_frozen_past_its_saga_lease` | one of two orders replicas SIGSTOPped while it authorizes a payment, for four leases, then SIGCONTed |
-//! | `a_rabbitmq_restart` | the broker itself stopped and started (`rabbitmqctl stop_app` / `start_app`), on a node of the test's own |
+//! | `a_rabbitmq_restart` | the broker itself stopped and started (`rabbitmqctl stop_app` / `start_app`), on a node of the test's own (ignored: see its attribute) |
 //! | `a_two_minute_outage_of_the_payments_database` | payments' Postgres connections cut and refused for 120 s, twice the sagas' deadline |
 //! | `one_delivery_in_ten_duplicated` | a copy of one event in ten published again, as a relay retrying after a lost confirm does |
 //! | `payments_slower_than_the_call_timeout` | every byte between orders and payments held for longer than orders' call timeout, for 12 s |
