@@ -13,12 +13,14 @@
 //! [`unique_name`] gives exchanges and queues names no other run uses. Databases left behind by
 //! test processes that have exited are dropped the next time a test process starts.
 
+mod broker;
 pub mod events;
 mod infra;
 mod metrics;
 mod process;
 mod proxy;
 
+pub use broker::PrivateBroker;
 pub use events::EventProbe;
 pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admin_url, redis_url};
 pub use metrics::{Sample, Scrape};

@@ -128,6 +128,17 @@ impl ServiceProcess {
         self.signal("KILL").await
     }
 
+    /// Sends SIGSTOP: the process is frozen (a long GC pause, a descheduled VM) but keeps its
+    /// sockets and state; [`ServiceProcess::resume`] thaws it.
+    pub async fn pause(&self) -> anyhow::Result<()> {
+        self.signal("STOP").await
+    }
+
+    /// Sends SIGCONT to a process [`ServiceProcess::pause`] froze.
+    pub async fn resume(&self) -> anyhow::Result<()> {
+        self.signal("CONT").await
+    }
+
     async fn signal(&self, signal: &str) -> anyhow::Result<()> {
         let pid = self
             .pid()
@@ -288,6 +299,17 @@ impl RunningService {
         for (name, value) in changes {
             self.env.insert((*name).to_owned(), value.clone());
         }
+        self.process = Self::launch(&self.name, &self.binary, &self.env, self.admin_port)
+            .await
+            .map_err(Launch::into_error)?;
+        Ok(())
+    }
+
+    /// SIGKILLs the process (no clean-up, as a crash or an OOM kill) and starts it again on the
+    /// same ports with the same settings; waits until it is ready.
+    pub async fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        self.process.kill().await?;
+        self.process.wait_for_exit(Duration::from_secs(15)).await?;
         self.process = Self::launch(&self.name, &self.binary, &self.env, self.admin_port)
             .await
             .map_err(Launch::into_error)?;

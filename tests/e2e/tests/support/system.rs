@@ -3,12 +3,17 @@
 //! loopback ports, each service with a fresh database of its own, all sharing a broker exchange
 //! and queue prefix unique to this run. Tests reach it over HTTP only, through [`System::api`].
 //!
+//! Fault tests can reach further in: SIGKILL and restart any process on its ports
+//! ([`System::kill_and_restart`]), freeze one ([`System::process`]), run several orders replicas
+//! on one database, route a service's database or orders' calls to payments through a
+//! [`TcpProxy`] they cut or slow down, and point everything at a broker of their own.
+//!
 //! The binaries are the ones `cargo` built next to this test (`target/<profile>/`): building the
 //! workspace's tests (`cargo xtask test`, `cargo nextest run --workspace`) builds them too.
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
-use testkit::{RunningService, ServiceProcess, TestDatabase, free_port};
+use testkit::{RunningService, ServiceProcess, TcpProxy, TestDatabase, free_port};
 
 use super::world::{ADMIN_EMAIL, Api, new_signing_pem};
 
@@ -32,6 +37,18 @@ pub struct Options {
     pub users_env: Vec<(&'static str, String)>,
     /// Extra orders settings (`ORDERS_…`), applied last.
     pub orders_env: Vec<(&'static str, String)>,
+    /// Extra payments settings (`PAYMENTS_…`), applied last.
+    pub payments_env: Vec<(&'static str, String)>,
+    /// Orders processes, sharing one database (each runs saga runners); the gateway balances
+    /// over all of them.
+    pub orders_replicas: usize,
+    /// Services (`"payments"`, …) whose `DATABASE_URL` goes through a [`TcpProxy`]
+    /// ([`System::database_proxy`]): cut it and the service's database is gone for it alone.
+    pub proxied_databases: Vec<&'static str>,
+    /// Orders reaches payments through a [`TcpProxy`] ([`System::payments_proxy`]).
+    pub proxied_payments: bool,
+    /// The broker every process uses, instead of the shared one (`testkit::amqp_url`).
+    pub amqp_url: Option<String>,
 }
 
 impl Default for Options {
@@ -42,6 +59,11 @@ impl Default for Options {
             gateway_env: Vec::new(),
             users_env: Vec::new(),
             orders_env: Vec::new(),
+            payments_env: Vec::new(),
+            orders_replicas: 1,
+            proxied_databases: Vec::new(),
+            proxied_payments: false,
+            amqp_url: None,
         }
     }
 }
@@ -53,13 +75,23 @@ pub struct System {
     pub signing_pem: String,
     /// The inventory processes, in the order of `GATEWAY_INVENTORY_URLS`.
     pub inventory: Vec<RunningService>,
-    /// users, payments, orders: SIGTERMed in reverse order by [`System::stop`].
+    /// users, payments, then the orders replicas: SIGTERMed in reverse order by
+    /// [`System::stop`].
     services: Vec<RunningService>,
     gateway: ServiceProcess,
     /// The gateway's environment and admin URL, to restart it.
     gateway_env: HashMap<String, String>,
     /// users' database, for operator commands (`users admin grant`).
     users_db_url: String,
+    /// Each service's own database, as the test reaches it (never through a proxy).
+    database_urls: HashMap<&'static str, String>,
+    /// The proxies of [`Options::proxied_databases`], by service.
+    database_proxies: HashMap<&'static str, TcpProxy>,
+    /// The proxy of [`Options::proxied_payments`].
+    payments_proxy: Option<TcpProxy>,
+    /// The broker and the exchange every process publishes to.
+    pub amqp_url: String,
+    pub exchange: String,
     /// Kept so the databases outlive the processes using them.
     _databases: [TestDatabase; 4],
 }
@@ -82,6 +114,14 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A test's extra settings, as environment pairs.
+fn own(settings: &[(&'static str, String)]) -> Vec<(String, String)> {
+    settings
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
 fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -101,7 +141,10 @@ async fn start_gateway(env: &HashMap<String, String>, admin_url: &str) -> Servic
 
 impl System {
     pub async fn start(options: Options) -> Self {
-        let amqp_url = testkit::amqp_url().await;
+        let amqp_url = match &options.amqp_url {
+            Some(url) => url.clone(),
+            None => testkit::amqp_url().await,
+        };
         let redis_url = testkit::redis_url().await;
         let exchange = testkit::unique_name("e2e.events");
         let cache_prefix = testkit::unique_name("e2e-inventory");
@@ -113,10 +156,39 @@ impl System {
         if let Some(endpoint) = &options.otlp_endpoint {
             common.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
         }
+        let databases = [
+            testkit::fresh_database().await,
+            testkit::fresh_database().await,
+            testkit::fresh_database().await,
+            testkit::fresh_database().await,
+        ];
+        let [users_db, inventory_db, payments_db, orders_db] = &databases;
+        let mut database_proxies = HashMap::new();
+        for (name, db) in [
+            ("users", users_db),
+            ("inventory", inventory_db),
+            ("payments", payments_db),
+            ("orders", orders_db),
+        ] {
+            if options.proxied_databases.contains(&name) {
+                let upstream = testkit::host_port(&db.url).expect("a database URL has host:port");
+                database_proxies.insert(name, TcpProxy::start(&upstream).await);
+            }
+        }
+        let database_url = |name: &str, db: &TestDatabase| {
+            database_proxies
+                .get(name)
+                .map_or_else(|| db.url.clone(), |proxy| proxy.rewrite_url(&db.url))
+        };
         let service = |name: &'static str, db: &TestDatabase, own: Vec<(String, String)>| {
             let mut env = common.clone();
             // The ports `service_vars` sets are replaced by the free ones RunningService picks.
-            env.extend(testkit::service_vars(name, &db.url, &amqp_url, &exchange));
+            env.extend(testkit::service_vars(
+                name,
+                &database_url(name, db),
+                &amqp_url,
+                &exchange,
+            ));
             env.push((
                 format!("{}_DB_MAX_CONNECTIONS", name.to_ascii_uppercase()),
                 "5".to_owned(),
@@ -129,13 +201,6 @@ impl System {
             }
         };
 
-        let databases = [
-            testkit::fresh_database().await,
-            testkit::fresh_database().await,
-            testkit::fresh_database().await,
-            testkit::fresh_database().await,
-        ];
-        let [users_db, inventory_db, payments_db, orders_db] = &databases;
         let signing_pem = new_signing_pem();
         let replica = || {
             service(
@@ -149,14 +214,9 @@ impl System {
         };
         let (users, inventory, payments) = tokio::join!(
             service("users", users_db, {
-                let mut own = vars(&[("USERS_JWT_PRIVATE_KEY", &signing_pem)]);
-                own.extend(
-                    options
-                        .users_env
-                        .iter()
-                        .map(|(name, value)| ((*name).to_owned(), value.clone())),
-                );
-                own
+                let mut settings = vars(&[("USERS_JWT_PRIVATE_KEY", &signing_pem)]);
+                settings.extend(own(&options.users_env));
+                settings
             }),
             // One at a time: the first runs the migrations the others find done.
             async {
@@ -166,7 +226,16 @@ impl System {
                 }
                 replicas
             },
-            service("payments", payments_db, Vec::new()),
+            service("payments", payments_db, own(&options.payments_env)),
+        );
+        let payments_proxy = if options.proxied_payments {
+            Some(TcpProxy::start(&format!("127.0.0.1:{}", payments.grpc_port)).await)
+        } else {
+            None
+        };
+        let payments_url = payments_proxy.as_ref().map_or_else(
+            || payments.grpc_endpoint(),
+            |proxy| format!("http://{}", proxy.addr()),
         );
         let mut orders_vars = vars(&[
             (
@@ -177,18 +246,17 @@ impl System {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
-            ("ORDERS_PAYMENTS_URL", &payments.grpc_endpoint()),
+            ("ORDERS_PAYMENTS_URL", &payments_url),
             ("ORDERS_SAGA_POLL_INTERVAL", "100ms"),
             ("ORDERS_SAGA_RETRY_BASE", "50ms"),
             ("ORDERS_SAGA_RETRY_CAP", "500ms"),
         ]);
-        orders_vars.extend(
-            options
-                .orders_env
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), value.clone())),
-        );
-        let orders = service("orders", orders_db, orders_vars).await;
+        orders_vars.extend(own(&options.orders_env));
+        // One at a time: the first runs the migrations the others find done.
+        let mut orders = Vec::new();
+        for _ in 0..options.orders_replicas.max(1) {
+            orders.push(service("orders", orders_db, orders_vars.clone()).await);
+        }
 
         let (http, admin) = (free_port(), free_port());
         let mut env: HashMap<String, String> = common.into_iter().collect();
@@ -208,7 +276,14 @@ impl System {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
-            ("GATEWAY_ORDERS_URLS", &orders.grpc_endpoint()),
+            (
+                "GATEWAY_ORDERS_URLS",
+                &orders
+                    .iter()
+                    .map(RunningService::grpc_endpoint)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("GATEWAY_PAYMENTS_URLS", &payments.grpc_endpoint()),
         ]));
         env.extend(
@@ -220,14 +295,26 @@ impl System {
         let admin_url = format!("http://127.0.0.1:{admin}");
         let gateway = start_gateway(&env, &admin_url).await;
 
+        let mut services = vec![users, payments];
+        services.extend(orders);
         Self {
             api: Api::new(format!("http://127.0.0.1:{http}"), admin_url),
             signing_pem,
             inventory,
-            services: vec![users, payments, orders],
+            services,
             gateway,
             gateway_env: env,
             users_db_url: users_db.url.clone(),
+            database_urls: HashMap::from([
+                ("users", users_db.url.clone()),
+                ("inventory", inventory_db.url.clone()),
+                ("payments", payments_db.url.clone()),
+                ("orders", orders_db.url.clone()),
+            ]),
+            database_proxies,
+            payments_proxy,
+            amqp_url,
+            exchange,
             _databases: databases,
         }
     }
@@ -243,6 +330,72 @@ impl System {
             .find(|service| service.name() == name)
             .unwrap_or_else(|| panic!("no {name} in this system"))
             .grpc_endpoint()
+    }
+
+    /// Service `name`'s own database (the test's direct URL, not the proxied one).
+    ///
+    /// # Panics
+    /// When `name` is not one of the four services with a database.
+    pub fn database_url(&self, name: &str) -> &str {
+        self.database_urls
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} has no database"))
+    }
+
+    /// The proxy between service `name` and its database ([`Options::proxied_databases`]).
+    ///
+    /// # Panics
+    /// When the system was started without one.
+    pub fn database_proxy(&self, name: &str) -> &TcpProxy {
+        self.database_proxies
+            .get(name)
+            .unwrap_or_else(|| panic!("{name}'s database is not proxied"))
+    }
+
+    /// The proxy between orders and payments ([`Options::proxied_payments`]).
+    ///
+    /// # Panics
+    /// When the system was started without it.
+    pub fn payments_proxy(&self) -> &TcpProxy {
+        self.payments_proxy
+            .as_ref()
+            .expect("the system was started with proxied_payments")
+    }
+
+    /// Replica `replica` (0 for a single-process service) of service `name`.
+    ///
+    /// # Panics
+    /// When the system runs no such process.
+    pub fn process(&self, name: &str, replica: usize) -> &RunningService {
+        self.services
+            .iter()
+            .chain(&self.inventory)
+            .filter(|service| service.name() == name)
+            .nth(replica)
+            .unwrap_or_else(|| panic!("no {name} replica {replica} in this system"))
+    }
+
+    /// SIGKILLs replica `replica` of `name` (`"gateway"` too) and starts it again on the same
+    /// ports with the same settings; waits until it is ready.
+    ///
+    /// # Panics
+    /// When there is no such process or it does not come back.
+    pub async fn kill_and_restart(&mut self, name: &str, replica: usize) {
+        if name == "gateway" {
+            self.gateway.kill().await.unwrap();
+            self.gateway.wait_for_exit(READY).await.unwrap();
+            self.gateway = start_gateway(&self.gateway_env, &self.api.admin_url).await;
+            return;
+        }
+        self.services
+            .iter_mut()
+            .chain(&mut self.inventory)
+            .filter(|service| service.name() == name)
+            .nth(replica)
+            .unwrap_or_else(|| panic!("no {name} replica {replica} in this system"))
+            .kill_and_restart()
+            .await
+            .unwrap_or_else(|err| panic!("{name} did not come back after SIGKILL: {err:#}"));
     }
 
     /// The users process (SIGTERMed and started again on its ports by [`System::restart_users`]).
