@@ -4,6 +4,8 @@
 //! adapters the propagator needs: an `Injector` that writes `traceparent`/`tracestate` into a
 //! message's header table, and an `Extractor` that reads them back on the consuming side.
 
+use std::{future::Future, time::Duration};
+
 use lapin::{
     Connection, ConnectionProperties,
     types::{AMQPValue, FieldTable, LongString, ShortString},
@@ -15,6 +17,32 @@ pub async fn connect(url: &str, connection_name: &str) -> Result<Connection, lap
     let properties = ConnectionProperties::default()
         .with_connection_name(LongString::from(connection_name.to_owned()));
     Connection::connect(url, properties).await
+}
+
+/// How long any one call to the broker (a publish, its confirm, an ack, a declare) may take
+/// before the connection is given up as dead and opened again.
+///
+/// Heartbeats notice a silent peer, but not every pending call: when the broker goes away in
+/// the middle of a call, lapin may leave that call's future pending for good (seen in the fault
+/// tier's RabbitMQ restart: a relay waiting for a publish confirm, a consumer waiting on a
+/// passive declare, both until someone restarted the process). Every call of the relay and the
+/// consumer therefore has this deadline, and missing it is a connection failure like any other.
+pub const BROKER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A broker call that did not answer within [`BROKER_CALL_TIMEOUT`].
+#[derive(Debug, thiserror::Error)]
+#[error("the broker did not answer {0} within {BROKER_CALL_TIMEOUT:?}; reconnecting")]
+pub struct BrokerTimeout(pub &'static str);
+
+/// Runs one broker call with the [`BROKER_CALL_TIMEOUT`] deadline: the call's own result, or
+/// [`BrokerTimeout`] naming `what` was being waited for.
+pub async fn within<T, E>(
+    what: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<Result<T, E>, BrokerTimeout> {
+    tokio::time::timeout(BROKER_CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| BrokerTimeout(what))
 }
 
 /// Writes trace context into AMQP message headers.

@@ -249,6 +249,10 @@ enum ConsumeError {
     NotConfirmed,
     #[error("the consumer was cancelled by the broker")]
     Cancelled,
+    #[error("the broker connection is no longer connected")]
+    Disconnected,
+    #[error(transparent)]
+    Timeout(#[from] amqp::BrokerTimeout),
 }
 
 /// A failure that is the message's: what is left once the pause has absorbed
@@ -375,7 +379,14 @@ impl Consumer {
         loop {
             tokio::select! {
                 () = shutdown.wait() => return Ok(()),
-                _ = depth_probe.tick() => self.record_parking_depth(&channel).await,
+                _ = depth_probe.tick() => {
+                    // A connection that died without ending the delivery stream would leave
+                    // this loop waiting for deliveries that can never come.
+                    if !connection.status().connected() {
+                        return Err(ConsumeError::Disconnected);
+                    }
+                    self.record_parking_depth(&channel).await?;
+                }
                 delivery = deliveries.next() => match delivery {
                     Some(delivery) => {
                         if self.process(&channel, handler, delivery?, shutdown).await?.is_none() {
@@ -434,7 +445,7 @@ impl Consumer {
                     self.park(channel, &delivery, failures + 1, &reason).await?
                 }
             };
-            delivery.ack(BasicAckOptions::default()).await?;
+            amqp::within("an ack", delivery.ack(BasicAckOptions::default())).await??;
             tracing::Span::current().record("outcome", outcome.as_str());
             metrics::counter!(
                 "messaging_consumed_total",
@@ -572,16 +583,15 @@ impl Consumer {
             AMQPValue::LongString(LongString::from(delivery.routing_key.as_str().to_owned())),
         );
         let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
-        let confirmation = channel
-            .basic_publish(
-                ShortString::from(""),
-                ShortString::from(queue),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
-            .await?
-            .await?;
+        let publish = channel.basic_publish(
+            ShortString::from(""),
+            ShortString::from(queue),
+            BasicPublishOptions::default(),
+            &delivery.data,
+            properties,
+        );
+        let confirm = amqp::within("a republish", publish).await??;
+        let confirmation = amqp::within("a republish confirm", confirm).await??;
         if confirmation.is_ack() {
             Ok(())
         } else {
@@ -589,22 +599,23 @@ impl Consumer {
         }
     }
 
-    /// Exports the parking queue's depth (`messaging_parked_messages`): the DLQ alarm.
-    async fn record_parking_depth(&self, channel: &Channel) {
+    /// Exports the parking queue's depth (`messaging_parked_messages`): the DLQ alarm. A
+    /// refused declare is skipped (the gauge keeps its value); one that never answers is a dead
+    /// connection.
+    async fn record_parking_depth(&self, channel: &Channel) -> Result<(), ConsumeError> {
         let parking = self.topology.parking_queue();
-        let declared = channel
-            .queue_declare(
-                ShortString::from(parking.as_str()),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        if let Ok(queue) = declared {
+        let declare = channel.queue_declare(
+            ShortString::from(parking.as_str()),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        );
+        if let Ok(queue) = amqp::within("the parking queue's depth", declare).await? {
             metrics::gauge!("messaging_parked_messages", "queue" => parking)
                 .set(f64::from(queue.message_count()));
         }
+        Ok(())
     }
 }

@@ -109,6 +109,8 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("the broker did not confirm event {0}")]
     NotConfirmed(Uuid),
+    #[error(transparent)]
+    Timeout(#[from] amqp::BrokerTimeout),
     #[error(
         "event {event_id} ({routing_key}) was returned: no queue took it although one binds it"
     )]
@@ -233,18 +235,17 @@ impl OutboxRelay {
         let eligible = publishable(&mut tx, rows).await?;
         let mut pending = Vec::with_capacity(eligible.len());
         for row in &eligible {
-            let confirm = channel
-                .basic_publish(
-                    ShortString::from(self.config.exchange.as_str()),
-                    ShortString::from(row.routing_key.as_str()),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &row.envelope,
-                    properties(row),
-                )
-                .await?;
+            let publish = channel.basic_publish(
+                ShortString::from(self.config.exchange.as_str()),
+                ShortString::from(row.routing_key.as_str()),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &row.envelope,
+                properties(row),
+            );
+            let confirm = amqp::within("a publish", publish).await??;
             pending.push((row, confirm));
         }
 
@@ -254,7 +255,14 @@ impl OutboxRelay {
             if failure.is_some() {
                 break;
             }
-            match confirm.await {
+            let confirmation = match amqp::within("a publish confirm", confirm).await {
+                Ok(confirmation) => confirmation,
+                Err(timeout) => {
+                    failure = Some(RelayError::Timeout(timeout));
+                    break;
+                }
+            };
+            match confirmation {
                 Ok(Confirmation::Ack(None)) => confirmed.push(row.seq),
                 Ok(Confirmation::Ack(Some(_returned))) => {
                     if self
