@@ -196,7 +196,10 @@ pub fn write(docs: &Path, results: &Results, command: &str) -> anyhow::Result<()
          from serving the same bytes from a file (nginx, one worker). The load client is in-process \
          reqwest on the same cores, so the nginx figure is a floor of what nginx can do.\n\
          - Not yet measured: broker messages per checkout, B3 overload, B4 rate-limiter accuracy, \
-         B5 memory, latency against offered load (a ramp)."
+         B5 memory, latency against offered load (a ramp).\n\
+         - What changed these numbers, each change measured before and after in runs of this \
+         bench on one machine: [benchmarks/changes.md](benchmarks/changes.md) (kept by hand; \
+         this page is regenerated)."
     );
     std::fs::write(docs.join("benchmarks.md"), page)?;
     Ok(())
