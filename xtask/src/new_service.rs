@@ -740,7 +740,7 @@ pub fn plan(root: &Path, args: &NewServiceArgs) -> anyhow::Result<Vec<Change>> {
         )
     })?;
     if args.expose {
-        crate::new_service_gateway::expose(&mut changes, &names, grpc_port)?;
+        crate::new_service_gateway::expose(&mut changes, &names, grpc_port, &vars)?;
     }
     Ok(changes.into_list())
 }
