@@ -70,12 +70,22 @@ pub fn run(args: &NewServiceArgs) -> anyhow::Result<()> {
     }
     let changes = plan(&root, args)?;
     write(&root, &changes)?;
-    let formatted = Command::new(crate::cargo())
+    // Only what was written is formatted: other files of a tree generated into with --force
+    // stay as they were.
+    let rust: Vec<PathBuf> = changes
+        .iter()
+        .filter(|change| change.path.extension().is_some_and(|ext| ext == "rs"))
+        .map(|change| root.join(&change.path))
+        .collect();
+    let formatted = Command::new("rustfmt")
         .current_dir(&root)
-        .args(["fmt", "--all"])
+        .args(["--edition", "2024"])
+        .args(&rust)
         .status();
     if !formatted.is_ok_and(|status| status.success()) {
-        eprintln!("new-service: `cargo fmt --all` failed; run it before committing");
+        eprintln!(
+            "new-service: rustfmt failed on the generated files; run `cargo fmt` before committing"
+        );
     }
     let created = changes.iter().filter(|change| change.creates).count();
     println!(
@@ -1029,12 +1039,15 @@ fn topology_queue(text: &str, names: &Names, consumption: &Consumption) -> anyho
         .map(|event| format!("\"{}\"", event.routing_key))
         .collect::<Vec<_>>()
         .join(", ");
-    let messages = consumption
+    let named: Vec<String> = consumption
         .events
         .iter()
-        .map(|event| event.message.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+        .map(|event| format!("`{}`", event.message))
+        .collect();
+    let messages = match named.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => named.join(""),
+    };
     let constant = format!(
         "/// {}: a record for each {messages}.\npub const {}: Queue = Queue {{\n    name: \"{}\",\n    \
          bindings: &[{bindings}],\n}};\n\n",
