@@ -12,7 +12,10 @@ use std::{
 use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it is compiled: the compiled script may be shared by
+    // checkouts of the workspace that build into one target directory.
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest_dir.join("../../proto");
     let mut files = Vec::new();
     collect_protos(&proto_root, &mut files)?;
     files.sort();
