@@ -12,7 +12,10 @@ use std::{
 use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it is compiled: the compiled script may be shared by
+    // checkouts of the workspace that build into one target directory.
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest_dir.join("../../proto");
     let mut files = Vec::new();
     collect_protos(&proto_root, &mut files)?;
     files.sort();
@@ -35,9 +38,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .include_file("ferroshop.rs")
         .compile_fds_with_config(descriptors, config)?;
 
-    println!("cargo:rerun-if-changed={}", proto_root.display());
+    // Relative to this package, which is how cargo reads them: a copy of the workspace building
+    // into the same target directory (whose units cargo shares, their paths being hashed relative
+    // to the workspace) watches its own protos, not those of whichever checkout built last.
+    let relative = Path::new("../../proto");
+    println!("cargo:rerun-if-changed={}", relative.display());
     for file in &files {
-        println!("cargo:rerun-if-changed={}", file.display());
+        if let Ok(inside) = file.strip_prefix(&proto_root) {
+            println!("cargo:rerun-if-changed={}", relative.join(inside).display());
+        }
     }
     Ok(())
 }

@@ -172,7 +172,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let admin_url = infra::DEPENDENCIES[0].url();
     let databases: HashMap<&'static str, String> = services
         .iter()
-        .filter(|service| infra::DATABASES.contains(&service.name))
+        .filter(|service| infra::DATABASES.contains(&service.database().as_str()))
         .map(|service| {
             (
                 service.name,

@@ -14,6 +14,9 @@
 //! * `cargo xtask bench [--smoke] [--report]`: the system from release binaries on free ports
 //!   and fresh databases, load from an open-loop generator, each scenario next to its baseline
 //!   (pgbench, nginx); `--report` writes docs/benchmarks.md (see `bench.rs`).
+//! * `cargo xtask new-service NAME [--port N] [--consumes EVENT...] [--expose] [--force]`: a new
+//!   service with the shape of every service, added wherever services are listed (see
+//!   `new_service.rs`).
 
 mod bench;
 mod deploy_check;
@@ -21,6 +24,8 @@ mod dev_keys;
 mod infra;
 mod kind_smoke;
 mod layering;
+mod new_service;
+mod new_service_gateway;
 mod parked;
 mod services;
 mod test_tools;
@@ -58,6 +63,9 @@ enum Command {
     /// Benchmark checkout and catalog reads against their baselines (pgbench, nginx) on a
     /// system started from release binaries; `--report` writes docs/benchmarks.md.
     Bench(bench::BenchArgs),
+    /// Create a service with the shape of every service (crate, contract, events, tests,
+    /// manifests, local stack) and add it wherever services are listed.
+    NewService(new_service::NewServiceArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +85,7 @@ fn main() -> ExitCode {
             Command::KindSmoke(args) => kind_smoke::run(args).await,
             Command::Parked(args) => parked::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::NewService(args) => new_service::run(&args),
         }
     });
     match outcome {

@@ -71,6 +71,16 @@ pub fn present() -> impl Iterator<Item = &'static Service> {
 }
 
 impl Service {
+    /// `SHIPPING` for `shipping`, `GIFT_CARDS` for `gift-cards`: the prefix of its settings.
+    pub fn env_prefix(&self) -> String {
+        self.name.to_ascii_uppercase().replace('-', "_")
+    }
+
+    /// Its local database: `gift_cards` for `gift-cards` (`DATABASES` of `infra.rs`).
+    pub fn database(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
     /// The ports of instance `index` (0-based): replicas after the first add 100 per index,
     /// e.g. inventory 50052/9102, then 50152/9202.
     pub fn ports(&self, index: u16) -> (u16, u16) {
@@ -84,7 +94,7 @@ impl Service {
         api_port: u16,
         admin_port: u16,
     ) -> Vec<(String, String)> {
-        let prefix = self.name.to_ascii_uppercase();
+        let prefix = self.env_prefix();
         let mut env = vec![
             (format!("{prefix}_DATABASE_URL"), database_url.to_owned()),
             (
@@ -102,5 +112,26 @@ impl Service {
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
         );
         env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dashed_name_has_an_underscored_prefix_and_database() {
+        let service = Service {
+            name: "gift-cards",
+            api_port: 50056,
+            api_setting: "GRPC_ADDR",
+            admin_port: 9106,
+            colour: "",
+            extra_env: &[],
+        };
+        assert_eq!(service.env_prefix(), "GIFT_CARDS");
+        assert_eq!(service.database(), "gift_cards");
+        let env = service.instance_env("postgres://db/gift_cards", 50056, 9106);
+        assert_eq!(env[0].0, "GIFT_CARDS_DATABASE_URL");
     }
 }

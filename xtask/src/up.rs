@@ -171,7 +171,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect();
     let databases = services
         .iter()
-        .map(|service| (service.name, infra::database_url(service.name)))
+        .map(|service| (service.name, infra::database_url(&service.database())))
         .collect();
     let mut stack = Stack::start(Launch {
         bin_dir: target_dir.join(profile),
@@ -263,7 +263,7 @@ impl Stack {
                     .collect();
                 (!urls.is_empty()).then(|| {
                     (
-                        format!("GATEWAY_{}_URLS", service.name.to_ascii_uppercase()),
+                        format!("GATEWAY_{}_URLS", service.env_prefix()),
                         urls.join(","),
                     )
                 })
@@ -279,7 +279,7 @@ impl Stack {
                 .databases
                 .get(service.name)
                 .cloned()
-                .unwrap_or_else(|| infra::database_url(service.name));
+                .unwrap_or_else(|| infra::database_url(&service.database()));
             let mut env = Vec::new();
             if service.name == "gateway" {
                 env.extend(upstreams.iter().cloned());

@@ -40,7 +40,7 @@ impl From<Money> for ProtoMoney {
 }
 
 /// RFC 3339 text of a protobuf timestamp.
-fn timestamp(at: Option<prost_types::Timestamp>) -> Option<String> {
+pub fn timestamp(at: Option<prost_types::Timestamp>) -> Option<String> {
     let at = at?;
     let nanos = i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanos);
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
