@@ -73,8 +73,8 @@ pub fn expose(
         )?;
         let text = insert_after_last_line_matching(
             &text,
-            |line| line.contains(": Backend::new(&config.") && line.trim_end().ends_with(")?,"),
-            &format!("            {snake}: Backend::new(&config.{snake}, config)?,\n"),
+            |line| line.contains(": backend(&config.") && line.trim_end().ends_with(")?,"),
+            &format!("            {snake}: backend(&config.{snake}, config)?,\n"),
         )?;
         Ok(
             grow_array(&text, "pub fn all(&self) -> [&Backend; ", snake)?
