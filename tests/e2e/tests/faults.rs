@@ -217,8 +217,8 @@ async fn an_orders_replica_frozen_past_its_saga_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "not yet reliable: after `rabbitmqctl stop_app`, a relay or consumer could wait \
             forever on a broker call the dead connection left pending; every such call now has \
-            a deadline (messaging::amqp::within), and the test passed in 6 of 8 runs since, so \
-            one failure is still unexplained; run it with `--run-ignored all`"]
+            a deadline (messaging::amqp::within), and the test passed in 8 of 10 runs since, so \
+            two failures are still unexplained; run it with `--run-ignored all`"]
 async fn a_rabbitmq_restart() {
     let seed = seed();
     let broker = PrivateBroker::start().await;
