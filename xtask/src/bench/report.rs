@@ -205,6 +205,24 @@ pub fn write(docs: &Path, results: &Results, command: &str) -> anyhow::Result<()
     Ok(())
 }
 
+/// The opening of a plot: the `<svg>` element, a white background and the title at `title_x`.
+fn svg_start(width: f64, height: f64, title_x: f64, title: &str) -> String {
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        svg,
+        r#"<rect width="{width}" height="{height}" fill="white"/>"#
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{title_x}" y="22" font-size="14" font-weight="bold">{title}</text>"#
+    );
+    svg
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -249,19 +267,7 @@ pub fn latency_svg(results: &Results) -> String {
         .max(low + 1.0);
     let y = |ms: f64| top + plot_h * (1.0 - (ms.max(0.01).log10() - low) / (high - low));
     let x = |i: usize| left + plot_w * i as f64 / (PERCENTILES.len() - 1) as f64;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<rect width="{width}" height="{height}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{left}" y="22" font-size="14" font-weight="bold">Latency percentiles (ms, log scale)</text>"#
-    );
+    let mut svg = svg_start(width, height, left, "Latency percentiles (ms, log scale)");
     let mut decade = low;
     while decade <= high {
         let ms = 10_f64.powf(decade);
@@ -343,18 +349,11 @@ pub fn commits_svg(results: &Results) -> String {
     let (width, left, bar_h, gap, top) = (640.0, 110.0, 26.0, 12.0, 44.0);
     let plot_w = width - left - 90.0;
     let height = top + (bar_h + gap) * bars.len() as f64 + 20.0;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<rect width="{width}" height="{height}" fill="white"/>"#
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="10" y="22" font-size="14" font-weight="bold">Postgres commits per checkout, by database (total {total:.1})</text>"#
+    let mut svg = svg_start(
+        width,
+        height,
+        10.0,
+        &format!("Postgres commits per checkout, by database (total {total:.1})"),
     );
     for (i, (name, value)) in bars.iter().enumerate() {
         let y = top + (bar_h + gap) * i as f64;
