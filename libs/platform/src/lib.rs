@@ -24,6 +24,7 @@
 //! | [`host`] | binds both ports and serves them until shutdown |
 //! | [`service`] | a service assembled from the shared pieces: database, workers, API; one start-up error; in-process spawning for tests |
 //! | [`db`] | Postgres pool and embedded migrations |
+//! | [`fencing`] | fencing tokens: participants refuse calls from a superseded saga runner |
 //! | [`entrypoint`] | the `main` every binary shares: telemetry, signals, exit code |
 //! | [`shutdown`] | graceful shutdown as a small type |
 //! | [`error`] | the one place where service errors become `tonic::Status` |
@@ -33,6 +34,7 @@ pub mod config;
 pub mod db;
 pub mod entrypoint;
 pub mod error;
+pub mod fencing;
 pub mod grpc;
 pub mod host;
 pub mod metrics;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use platform::ServiceError;
+use platform::{ServiceError, fencing::Superseded};
 
 use crate::domain::{
     ConflictingRetry, InsufficientStock, InvalidInput, InvalidTransition, OrderId, Sku,
@@ -23,6 +23,9 @@ pub enum InventoryError {
     ConflictingRetry(#[from] ConflictingRetry),
     #[error(transparent)]
     InvalidTransition(#[from] InvalidTransition),
+    /// The call came from a saga runner that another runner has replaced (`platform::fencing`).
+    #[error(transparent)]
+    Superseded(#[from] Superseded),
     /// A conditional update matched no row although the row was locked: impossible unless the
     /// locking discipline is broken. The transaction was rolled back; a retry is safe.
     #[error("the stock of {0} changed concurrently; retry")]
@@ -48,6 +51,7 @@ impl InventoryError {
             Self::InsufficientStock(_) | Self::ConflictingRetry(_) | Self::InvalidTransition(_) => {
                 ServiceError::FailedPrecondition(self.to_string())
             }
+            Self::Superseded(superseded) => superseded.clone().into(),
             Self::Contended(_) => ServiceError::Aborted(self.to_string()),
             Self::Store(
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),

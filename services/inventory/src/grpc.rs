@@ -11,6 +11,7 @@ use contracts::inventory::{
     ReleaseStockResponse, ReserveStockRequest, ReserveStockResponse, UpsertProductRequest,
     UpsertProductResponse,
 };
+use platform::fencing::FencingToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -60,7 +61,11 @@ impl InventoryApi {
         Ok(wire::stock(&level))
     }
 
-    async fn reserve(&self, request: ReserveStockRequest) -> Result<Reservation, InventoryError> {
+    async fn reserve(
+        &self,
+        request: ReserveStockRequest,
+        fence: Option<FencingToken>,
+    ) -> Result<Reservation, InventoryError> {
         let request = ReservationRequest::parse(
             &request.order_id,
             request
@@ -68,21 +73,26 @@ impl InventoryApi {
                 .iter()
                 .map(|line| (line.sku.as_str(), line.quantity)),
         )?;
-        self.reservations.reserve(&request).await
+        self.reservations.reserve(&request, fence).await
     }
 
-    async fn release(&self, request: ReleaseStockRequest) -> Result<Reservation, InventoryError> {
+    async fn release(
+        &self,
+        request: ReleaseStockRequest,
+        fence: Option<FencingToken>,
+    ) -> Result<Reservation, InventoryError> {
         let order_id = OrderId::parse(&request.order_id)?;
         let reason = ReleaseReason::parse(&request.reason)?;
-        self.reservations.release(order_id, &reason).await
+        self.reservations.release(order_id, &reason, fence).await
     }
 
     async fn commit(
         &self,
         request: CommitReservationRequest,
+        fence: Option<FencingToken>,
     ) -> Result<Reservation, InventoryError> {
         self.reservations
-            .commit(OrderId::parse(&request.order_id)?)
+            .commit(OrderId::parse(&request.order_id)?, fence)
             .await
     }
 
@@ -142,7 +152,8 @@ impl api::InventoryService for InventoryApi {
         &self,
         request: Request<ReserveStockRequest>,
     ) -> Result<Response<ReserveStockResponse>, Status> {
-        let reservation = self.reserve(request.into_inner()).await?;
+        let fence = FencingToken::from_request(&request)?;
+        let reservation = self.reserve(request.into_inner(), fence).await?;
         Ok(Response::new(ReserveStockResponse {
             reservation: Some(wire::reservation(&reservation)),
         }))
@@ -152,7 +163,8 @@ impl api::InventoryService for InventoryApi {
         &self,
         request: Request<ReleaseStockRequest>,
     ) -> Result<Response<ReleaseStockResponse>, Status> {
-        let reservation = self.release(request.into_inner()).await?;
+        let fence = FencingToken::from_request(&request)?;
+        let reservation = self.release(request.into_inner(), fence).await?;
         Ok(Response::new(ReleaseStockResponse {
             reservation: Some(wire::reservation(&reservation)),
         }))
@@ -162,7 +174,8 @@ impl api::InventoryService for InventoryApi {
         &self,
         request: Request<CommitReservationRequest>,
     ) -> Result<Response<CommitReservationResponse>, Status> {
-        let reservation = self.commit(request.into_inner()).await?;
+        let fence = FencingToken::from_request(&request)?;
+        let reservation = self.commit(request.into_inner(), fence).await?;
         Ok(Response::new(CommitReservationResponse {
             reservation: Some(wire::reservation(&reservation)),
         }))

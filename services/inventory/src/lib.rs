@@ -80,7 +80,11 @@ impl Application {
         let service = ServiceBuilder::connect(
             &config.runtime,
             contracts::FILE_DESCRIPTOR_SET,
-            &[&messaging::migrator(), &sqlx::migrate!()],
+            &[
+                &messaging::migrator(),
+                &platform::fencing::migrator(),
+                &sqlx::migrate!(),
+            ],
         )
         .await?;
         let cache = CatalogCache::new(

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use contracts::{
     events::{ReservationCommitted, ReservationExpired, StockReleased, StockReserved},
-    inventory::{ReservationStatus, ReserveStockRequest},
+    inventory::{
+        CommitReservationRequest, ReleaseStockRequest, ReservationStatus, ReserveStockRequest,
+    },
 };
 use futures::future::join_all;
 use support::{lines, spawn_app, spawn_app_with};
@@ -515,4 +517,98 @@ async fn reserve_validation_errors_name_the_field_and_write_nothing() {
     assert_eq!(app.count("reservations").await, 0);
     assert_eq!(app.stock("MUG-1").await.reserved, 0);
     app.stop().await;
+}
+
+/// A saga runner that stalled past its lease resumes with its old epoch after another runner
+/// took the order over and reserved again: its compensation must not give back the units its
+/// successor holds, nor its commit sell them.
+#[tokio::test]
+async fn a_superseded_runner_cannot_release_or_commit_what_its_successor_reserved() {
+    let app = spawn_app().await;
+    app.product("MUG-1", "Mug", 1_200, 5).await;
+    let order = Uuid::now_v7();
+    fn fenced<T>(epoch: i64, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        platform::fencing::FencingToken::new(epoch).attach(&mut request);
+        request
+    }
+
+    // Runner A (epoch 1) reserved; runner B (epoch 2) took over and reserved again (the same
+    // answer, idempotent per order id), which raised the order's token to 2.
+    for epoch in [1, 2] {
+        let reserved = app
+            .client()
+            .reserve_stock(fenced(
+                epoch,
+                ReserveStockRequest {
+                    order_id: order.to_string(),
+                    lines: lines(&[("MUG-1", 2)]),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .reservation
+            .unwrap();
+        assert_eq!(status(&reserved), ReservationStatus::Reserved);
+    }
+
+    // A wakes up and compensates with epoch 1: refused, nothing moves.
+    let refused = app
+        .client()
+        .release_stock(fenced(
+            1,
+            ReleaseStockRequest {
+                order_id: order.to_string(),
+                reason: "payment_declined".to_owned(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("superseded"), "{refused:?}");
+    let refused = app
+        .client()
+        .commit_reservation(fenced(
+            1,
+            CommitReservationRequest {
+                order_id: order.to_string(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let held = app.reservation(order).await.unwrap();
+    assert_eq!(status(&held), ReservationStatus::Reserved);
+    let stock = app.stock("MUG-1").await;
+    assert_eq!((stock.available, stock.reserved), (3, 2));
+
+    // B, with the current epoch, goes on.
+    let committed = app
+        .client()
+        .commit_reservation(fenced(
+            2,
+            CommitReservationRequest {
+                order_id: order.to_string(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .reservation
+        .unwrap();
+    assert_eq!(status(&committed), ReservationStatus::Committed);
+
+    // A malformed token is the caller's mistake, named.
+    let mut request = tonic::Request::new(ReleaseStockRequest {
+        order_id: order.to_string(),
+        reason: "payment_declined".to_owned(),
+    });
+    request.metadata_mut().insert(
+        platform::fencing::METADATA_KEY,
+        "yesterday".parse().unwrap(),
+    );
+    let invalid = app.client().release_stock(request).await.unwrap_err();
+    assert_eq!(invalid.code(), Code::InvalidArgument, "{invalid:?}");
+    assert!(invalid.message().contains("x-fencing-token"), "{invalid:?}");
 }

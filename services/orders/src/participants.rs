@@ -16,6 +16,11 @@
 //! * a **deadline per attempt** (`CallContext`, sent as `grpc-timeout`, at most what the
 //!   caller has left).
 //!
+//! Every saga step's call carries the saga's lease epoch as a **fencing token**
+//! (`platform::fencing`): once another runner has taken the saga over, the participants refuse
+//! the calls of the runner it replaced (FAILED_PRECONDITION, a permanent result whose write the
+//! saga store refuses too, since the epoch moved on).
+//!
 //! What is still failing after that is classified once, here: codes that mean "try again later"
 //! become [`StepResult::Transient`] (the saga retries the step later, durably); anything else is
 //! a refusal, [`StepResult::Permanent`].
@@ -33,6 +38,7 @@ use contracts::{
     },
 };
 use platform::{
+    fencing::FencingToken,
     grpc::upstream::{Backend, BackendConfig, EndpointSource, discovery, spawn_maintenance},
     host::Worker,
 };
@@ -138,7 +144,12 @@ impl Participants {
         }
     }
 
-    pub async fn reserve_stock(&self, order_id: Uuid, lines: &[OrderLine]) -> StepResult {
+    pub async fn reserve_stock(
+        &self,
+        order_id: Uuid,
+        lines: &[OrderLine],
+        fence: FencingToken,
+    ) -> StepResult {
         let request = ReserveStockRequest {
             order_id: order_id.to_string(),
             lines: lines
@@ -152,7 +163,7 @@ impl Participants {
         let response = self
             .inventory
             .call(true, None, |endpoint| {
-                let request = request.clone();
+                let request = fenced(&request, fence);
                 async move {
                     InventoryServiceClient::new(endpoint)
                         .reserve_stock(request)
@@ -172,7 +183,7 @@ impl Participants {
         }
     }
 
-    pub async fn release_stock(&self, order_id: Uuid) -> StepResult {
+    pub async fn release_stock(&self, order_id: Uuid, fence: FencingToken) -> StepResult {
         let request = ReleaseStockRequest {
             order_id: order_id.to_string(),
             reason: "checkout compensation".to_owned(),
@@ -180,7 +191,7 @@ impl Participants {
         let response = self
             .inventory
             .call(true, None, |endpoint| {
-                let request = request.clone();
+                let request = fenced(&request, fence);
                 async move {
                     InventoryServiceClient::new(endpoint)
                         .release_stock(request)
@@ -196,14 +207,14 @@ impl Participants {
 
     /// Sells the reserved units. Inventory refuses (FAILED_PRECONDITION, a permanent result)
     /// when the reservation is no longer held: expired by the sweeper, or released.
-    pub async fn commit_stock(&self, order_id: Uuid) -> StepResult {
+    pub async fn commit_stock(&self, order_id: Uuid, fence: FencingToken) -> StepResult {
         let request = CommitReservationRequest {
             order_id: order_id.to_string(),
         };
         let response = self
             .inventory
             .call(true, None, |endpoint| {
-                let request = request.clone();
+                let request = fenced(&request, fence);
                 async move {
                     InventoryServiceClient::new(endpoint)
                         .commit_reservation(request)
@@ -223,7 +234,12 @@ impl Participants {
         }
     }
 
-    pub async fn authorize_payment(&self, order_id: Uuid, context: &SagaContext) -> StepResult {
+    pub async fn authorize_payment(
+        &self,
+        order_id: Uuid,
+        context: &SagaContext,
+        fence: FencingToken,
+    ) -> StepResult {
         let request = AuthorizePaymentRequest {
             order_id: order_id.to_string(),
             amount: Some(Money {
@@ -236,7 +252,7 @@ impl Participants {
         let response = self
             .payments
             .call(true, None, |endpoint| {
-                let request = request.clone();
+                let request = fenced(&request, fence);
                 async move {
                     PaymentsServiceClient::new(endpoint)
                         .authorize_payment(request)
@@ -273,7 +289,12 @@ impl Participants {
     /// (or which) payment the provider authorized. When the order has none, payments records a
     /// tombstone with the amount and customer this saga would authorize, so that a late
     /// `AuthorizePayment` (a stalled runner resuming) is answered VOIDED and holds nothing.
-    pub async fn void_payment(&self, order_id: Uuid, context: &SagaContext) -> StepResult {
+    pub async fn void_payment(
+        &self,
+        order_id: Uuid,
+        context: &SagaContext,
+        fence: FencingToken,
+    ) -> StepResult {
         let request = VoidOrderPaymentRequest {
             order_id: order_id.to_string(),
             amount: Some(Money {
@@ -286,7 +307,7 @@ impl Participants {
         let response = self
             .payments
             .call(true, None, |endpoint| {
-                let request = request.clone();
+                let request = fenced(&request, fence);
                 async move {
                     PaymentsServiceClient::new(endpoint)
                         .void_order_payment(request)
@@ -299,6 +320,14 @@ impl Participants {
             Err(status) => classify(&status),
         }
     }
+}
+
+/// The request with the saga's fencing token in its metadata: a participant refuses it once a
+/// newer runner (a higher lease epoch) has acted on the order (`platform::fencing`).
+fn fenced<T: Clone>(message: &T, fence: FencingToken) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message.clone());
+    fence.attach(&mut request);
+    request
 }
 
 /// Which gRPC failures are worth retrying.

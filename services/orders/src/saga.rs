@@ -12,7 +12,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use platform::Shutdown;
+use platform::{Shutdown, fencing::FencingToken};
 use resilience::backoff::Backoff;
 use sqlx::postgres::PgListener;
 use time::OffsetDateTime;
@@ -242,12 +242,13 @@ impl SagaRunner {
 
     async fn execute(&self, saga: &Saga, lease: &Lease, context: &SagaContext) -> StepResult {
         let p = &self.participants;
+        let fence = FencingToken::new(lease.epoch);
         match saga.step {
-            SagaStep::ReserveStock => p.reserve_stock(saga.order_id, &context.lines).await,
-            SagaStep::AuthorizePayment => p.authorize_payment(saga.order_id, context).await,
-            SagaStep::CommitStock => p.commit_stock(saga.order_id).await,
-            SagaStep::VoidPayment => p.void_payment(saga.order_id, context).await,
-            SagaStep::ReleaseStock => p.release_stock(saga.order_id).await,
+            SagaStep::ReserveStock => p.reserve_stock(saga.order_id, &context.lines, fence).await,
+            SagaStep::AuthorizePayment => p.authorize_payment(saga.order_id, context, fence).await,
+            SagaStep::CommitStock => p.commit_stock(saga.order_id, fence).await,
+            SagaStep::VoidPayment => p.void_payment(saga.order_id, context, fence).await,
+            SagaStep::ReleaseStock => p.release_stock(saga.order_id, fence).await,
             SagaStep::Confirm => {
                 let confirmed = events::order_confirmed(saga, context);
                 local(self.store.confirm(lease, saga, &confirmed).await)

@@ -72,6 +72,24 @@ async fn the_happy_path_confirms_with_stock_reserved_and_payment_authorized() {
     ));
     assert_eq!(payment.authorized.unwrap().amount_minor, 4500);
     world.assert_stock_conserved("MUG-1").await;
+
+    // Every participant call carried the saga's lease epoch as its fencing token.
+    let order_id = Uuid::parse_str(&order.id).unwrap();
+    let epoch: i64 = sqlx::query_scalar("SELECT lease_epoch FROM sagas WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&world.orders_db.pool().await)
+        .await
+        .unwrap();
+    assert!(epoch >= 1);
+    for participant in [&world.inventory_db, &world.payments_db] {
+        let token: Option<i64> =
+            sqlx::query_scalar("SELECT token FROM fencing_tokens WHERE key = $1")
+                .bind(order_id)
+                .fetch_optional(&participant.pool().await)
+                .await
+                .unwrap();
+        assert_eq!(token, Some(epoch), "{}", participant.name);
+    }
     world.stop();
 }
 

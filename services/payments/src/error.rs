@@ -1,6 +1,6 @@
 //! Everything that can go wrong in the payments service, and what each failure means to a caller.
 
-use platform::ServiceError;
+use platform::{ServiceError, fencing::Superseded};
 
 use crate::{
     domain::{InvalidInput, Rejected},
@@ -19,6 +19,9 @@ pub enum PaymentsError {
     /// Optimistic concurrency: other writers kept appending to this payment while we retried.
     #[error("payment {0} is being changed concurrently; retry")]
     Contention(uuid::Uuid),
+    /// The call came from a saga runner that another runner has replaced (`platform::fencing`).
+    #[error(transparent)]
+    Superseded(#[from] Superseded),
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error(transparent)]
@@ -36,6 +39,7 @@ impl From<PaymentsError> for ServiceError {
             PaymentsError::NotFound => ServiceError::NotFound(error.to_string()),
             PaymentsError::Rejected(_) => ServiceError::FailedPrecondition(error.to_string()),
             PaymentsError::Contention(_) => ServiceError::Aborted(error.to_string()),
+            PaymentsError::Superseded(superseded) => superseded.into(),
             PaymentsError::Provider(_) => ServiceError::Unavailable(error.to_string()),
             PaymentsError::Store(err) => err.into(),
             PaymentsError::Corrupt(_) => ServiceError::internal(error),

@@ -10,6 +10,7 @@ use contracts::payments::{
     VoidPaymentResponse, get_payment_request::Key,
 };
 use messaging::envelope::timestamp;
+use platform::fencing::FencingToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -32,14 +33,18 @@ impl<P: PaymentProvider> PaymentsApi<P> {
         Self { ledger }
     }
 
-    async fn authorize(&self, request: AuthorizePaymentRequest) -> Result<Payment, PaymentsError> {
+    async fn authorize(
+        &self,
+        request: AuthorizePaymentRequest,
+        fence: Option<FencingToken>,
+    ) -> Result<Payment, PaymentsError> {
         let command = Authorize {
             order_id: domain::parse_id("order_id", &request.order_id)?,
             customer_id: domain::parse_id("customer_id", &request.customer_id)?,
             amount: amount(request.amount.as_ref())?,
             payment_method: PaymentMethod::parse(&request.payment_method)?,
         };
-        self.ledger.authorize(command).await
+        self.ledger.authorize(command, fence).await
     }
 
     async fn refund(&self, request: RefundPaymentRequest) -> Result<Payment, PaymentsError> {
@@ -55,14 +60,18 @@ impl<P: PaymentProvider> PaymentsApi<P> {
         self.ledger.void(payment_id, reason).await
     }
 
-    async fn void_order(&self, request: VoidOrderPaymentRequest) -> Result<Payment, PaymentsError> {
+    async fn void_order(
+        &self,
+        request: VoidOrderPaymentRequest,
+        fence: Option<FencingToken>,
+    ) -> Result<Payment, PaymentsError> {
         let command = VoidOrder {
             order_id: domain::parse_id("order_id", &request.order_id)?,
             customer_id: domain::parse_id("customer_id", &request.customer_id)?,
             amount: amount(request.amount.as_ref())?,
             reason: Reason::parse(&request.reason)?,
         };
-        self.ledger.void_order(command).await
+        self.ledger.void_order(command, fence).await
     }
 
     async fn get(&self, request: GetPaymentRequest) -> Result<Payment, PaymentsError> {
@@ -89,7 +98,8 @@ impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
         &self,
         request: Request<AuthorizePaymentRequest>,
     ) -> Result<Response<AuthorizePaymentResponse>, Status> {
-        let payment = self.authorize(request.into_inner()).await?;
+        let fence = FencingToken::from_request(&request)?;
+        let payment = self.authorize(request.into_inner(), fence).await?;
         Ok(Response::new(AuthorizePaymentResponse {
             payment: Some(encode(&payment)),
         }))
@@ -131,7 +141,8 @@ impl<P: PaymentProvider> api::PaymentsService for PaymentsApi<P> {
         &self,
         request: Request<VoidOrderPaymentRequest>,
     ) -> Result<Response<VoidOrderPaymentResponse>, Status> {
-        let payment = self.void_order(request.into_inner()).await?;
+        let fence = FencingToken::from_request(&request)?;
+        let payment = self.void_order(request.into_inner(), fence).await?;
         Ok(Response::new(VoidOrderPaymentResponse {
             payment: Some(encode(&payment)),
         }))

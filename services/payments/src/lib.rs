@@ -69,7 +69,11 @@ impl Application {
         let service = ServiceBuilder::connect(
             &config.runtime,
             contracts::FILE_DESCRIPTOR_SET,
-            &[&messaging::migrator(), &sqlx::migrate!()],
+            &[
+                &messaging::migrator(),
+                &platform::fencing::migrator(),
+                &sqlx::migrate!(),
+            ],
         )
         .await?;
         let faults = config.provider;

@@ -20,6 +20,7 @@
 //! pool-based methods delegate to them, so both paths run the same SQL.
 
 use messaging::{Envelope, outbox};
+use platform::fencing::{self, FencingToken};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -71,6 +72,18 @@ impl PaymentStore {
         load_in(&mut conn, id).await
     }
 
+    /// Admits a saga call's fencing token before anything else happens (before the provider is
+    /// asked to authorize), raising the order's highest token to it (`platform::fencing`).
+    pub async fn admit(
+        &self,
+        order_id: Uuid,
+        fence: Option<FencingToken>,
+    ) -> Result<(), PaymentsError> {
+        let mut conn = self.pool.acquire().await?;
+        fencing::admit(&mut conn, order_id, fence).await??;
+        Ok(())
+    }
+
     /// The payment of an order, if it has one.
     pub async fn load_by_order(&self, order_id: Uuid) -> Result<Option<Payment>, PaymentsError> {
         let mut conn = self.pool.acquire().await?;
@@ -80,7 +93,15 @@ impl PaymentStore {
     /// Creates the stream: header, first event and its integration event, in one transaction.
     /// A second payment for the same order is refused by `payments.order_id UNIQUE`: the
     /// insert waits for a concurrent creator's commit and then inserts nothing.
-    pub async fn open(&self, payment: &Payment, event: &Envelope) -> Result<Opened, PaymentsError> {
+    ///
+    /// A saga's call carries its fencing token, [`Self::admit`]ted before and held in this
+    /// transaction (`platform::fencing`): a superseded runner opens nothing.
+    pub async fn open(
+        &self,
+        payment: &Payment,
+        event: &Envelope,
+        fence: Option<FencingToken>,
+    ) -> Result<Opened, PaymentsError> {
         let header = &payment.header;
         let Some(first) = payment.first_event() else {
             return Err(PaymentsError::Corrupt(format!(
@@ -89,6 +110,7 @@ impl PaymentStore {
             )));
         };
         let mut tx = self.pool.begin().await?;
+        fencing::hold(&mut tx, header.order_id, fence).await??;
         let inserted = sqlx::query(
             "INSERT INTO payments (id, order_id, customer_id, amount_minor, currency, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -112,15 +134,17 @@ impl PaymentStore {
     }
 
     /// Appends `recorded` (at its `seq`) and its integration event, in one transaction, unless
-    /// another writer already appended that seq.
+    /// another writer already appended that seq. A saga's call is fenced as in [`Self::open`].
     pub async fn append(
         &self,
-        payment_id: Uuid,
+        header: &PaymentHeader,
         recorded: &RecordedEvent,
         event: &Envelope,
+        fence: Option<FencingToken>,
     ) -> Result<Appended, PaymentsError> {
         let mut tx = self.pool.begin().await?;
-        match append_in(&mut tx, payment_id, recorded, event).await? {
+        fencing::hold(&mut tx, header.order_id, fence).await??;
+        match append_in(&mut tx, header.id, recorded, event).await? {
             Appended::Appended => {
                 tx.commit().await?;
                 Ok(Appended::Appended)

@@ -359,3 +359,74 @@ async fn racing_authorizations_and_voids_of_one_order_never_leave_money_held() {
     }
     app.stop().await;
 }
+
+/// A saga runner that stalled past its lease wakes up with its old epoch and compensates,
+/// after its successor (a higher epoch) authorized the order's payment: the void is refused and
+/// the successor's authorization stands, so its confirmation can capture it.
+#[tokio::test]
+async fn a_superseded_runner_cannot_void_the_payment_its_successor_authorized() {
+    let app = spawn_app().await;
+    let order_id = uuid::Uuid::now_v7();
+    fn fenced<T>(epoch: i64, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        platform::fencing::FencingToken::new(epoch).attach(&mut request);
+        request
+    }
+
+    let authorized = app
+        .client
+        .clone()
+        .authorize_payment(fenced(
+            2,
+            support::authorize_request(order_id, app.customer_id, 1500, APPROVE),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .payment
+        .unwrap();
+    assert_eq!(authorized.status(), PaymentStatus::Authorized);
+
+    let void = contracts::payments::VoidOrderPaymentRequest {
+        order_id: order_id.to_string(),
+        amount: Some(eur(1500)),
+        customer_id: app.customer_id.to_string(),
+        reason: "checkout compensation".to_owned(),
+    };
+    let refused = app
+        .client
+        .clone()
+        .void_order_payment(fenced(1, void.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("superseded"), "{refused:?}");
+    // A stale authorization retry is refused the same way, before the provider is asked.
+    let refused = app
+        .client
+        .clone()
+        .authorize_payment(fenced(
+            1,
+            support::authorize_request(order_id, app.customer_id, 1500, APPROVE),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    let payment = app.get(Key::OrderId(order_id.to_string())).await.unwrap();
+    assert_eq!(payment.status(), PaymentStatus::Authorized);
+    app.capture(&payment.id).await.unwrap();
+
+    // The current runner's void of the same order is not fenced off (equal epoch), and the
+    // ledger's own rules answer it: a captured payment cannot be voided.
+    let after_capture = app
+        .client
+        .clone()
+        .void_order_payment(fenced(2, void))
+        .await
+        .unwrap_err();
+    assert!(
+        !after_capture.message().contains("superseded"),
+        "{after_capture:?}"
+    );
+}

@@ -178,6 +178,7 @@ fn handler_error(order_id: OrderId, error: &InventoryError) -> HandlerError {
         | InventoryError::InsufficientStock(_)
         | InventoryError::ConflictingRetry(_)
         | InventoryError::InvalidTransition(_)
+        | InventoryError::Superseded(_)
         | InventoryError::Corrupt(_) => HandlerError::Permanent(reason),
     }
 }

@@ -1,11 +1,14 @@
 //! The checkout saga's stock moves: reserve, release, commit, each idempotent per order id
-//! (`store::reservations` explains how), and the catalog entries a move made stale.
+//! and fenced by the saga's token (`store::reservations` explains how), and the catalog entries
+//! a move made stale.
 //!
 //! A reserve or release changes `available`, which the cached catalog shows; the cache is
 //! invalidated after the store's transaction has committed (see `service::catalog`), so a
 //! reader never caches the old row under the new generation.
 
 use std::time::Duration;
+
+use platform::fencing::FencingToken;
 
 use crate::{
     domain::{OrderId, ReleaseReason, Reservation, ReservationRequest},
@@ -34,8 +37,9 @@ impl Reservations {
     pub async fn reserve(
         &self,
         request: &ReservationRequest,
+        fence: Option<FencingToken>,
     ) -> Result<Reservation, InventoryError> {
-        let applied = self.store.reserve(request, self.ttl).await?;
+        let applied = self.store.reserve(request, self.ttl, fence).await?;
         tracing::info!(
             order_id = %request.order_id,
             status = %applied.reservation.status,
@@ -50,15 +54,20 @@ impl Reservations {
         &self,
         order_id: OrderId,
         reason: &ReleaseReason,
+        fence: Option<FencingToken>,
     ) -> Result<Reservation, InventoryError> {
-        let applied = self.store.release(order_id, reason).await?;
+        let applied = self.store.release(order_id, reason, fence).await?;
         tracing::info!(%order_id, status = %applied.reservation.status, "release stock");
         Ok(self.settled(applied).await)
     }
 
     /// `CommitReservation`: reserved units become sold.
-    pub async fn commit(&self, order_id: OrderId) -> Result<Reservation, InventoryError> {
-        let applied = self.store.commit(order_id).await?;
+    pub async fn commit(
+        &self,
+        order_id: OrderId,
+        fence: Option<FencingToken>,
+    ) -> Result<Reservation, InventoryError> {
+        let applied = self.store.commit(order_id, fence).await?;
         tracing::info!(%order_id, status = %applied.reservation.status, "commit reservation");
         Ok(self.settled(applied).await)
     }

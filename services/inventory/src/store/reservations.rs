@@ -24,6 +24,10 @@
 //!    matches no row aborts the transaction (see [`super::stock_moves`]). Below that, CHECK
 //!    constraints refuse any negative bucket or broken conservation law.
 //!
+//! The saga's three commands also carry its **fencing token** (`platform::fencing`), admitted
+//! before their transaction and held during it: a runner that lost the saga to another cannot
+//! release or commit what its successor reserved.
+//!
 //! Isolation level alone (READ COMMITTED here) would not be enough: two transactions reading
 //! `available = 1` could both decide to reserve it. The locks and guards make the decision and
 //! the write one atomic step.
@@ -37,6 +41,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use platform::fencing::{self, FencingToken};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
@@ -83,14 +88,29 @@ impl ReservationStore {
         Self { pool, announce }
     }
 
+    /// A transaction for one of the saga's commands, fenced by its token: admitted first, then
+    /// held for the transaction (`platform::fencing`).
+    async fn begin_fenced(
+        &self,
+        order_id: OrderId,
+        fence: Option<FencingToken>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, InventoryError> {
+        let key = order_id.as_uuid();
+        fencing::admit(&mut *self.pool.acquire().await?, key, fence).await??;
+        let mut tx = self.pool.begin().await?;
+        fencing::hold(&mut tx, key, fence).await??;
+        Ok(tx)
+    }
+
     /// `ReserveStock`: all or nothing, idempotent per order id (see the module docs).
     pub async fn reserve(
         &self,
         request: &ReservationRequest,
         ttl: Duration,
+        fence: Option<FencingToken>,
     ) -> Result<Applied, InventoryError> {
         let order_id = request.order_id;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_fenced(order_id, fence).await?;
         let claimed = sqlx::query(
             "INSERT INTO reservations (order_id, status) VALUES ($1, 'pending')
              ON CONFLICT (order_id) DO NOTHING",
@@ -187,8 +207,9 @@ impl ReservationStore {
         &self,
         order_id: OrderId,
         reason: &ReleaseReason,
+        fence: Option<FencingToken>,
     ) -> Result<Applied, InventoryError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_fenced(order_id, fence).await?;
         let applied = release_in(&mut tx, &self.announce, order_id, reason).await?;
         tx.commit().await?;
         Ok(applied)
@@ -196,8 +217,12 @@ impl ReservationStore {
 
     /// `CommitReservation`: RESERVED → COMMITTED, units from `reserved` to `sold`. Idempotent.
     /// See [`commit_in`].
-    pub async fn commit(&self, order_id: OrderId) -> Result<Applied, InventoryError> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn commit(
+        &self,
+        order_id: OrderId,
+        fence: Option<FencingToken>,
+    ) -> Result<Applied, InventoryError> {
+        let mut tx = self.begin_fenced(order_id, fence).await?;
         let applied = commit_in(&mut tx, &self.announce, order_id).await?;
         tx.commit().await?;
         Ok(applied)

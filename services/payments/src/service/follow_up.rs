@@ -80,7 +80,12 @@ fn handler_error(order_id: Uuid, error: PaymentsError) -> HandlerError {
         PaymentsError::NotFound => {
             HandlerError::Permanent(format!("order {order_id} has no payment"))
         }
-        PaymentsError::Rejected(_) | PaymentsError::Corrupt(_) | PaymentsError::InvalidInput(_) => {
+        // Events carry no fencing token, so Superseded cannot happen here; were it to, retrying
+        // would not change the answer.
+        PaymentsError::Rejected(_)
+        | PaymentsError::Corrupt(_)
+        | PaymentsError::InvalidInput(_)
+        | PaymentsError::Superseded(_) => {
             HandlerError::Permanent(format!("order {order_id}: {error}"))
         }
         // A concurrent append: the transaction is aborted, rolling back is the only way on.

@@ -31,6 +31,7 @@
 //! [`PaymentsError::Contention`] instead, the caller rolls back (inbox row included) and the
 //! event is delivered again later, when the rules see the other writer's event.
 
+use platform::fencing::FencingToken;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -60,7 +61,15 @@ impl<P: PaymentProvider> Ledger<P> {
     }
 
     /// Authorizes the order's payment once; every retry returns that same payment.
-    pub async fn authorize(&self, command: Authorize) -> Result<Payment, PaymentsError> {
+    ///
+    /// `fence` is the saga's fencing token: a call from a superseded runner is refused before
+    /// the provider is asked, and again when the payment is opened (`platform::fencing`).
+    pub async fn authorize(
+        &self,
+        command: Authorize,
+        fence: Option<FencingToken>,
+    ) -> Result<Payment, PaymentsError> {
+        self.store.admit(command.order_id, fence).await?;
         if let Some(existing) = self.store.load_by_order(command.order_id).await? {
             existing.check_retry(&command)?;
             if existing.state.status == PaymentStatus::Voided {
@@ -87,7 +96,7 @@ impl<P: PaymentProvider> Ledger<P> {
             .first_event()
             .map(|recorded| events::envelope(&payment.header, &recorded.event))
             .ok_or_else(|| PaymentsError::Corrupt("opened without an event".into()))?;
-        match self.store.open(&payment, &first).await? {
+        match self.store.open(&payment, &first, fence).await? {
             Opened::Created => {
                 tracing::info!(
                     payment_id = %payment.header.id,
@@ -136,7 +145,12 @@ impl<P: PaymentProvider> Ledger<P> {
 
     /// Compensation by order id: voids the order's payment, or records a tombstone when it has
     /// none (see the module docs). Idempotent.
-    pub async fn void_order(&self, command: VoidOrder) -> Result<Payment, PaymentsError> {
+    pub async fn void_order(
+        &self,
+        command: VoidOrder,
+        fence: Option<FencingToken>,
+    ) -> Result<Payment, PaymentsError> {
+        self.store.admit(command.order_id, fence).await?;
         let mut contended = command.order_id;
         for attempt in 1..=MAX_ATTEMPTS {
             let Some(payment) = self.store.load_by_order(command.order_id).await? else {
@@ -145,7 +159,7 @@ impl<P: PaymentProvider> Ledger<P> {
                     .first_event()
                     .map(|recorded| events::envelope(&tombstone.header, &recorded.event))
                     .ok_or_else(|| PaymentsError::Corrupt("opened without an event".into()))?;
-                match self.store.open(&tombstone, &first).await? {
+                match self.store.open(&tombstone, &first, fence).await? {
                     Opened::Created => {
                         tracing::info!(
                             payment_id = %tombstone.header.id,
@@ -164,7 +178,11 @@ impl<P: PaymentProvider> Ledger<P> {
             let payment_id = payment.header.id;
             let envelope = events::envelope(&payment.header, &event);
             let (recorded, payment) = payment.record(event, OffsetDateTime::now_utc());
-            match self.store.append(payment_id, &recorded, &envelope).await? {
+            match self
+                .store
+                .append(&payment.header, &recorded, &envelope, fence)
+                .await?
+            {
                 Appended::Appended => {
                     tracing::info!(payment_id = %payment_id, order_id = %command.order_id, "order's payment voided");
                     return Ok(payment);
@@ -203,7 +221,11 @@ impl<P: PaymentProvider> Ledger<P> {
             let event = decide(&payment.state)?;
             let envelope = events::envelope(&payment.header, &event);
             let (recorded, payment) = payment.record(event, OffsetDateTime::now_utc());
-            match self.store.append(payment_id, &recorded, &envelope).await? {
+            match self
+                .store
+                .append(&payment.header, &recorded, &envelope, None)
+                .await?
+            {
                 Appended::Appended => {
                     tracing::info!(
                         payment_id = %payment_id,
