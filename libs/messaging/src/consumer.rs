@@ -321,15 +321,19 @@ impl Consumer {
     pub async fn run<H: EventHandler>(self, handler: Arc<H>, shutdown: Shutdown) {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_triggered() {
-            let outcome = match amqp::connect(&self.amqp_url, &self.topology.queue).await {
-                Ok(connection) => {
+            let connecting = amqp::connect(&self.amqp_url, &self.topology.queue);
+            let outcome = match amqp::within("a connection", connecting).await {
+                Ok(Ok(connection)) => {
                     let outcome = self
                         .consume_on(&connection, handler.as_ref(), &shutdown, &mut backoff)
                         .await;
-                    let _ = connection.close(200, "consumer stopping".into()).await;
+                    // Best effort, and bounded: a dead connection may never answer its close.
+                    let closing = connection.close(200, "consumer stopping".into());
+                    let _ = amqp::within("closing", closing).await;
                     outcome
                 }
-                Err(err) => Err(ConsumeError::Broker(err)),
+                Ok(Err(err)) => Err(ConsumeError::Broker(err)),
+                Err(timeout) => Err(ConsumeError::Timeout(timeout)),
             };
             match outcome {
                 Ok(()) => break,
@@ -353,26 +357,30 @@ impl Consumer {
         shutdown: &Shutdown,
         backoff: &mut Backoff,
     ) -> Result<(), ConsumeError> {
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
-        self.topology.declare(&channel).await?;
-        let mut deliveries = channel
-            .basic_consume(
-                ShortString::from(self.topology.queue.as_str()),
-                ShortString::from(format!(
-                    "{}-{}",
-                    self.topology.queue,
-                    Uuid::now_v7().simple()
-                )),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let (channel, mut deliveries) = amqp::within("a channel and the topology", async {
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            channel
+                .basic_qos(self.prefetch, BasicQosOptions::default())
+                .await?;
+            self.topology.declare(&channel).await?;
+            let deliveries = channel
+                .basic_consume(
+                    ShortString::from(self.topology.queue.as_str()),
+                    ShortString::from(format!(
+                        "{}-{}",
+                        self.topology.queue,
+                        Uuid::now_v7().simple()
+                    )),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok::<_, lapin::Error>((channel, deliveries))
+        })
+        .await??;
         tracing::info!(queue = %self.topology.queue, "consuming");
         backoff.reset();
         let mut depth_probe = tokio::time::interval(Duration::from_secs(15));

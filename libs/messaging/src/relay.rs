@@ -165,10 +165,15 @@ impl OutboxRelay {
         shutdown: &Shutdown,
         backoff: &mut Backoff,
     ) -> Result<(), RelayError> {
-        let connection = amqp::connect(&self.config.amqp_url, &self.config.connection_name).await?;
+        let connection = amqp::within(
+            "a connection",
+            amqp::connect(&self.config.amqp_url, &self.config.connection_name),
+        )
+        .await??;
         let outcome = self.relay_on(&connection, shutdown, backoff).await;
-        // Closing is best effort: after a failure the connection is usually dead already.
-        let _ = connection.close(200, "relay stopping".into()).await;
+        // Closing is best effort: after a failure the connection is usually dead already, and
+        // waiting for its close to be answered could take for ever.
+        let _ = amqp::within("closing", connection.close(200, "relay stopping".into())).await;
         outcome
     }
 
@@ -178,14 +183,18 @@ impl OutboxRelay {
         shutdown: &Shutdown,
         backoff: &mut Backoff,
     ) -> Result<(), RelayError> {
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        topology::declare_events_exchange(&channel, &self.config.exchange).await?;
-        for queue in &self.config.topology {
-            queue.declare(&channel).await?;
-        }
+        let channel = amqp::within("a channel and the topology", async {
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            topology::declare_events_exchange(&channel, &self.config.exchange).await?;
+            for queue in &self.config.topology {
+                queue.declare(&channel).await?;
+            }
+            Ok::<_, lapin::Error>(channel)
+        })
+        .await??;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         tracing::info!(exchange = %self.config.exchange, "outbox relay connected");
