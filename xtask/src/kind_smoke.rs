@@ -273,7 +273,7 @@ async fn wait_for_workloads() -> anyhow::Result<String> {
             &[
                 &context,
                 "get",
-                "deployments,statefulsets,daemonsets",
+                "deployments,statefulsets,daemonsets,jobs",
                 "--all-namespaces",
                 "-o",
                 "json",

@@ -23,7 +23,7 @@ use platform::{ServiceBuilder, host::Worker};
 use crate::{
     Consumer, EventHandler, OutboxRelay, RelayConfig,
     inbox::InboxPruner,
-    topology::{ConsumerTopology, QUEUES, Queue},
+    topology::{self, ConsumerTopology, Queue},
 };
 
 /// The relay and consumers, for [`ServiceBuilder`].
@@ -47,10 +47,7 @@ pub trait WithMessaging: Sized {
 impl WithMessaging for ServiceBuilder {
     fn relay(self, service: &str) -> Self {
         let runtime = self.runtime();
-        let topology = QUEUES
-            .iter()
-            .map(|queue| ConsumerTopology::for_service(runtime, queue.name, queue.bindings))
-            .collect();
+        let topology = topology::system(runtime);
         let relay = OutboxRelay::new(
             self.pool().clone(),
             RelayConfig::new(&runtime.amqp_url, &runtime.events_exchange, service)

@@ -82,6 +82,52 @@ pub const QUEUES: &[Queue] = &[
     ORDERS_SUMMARIES,
 ];
 
+/// The whole topology as a service's runtime settings name it (exchange, queue prefix, expiry):
+/// every queue of [`QUEUES`]. What every outbox relay declares when it connects, and what
+/// [`declare_system`] declares on its own.
+pub fn system(runtime: &platform::config::RuntimeConfig) -> Vec<ConsumerTopology> {
+    QUEUES
+        .iter()
+        .map(|queue| ConsumerTopology::for_service(runtime, queue.name, queue.bindings))
+        .collect()
+}
+
+/// Why [`declare_system`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeclareError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error(transparent)]
+    Timeout(#[from] crate::amqp::BrokerTimeout),
+}
+
+/// Declares the whole topology ([`system`]) on a connection of its own and closes it; the number
+/// of consumer queues declared. The relays do the same whenever they connect; this is for
+/// declaring it before any service runs: `orders admin declare-topology`, which the Kubernetes
+/// Job `rabbitmq-topology` runs on every deploy (k8s/base/orders/topology-job.yaml).
+pub async fn declare_system(
+    runtime: &platform::config::RuntimeConfig,
+    connection_name: &str,
+) -> Result<usize, DeclareError> {
+    let topology = system(runtime);
+    let connection = crate::amqp::within(
+        "a connection",
+        crate::amqp::connect(&runtime.amqp_url, connection_name),
+    )
+    .await??;
+    let declared = crate::amqp::within("the topology", async {
+        let channel = connection.create_channel().await?;
+        declare_events_exchange(&channel, &runtime.events_exchange).await?;
+        for queue in &topology {
+            queue.declare(&channel).await?;
+        }
+        Ok::<_, lapin::Error>(topology.len())
+    })
+    .await;
+    let _ = crate::amqp::within("closing", connection.close(200, "topology declared".into())).await;
+    Ok(declared??)
+}
+
 /// Whether the topic `pattern` (`*` one word, `#` zero or more) matches `routing_key`, as a
 /// RabbitMQ topic exchange decides it.
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {

@@ -3,7 +3,14 @@
 //! ```text
 //! orders admin rebuild-summaries    rebuild the CQRS read model (order_summaries) from the
 //!                                   write model, in one transaction
+//! orders admin declare-topology     declare the broker's whole topology (exchanges, every
+//!                                   consumer queue, bindings, retry tiers, parking queues)
 //! ```
+//!
+//! `declare-topology` is what the Kubernetes Job `rabbitmq-topology` runs on every deploy, so the
+//! topology exists before any service starts and again after the broker was rebuilt from an
+//! empty volume (the outbox relays also declare it whenever they connect). It needs only
+//! `ORDERS_AMQP_URL` and the runtime settings that name the topology.
 //!
 //! The read model is derived data: the projection builds it from events, and if a bug, a lost
 //! event or a new column ever leaves it wrong, it can be rebuilt from `orders`, which is the
@@ -23,9 +30,10 @@ use crate::{Config, error::OrdersError, store::OrderStore};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     RebuildSummaries,
+    DeclareTopology,
 }
 
-const USAGE: &str = "usage: orders admin rebuild-summaries";
+const USAGE: &str = "usage: orders admin rebuild-summaries | orders admin declare-topology";
 
 impl Command {
     /// Parses the arguments after the binary's name: `admin <verb>`.
@@ -33,6 +41,9 @@ impl Command {
         match args {
             [admin, verb] if admin == "admin" && verb == "rebuild-summaries" => {
                 Ok(Self::RebuildSummaries)
+            }
+            [admin, verb] if admin == "admin" && verb == "declare-topology" => {
+                Ok(Self::DeclareTopology)
             }
             _ => Err(USAGE.to_owned()),
         }
@@ -49,6 +60,8 @@ pub enum AdminError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Orders(#[from] OrdersError),
+    #[error("cannot declare the topology: {0}")]
+    Topology(#[from] messaging::topology::DeclareError),
 }
 
 /// The entry point of `orders admin …`: runs the command, prints what happened, and returns the
@@ -66,8 +79,8 @@ pub async fn main(args: &[String]) -> ExitCode {
         Err(err) => Err(err.into()),
     };
     match outcome {
-        Ok(written) => {
-            println!("order_summaries rebuilt: {written} orders");
+        Ok(report) => {
+            println!("{report}");
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -77,14 +90,30 @@ pub async fn main(args: &[String]) -> ExitCode {
     }
 }
 
-/// Runs `command` against the database of `config`; how many summaries were written.
-pub async fn run(config: &Config, command: Command) -> Result<u64, AdminError> {
+/// Runs `command` with the settings of `config`; what it did, in one line.
+pub async fn run(config: &Config, command: Command) -> Result<String, AdminError> {
+    match command {
+        Command::RebuildSummaries => {
+            let written = rebuild_summaries(config).await?;
+            Ok(format!("order_summaries rebuilt: {written} orders"))
+        }
+        Command::DeclareTopology => {
+            let queues =
+                messaging::topology::declare_system(&config.runtime, "orders-admin").await?;
+            Ok(format!(
+                "topology declared on {}: {queues} consumer queues",
+                config.runtime.events_exchange
+            ))
+        }
+    }
+}
+
+/// Rebuilds the read model from the write model; how many summaries were written.
+pub async fn rebuild_summaries(config: &Config) -> Result<u64, AdminError> {
     let pool = platform::db::connect(&config.runtime.database_url, 2).await?;
     platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
     let store = OrderStore::new(pool);
-    let written = match command {
-        Command::RebuildSummaries => store.rebuild_summaries().await?,
-    };
+    let written = store.rebuild_summaries().await?;
     store.pool().close().await;
     Ok(written)
 }
@@ -98,10 +127,14 @@ mod tests {
     }
 
     #[test]
-    fn the_one_command_is_rebuild_summaries() {
+    fn the_commands_are_rebuild_summaries_and_declare_topology() {
         assert_eq!(
             Command::parse(&args(&["admin", "rebuild-summaries"])),
             Ok(Command::RebuildSummaries)
+        );
+        assert_eq!(
+            Command::parse(&args(&["admin", "declare-topology"])),
+            Ok(Command::DeclareTopology)
         );
         for bad in [
             &["admin"][..],

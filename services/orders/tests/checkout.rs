@@ -381,12 +381,9 @@ async fn a_damaged_read_model_is_rebuilt_from_the_write_model() {
     pool.close().await;
     assert_ne!(summaries(&world, customer).await, settled);
 
-    let written = orders::admin::run(
-        &world.orders_config(),
-        orders::admin::Command::RebuildSummaries,
-    )
-    .await
-    .unwrap();
+    let written = orders::admin::rebuild_summaries(&world.orders_config())
+        .await
+        .unwrap();
     assert_eq!(written, 3);
     let rebuilt = summaries(&world, customer).await;
     assert_eq!(

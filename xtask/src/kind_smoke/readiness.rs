@@ -1,9 +1,10 @@
 //! Whether the cluster is ready, from what kubectl and helm print as JSON:
 //!
-//! * `kubectl get deployments,statefulsets,daemonsets -A -o json`: a Deployment is ready when
-//!   its controller has seen the latest spec (`observedGeneration`) and every desired replica
-//!   is updated and available; a StatefulSet when every replica is ready on the current
-//!   revision; a DaemonSet when every scheduled pod is ready and up to date;
+//! * `kubectl get deployments,statefulsets,daemonsets,jobs -A -o json`: a Deployment is ready
+//!   when its controller has seen the latest spec (`observedGeneration`) and every desired
+//!   replica is updated and available; a StatefulSet when every replica is ready on the current
+//!   revision; a DaemonSet when every scheduled pod is ready and up to date; a Job (the broker
+//!   topology's) when its pods completed;
 //! * `kubectl get clusters.postgresql.cnpg.io -A -o json`: a CloudNativePG Cluster when all
 //!   its instances are ready;
 //! * `helm list -A --all -o json`: a release when its status is `deployed`.
@@ -43,6 +44,17 @@ fn items(json: &str, what: &str) -> anyhow::Result<Vec<Value>> {
 /// Why a workload is not ready, or `None` if it is.
 fn workload_pending(item: &Value) -> Option<String> {
     let kind = item.get("kind").and_then(Value::as_str).unwrap_or("?");
+    if kind == "Job" {
+        // A Job has no observedGeneration: it is done when enough pods succeeded.
+        let wanted = item
+            .pointer("/spec/completions")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let succeeded = int(item, "/status/succeeded");
+        let failed = int(item, "/status/failed");
+        return (succeeded < wanted)
+            .then(|| format!("{succeeded}/{wanted} completions, {failed} failed pods"));
+    }
     let generation = int(item, "/metadata/generation");
     let observed = int(item, "/status/observedGeneration");
     if observed < generation {
@@ -175,6 +187,10 @@ mod tests {
              "spec": {"replicas": 1}, "status": {"observedGeneration": 2, "readyReplicas": 1, "updatedReplicas": 1}},
             {"kind": "DaemonSet", "metadata": {"name": "kindnet", "namespace": "kube-system", "generation": 1},
              "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "numberReady": 3, "updatedNumberScheduled": 3}},
+            {"kind": "Job", "metadata": {"name": "rabbitmq-topology", "namespace": "ferroshop", "generation": 1},
+             "spec": {"completions": 1}, "status": {"succeeded": 1}},
+            {"kind": "Job", "metadata": {"name": "rabbitmq-topology", "namespace": "staging", "generation": 1},
+             "spec": {}, "status": {"failed": 2}},
         ]));
         let clusters = list(json!([
             {"kind": "Cluster", "metadata": {"name": "users-db", "namespace": "ferroshop"},
@@ -188,12 +204,13 @@ mod tests {
         ])
         .to_string();
         let status = Status::parse(&workloads, &clusters, &releases).unwrap();
-        assert_eq!(status.ready, 4);
+        assert_eq!(status.ready, 5);
         assert_eq!(
             status.pending,
             [
                 "Deployment ferroshop/gateway: 1/2 replicas ready, 2 on the latest revision",
                 "StatefulSet ferroshop/rabbitmq: spec generation 3 not observed yet (2)",
+                "Job staging/rabbitmq-topology: 0/1 completions, 2 failed pods",
                 "Cluster ferroshop/orders-db: 0/1 instances ready (Setting up primary)",
                 "helm release monitoring/otel-gateway (opentelemetry-collector-0.158.2): pending-install",
             ]
