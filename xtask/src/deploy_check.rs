@@ -5,7 +5,7 @@
 //! | yamllint | every YAML file of `infra/` and `k8s/` (`infra/yamllint.yaml`) |
 //! | kustomize | `kubectl kustomize` of every overlay × subset of components |
 //! | kubernetes-validate | each render, `--strict`, against each Kubernetes version of [`kube::KUBERNETES_VERSIONS`] (kind's and EKS's); only the CRDs in `kube::ALLOWED_CRDS` may go without a schema |
-//! | manifests | each render against the services' `config.rs` (see `manifests.rs`) |
+//! | manifests | each render against the services' declarations in `libs/declarations` (see `manifests.rs`) |
 //! | local stack | `infra/compose.yaml`, Prometheus targets, alert rules and dashboard copies, queried metric names |
 //! | checkov | rendered manifests, the Dockerfile, `terraform/` (skips justified in `k8s/.checkov.yaml` and next to the resource) |
 //! | healthcheck | the image's health-check source compiles |
@@ -132,7 +132,7 @@ pub fn run() -> anyhow::Result<()> {
     let configs = load_configs(&root);
     if let Err(err) = &configs {
         report.record(
-            "service configuration (services/*/src/config.rs)",
+            "service declarations (libs/declarations)",
             Outcome::Fail(format!("{err:#}")),
         );
     }
@@ -175,7 +175,7 @@ pub fn run() -> anyhow::Result<()> {
         }
         if let Ok((services, platform)) = &configs {
             report.record_result(
-                "manifests match the services' config.rs (images, ports, probes, variables, \
+                "manifests match the services' declarations (images, ports, probes, variables, \
                  secrets, network policies)",
                 kube::check_manifests(&root, venv, &renders, services, platform),
             );
@@ -272,10 +272,10 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn load_configs(root: &Path) -> anyhow::Result<(Vec<ServiceConfig>, PlatformConfig)> {
-    let platform = service_config::load_platform(root)?;
+    let platform = service_config::load_platform();
     let services = service_config::service_names(root)?
         .iter()
-        .map(|name| service_config::load_service(root, name, &platform))
+        .map(|name| service_config::load_service(name))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if services.is_empty() {
         bail!("no services under services/");
@@ -371,17 +371,6 @@ fn check_local_stack(
         &format!("{dashboard}\n{alerts}"),
         &recorded,
     ));
-    for known in crate::services::SERVICES {
-        if let Some(service) = services.iter().find(|s| s.name == known.name)
-            && (service.api_port_name().and_then(|port| service.port(port)) != Some(known.api_port)
-                || service.port("admin") != Some(known.admin_port))
-        {
-            problems.push(format!(
-                "xtask/src/services.rs runs {} on {}/{}, its config.rs says {:?}",
-                known.name, known.api_port, known.admin_port, service.ports
-            ));
-        }
-    }
     Ok(if problems.is_empty() {
         Outcome::Pass(format!("{} metric names recorded in code", recorded.len()))
     } else {

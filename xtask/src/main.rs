@@ -17,6 +17,8 @@
 //! * `cargo xtask new-service NAME [--port N] [--consumes EVENT...] [--expose] [--force]`: a new
 //!   service with the shape of every service, added wherever services are listed (see
 //!   `new_service.rs`).
+//! * `cargo xtask config-docs`: docs/configuration.md, every setting of every service, from
+//!   their declarations (`libs/declarations`).
 
 mod bench;
 mod deploy_check;
@@ -66,6 +68,8 @@ enum Command {
     /// Create a service with the shape of every service (crate, contract, events, tests,
     /// manifests, local stack) and add it wherever services are listed.
     NewService(new_service::NewServiceArgs),
+    /// Write docs/configuration.md from the services' declarations (libs/declarations).
+    ConfigDocs,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
             Command::Parked(args) => parked::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::NewService(args) => new_service::run(&args),
+            Command::ConfigDocs => config_docs(),
         }
     });
     match outcome {
@@ -119,6 +124,17 @@ async fn test(extra: Vec<String>) -> anyhow::Result<()> {
     let status = command.args(extra).status().await?;
     anyhow::ensure!(status.success(), "tests failed ({status})");
     deploy_check.map_err(|err| err.context("the deploy check failed (the tests passed)"))
+}
+
+/// `cargo xtask config-docs`: docs/configuration.md from the declarations.
+fn config_docs() -> anyhow::Result<()> {
+    let path = deploy_check::workspace_root().join("docs/configuration.md");
+    std::fs::write(
+        &path,
+        declarations::configuration_markdown(declarations::ALL),
+    )?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 /// The cargo that runs us (so `cargo +nightly xtask` stays on nightly).

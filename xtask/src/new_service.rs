@@ -8,7 +8,8 @@
 //! | `services/NAME/` | the crate: `config.rs`, `domain/`, `store.rs` and a migration, `service.rs`, `grpc.rs`, `events.rs`, `error.rs`, `lib.rs`, `main.rs`; `tests/` with a spawn helper, an integration test and a process test |
 //! | `proto/shop/NAME/v1/NAME.proto`, `proto/shop/events/v1/NAME.proto` | the gRPC contract (`shop.NAME.v1`) and the `<Name>RecordCreated` event |
 //! | `libs/contracts`, `libs/messaging` | the contract's module, the event's catalog row, with `--consumes` the consumer's queue |
-//! | `Cargo.toml`, `xtask/src/services.rs`, `xtask/src/infra.rs` | workspace member, ports for `cargo xtask up`, its local database |
+//! | `libs/declarations/src/NAME.rs` | its declaration (name, ports, database, settings, callers), listed in `declarations::ALL`; `docs/configuration.md` regenerated with it |
+//! | `Cargo.toml`, `xtask/src/services.rs`, `xtask/src/infra.rs` | workspace member, its entry for `cargo xtask up`, its local database |
 //! | `k8s/` | the base (Deployment, Services, HPA, PDB, NetworkPolicy, ServiceAccount, config), its database cluster and policy, the overlays' images, the metrics scrape policy |
 //! | `infra/`, `.github/workflows/images.yml` | the compose service and database, the Prometheus targets, the image matrix row |
 //! | with `--expose` | the gateway's upstream, one REST route documented in its OpenAPI, and the network policies between them |
@@ -606,6 +607,9 @@ const CRATE: &[(&str, &str)] = &[
 
 const MIGRATION: &str = include_str!("../templates/new-service/service/migrations/records.sql");
 
+/// Its declaration: `libs/declarations/src/NAME.rs`.
+const DECLARATION: &str = template!("declaration.rs");
+
 /// The Kubernetes base, as (file under `k8s/base/NAME/`, template).
 const K8S_BASE: &[(&str, &str)] = &[
     ("kustomization.yaml", template!("k8s/kustomization.yaml")),
@@ -699,9 +703,27 @@ pub fn plan(root: &Path, args: &NewServiceArgs) -> anyhow::Result<Vec<Change>> {
             topology_queue(text, &names, consumption)
         })?;
     }
-    changes.edit("xtask/src/services.rs", |text| {
-        services_entry(text, &names, grpc_port, admin_port)
+    changes.create(
+        PathBuf::from("libs/declarations/src").join(format!("{}.rs", names.snake)),
+        render(DECLARATION, &vars)?,
+    )?;
+    changes.edit("libs/declarations/src/lib.rs", |text| {
+        declarations_entry(text, &names)
     })?;
+    if args.expose {
+        changes.edit("libs/declarations/src/gateway.rs", |text| {
+            append_to_list(text, "upstreams: &[", &format!("\"{n}\""))
+        })?;
+    }
+    changes.edit("docs/configuration.md", |_| {
+        Ok(configuration_with(
+            &names,
+            grpc_port,
+            admin_port,
+            args.expose,
+        ))
+    })?;
+    changes.edit("xtask/src/services.rs", |text| services_entry(text, &names))?;
     changes.edit("xtask/src/infra.rs", |text| {
         append_to_list(
             text,
@@ -1061,12 +1083,54 @@ fn topology_queue(text: &str, names: &Names, consumption: &Consumption) -> anyho
     )
 }
 
-fn services_entry(
-    text: &str,
-    names: &Names,
-    grpc_port: u16,
-    admin_port: u16,
-) -> anyhow::Result<String> {
+/// `pub mod NAME;` and its entry in `declarations::ALL`, before the gateway's.
+fn declarations_entry(text: &str, names: &Names) -> anyhow::Result<String> {
+    let text = insert_after_last_line(text, "pub mod ", &format!("pub mod {};\n", names.snake))?;
+    insert_before(
+        &text,
+        "    &gateway::GATEWAY,\n",
+        &format!("    &{}::{},\n", names.snake, names.upper),
+    )
+}
+
+/// docs/configuration.md as `cargo xtask config-docs` will write it once the new declaration
+/// is compiled in: the declarations of today, the new service before the gateway, and with
+/// `--expose` the gateway calling it.
+fn configuration_with(names: &Names, grpc_port: u16, admin_port: u16, expose: bool) -> String {
+    fn leak(text: &str) -> &'static str {
+        Box::leak(text.to_owned().into_boxed_str())
+    }
+    let name = leak(&names.name);
+    let new = declarations::Service {
+        name,
+        api: declarations::Api::Grpc,
+        api_port: grpc_port,
+        admin_port,
+        database: Some(leak(&names.snake)),
+        runtime: true,
+        settings: &[],
+        broker: true,
+        cache: false,
+        upstreams: &[],
+        callers: if expose { &["gateway"] } else { &[] },
+    };
+    let mut gateway = declarations::gateway::GATEWAY;
+    if expose {
+        let mut upstreams = gateway.upstreams.to_vec();
+        upstreams.push(name);
+        gateway.upstreams = Box::leak(upstreams.into_boxed_slice());
+    }
+    let mut all: Vec<&declarations::Service> = declarations::ALL
+        .iter()
+        .copied()
+        .filter(|service| service.name != "gateway")
+        .collect();
+    all.push(&new);
+    all.push(&gateway);
+    declarations::configuration_markdown(&all)
+}
+
+fn services_entry(text: &str, names: &Names) -> anyhow::Result<String> {
     let used: BTreeSet<&str> = COLOURS
         .iter()
         .copied()
@@ -1077,12 +1141,10 @@ fn services_entry(
         .find(|colour| !used.contains(**colour))
         .unwrap_or(&COLOURS[0]);
     let entry = format!(
-        "    Service {{\n        name: \"{}\",\n        api_port: {grpc_port},\n        \
-         api_setting: \"GRPC_ADDR\",\n        admin_port: {admin_port},\n        \
-         colour: \"{colour}\",\n        extra_env: &[],\n    }},\n",
-        names.name
+        "    Service::local(&declarations::{}::{}, \"{colour}\", &[]),\n",
+        names.snake, names.upper
     );
-    let anchor = "    Service {\n        name: \"gateway\",";
+    let anchor = "    Service::local(&declarations::gateway::GATEWAY,";
     if text.contains(anchor) {
         insert_before(text, anchor, &entry)
     } else {

@@ -1,5 +1,5 @@
-//! The services `cargo xtask up` knows how to run, with their local ports
-//! (docs/architecture.md#services-and-their-data).
+//! The services `cargo xtask up` knows how to run: their declarations (`libs/declarations`: name,
+//! ports) with what only a local run needs (a log colour, local-only settings).
 
 use std::path::Path;
 
@@ -16,48 +16,36 @@ pub struct Service {
     pub extra_env: &'static [(&'static str, &'static str)],
 }
 
+impl Service {
+    /// A service as `cargo xtask up` runs it: name and ports from its declaration
+    /// (`libs/declarations`), a log colour, and local-only settings.
+    pub const fn local(
+        declared: &declarations::Service,
+        colour: &'static str,
+        extra_env: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        Self {
+            name: declared.name,
+            api_port: declared.api_port,
+            api_setting: declared.api.address_setting(),
+            admin_port: declared.admin_port,
+            colour,
+            extra_env,
+        }
+    }
+}
+
 pub const SERVICES: &[Service] = &[
-    Service {
-        name: "users",
-        api_port: 50051,
-        api_setting: "GRPC_ADDR",
-        admin_port: 9101,
-        colour: "\x1b[36m",
-        extra_env: &[],
-    },
-    Service {
-        name: "inventory",
-        api_port: 50052,
-        api_setting: "GRPC_ADDR",
-        admin_port: 9102,
-        colour: "\x1b[33m",
-        // A demo catalog, so the storefront has something to sell.
-        extra_env: &[("INVENTORY_SEED_DEMO", "true")],
-    },
-    Service {
-        name: "orders",
-        api_port: 50053,
-        api_setting: "GRPC_ADDR",
-        admin_port: 9103,
-        colour: "\x1b[35m",
-        extra_env: &[],
-    },
-    Service {
-        name: "payments",
-        api_port: 50054,
-        api_setting: "GRPC_ADDR",
-        admin_port: 9104,
-        colour: "\x1b[32m",
-        extra_env: &[],
-    },
-    Service {
-        name: "gateway",
-        api_port: 8080,
-        api_setting: "HTTP_ADDR",
-        admin_port: 9100,
-        colour: "\x1b[34m",
-        extra_env: &[],
-    },
+    Service::local(&declarations::users::USERS, "\x1b[36m", &[]),
+    // A demo catalog, so the storefront has something to sell.
+    Service::local(
+        &declarations::inventory::INVENTORY,
+        "\x1b[33m",
+        &[("INVENTORY_SEED_DEMO", "true")],
+    ),
+    Service::local(&declarations::orders::ORDERS, "\x1b[35m", &[]),
+    Service::local(&declarations::payments::PAYMENTS, "\x1b[32m", &[]),
+    Service::local(&declarations::gateway::GATEWAY, "\x1b[34m", &[]),
 ];
 
 /// The services that exist in this checkout (the table lists the planned ones too).

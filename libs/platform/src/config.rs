@@ -8,7 +8,14 @@
 //! [`Env`] reads through a lookup function rather than `std::env` directly, so tests can feed it
 //! a map without touching the process environment.
 
-use std::{collections::HashMap, fmt::Display, net::SocketAddr, str::FromStr, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    fmt::Display,
+    net::SocketAddr,
+    str::FromStr,
+    sync::Mutex,
+    time::Duration,
+};
 
 /// A variable was present but could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,6 +35,9 @@ type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Env {
     prefix: String,
     lookup: Lookup,
+    /// Every setting looked up so far, without prefix: what [`Env::check_declared`] compares
+    /// with the service's declaration.
+    read: Mutex<BTreeSet<String>>,
 }
 
 impl Env {
@@ -57,6 +67,7 @@ impl Env {
         Self {
             prefix: prefix.to_ascii_uppercase(),
             lookup: Box::new(lookup),
+            read: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -67,7 +78,45 @@ impl Env {
 
     /// The raw value, if set and not blank.
     pub fn raw(&self, setting: &str) -> Option<String> {
+        if let Ok(mut read) = self.read.lock() {
+            read.insert(setting.to_owned());
+        }
         (self.lookup)(&self.name(setting)).filter(|value| !value.trim().is_empty())
+    }
+
+    /// Compares what was read through this `Env` with what `service` declares
+    /// (`libs/declarations`): every setting read must be declared, and every declared one read
+    /// (a family, by at least one member). Each service's unit tests parse its configuration
+    /// and call this, so the declaration, which the docs, `cargo xtask up` and the deploy gate
+    /// use, cannot drift from the code.
+    pub fn check_declared(&self, service: &declarations::Service) -> Result<(), String> {
+        let read: BTreeSet<String> = self
+            .read
+            .lock()
+            .map(|read| read.clone())
+            .unwrap_or_default();
+        // A secret's `<NAME>_FILE` twin is part of the secret.
+        let is_file_twin = |name: &str| {
+            name.strip_suffix("_FILE")
+                .and_then(|secret| service.setting(secret))
+                .is_some_and(|setting| setting.secret)
+        };
+        let undeclared: Vec<&String> = read
+            .iter()
+            .filter(|name| service.setting(name).is_none() && !is_file_twin(name))
+            .collect();
+        let unread: Vec<&str> = service
+            .all_settings()
+            .filter(|setting| !read.iter().any(|name| setting.matches(name)))
+            .map(|setting| setting.name)
+            .collect();
+        if undeclared.is_empty() && unread.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{}: read but not declared in libs/declarations: {undeclared:?}; declared but not              read: {unread:?}",
+            service.name
+        ))
     }
 
     /// Parses the setting with [`FromStr`], or returns `default` when it is unset.
@@ -198,6 +247,20 @@ pub struct RuntimeDefaults {
     pub grpc_port: u16,
     pub admin_port: u16,
     pub database: &'static str,
+}
+
+impl RuntimeDefaults {
+    /// The defaults `service` declares (`libs/declarations`).
+    pub const fn declared(service: &declarations::Service) -> Self {
+        Self {
+            grpc_port: service.api_port,
+            admin_port: service.admin_port,
+            database: match service.database {
+                Some(database) => database,
+                None => service.name,
+            },
+        }
+    }
 }
 
 impl RuntimeConfig {

@@ -1,41 +1,9 @@
 //! The gateway's configuration, from `GATEWAY_*` environment variables.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `GATEWAY_HTTP_ADDR` | `0.0.0.0:8080` | the public REST API, docs and storefront |
-//! | `GATEWAY_ADMIN_ADDR` | `0.0.0.0:9100` | `/healthz`, `/readyz`, `/metrics` |
-//! | `GATEWAY_HTTP_WORKERS` | CPUs | actix worker threads |
-//! | `GATEWAY_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
-//! | `GATEWAY_USERS_URLS` … `GATEWAY_PAYMENTS_URLS` | `http://127.0.0.1:50051` … `:50054` | comma-separated `http://` endpoints, or one `dns://host:port` re-resolved periodically (a headless Service) |
-//! | `GATEWAY_LB_STRATEGY` | `round_robin` | `round_robin`, `least_requests` or `consistent_hash` |
-//! | `GATEWAY_<SERVICE>_LB_STRATEGY` | `GATEWAY_LB_STRATEGY` | per-upstream override, e.g. `GATEWAY_ORDERS_LB_STRATEGY` |
-//! | `GATEWAY_DNS_REFRESH` | `10s` | how often `dns://` endpoints are re-resolved |
-//! | `GATEWAY_HEALTH_CHECK_INTERVAL` | `10s` | active `grpc.health.v1` checks of every endpoint; `off` disables |
-//! | `GATEWAY_CALL_TIMEOUT` | `2s` | deadline of each upstream attempt (sent as `grpc-timeout`) |
-//! | `GATEWAY_EJECTION_FAILURES` / `GATEWAY_EJECTION_TIME` | `5` / `30s` | passive health: failures in a row that eject an endpoint, and for how long |
-//! | `GATEWAY_BREAKER_FAILURES` / `GATEWAY_BREAKER_OPEN_FOR` | `5` / `5s` | circuit breaker per upstream |
-//! | `GATEWAY_REDIS_URL` | `redis://127.0.0.1:6379` | shared rate-limit state |
-//! | `GATEWAY_REDIS_PREFIX` | `gateway:v1` | namespace of rate-limit keys |
-//! | `GATEWAY_REDIS_TIMEOUT` | `100ms` | longest wait for Redis before the local limiter decides |
-//! | `GATEWAY_RATE_LIMIT_PER_MINUTE` | `300` | sustained requests per minute per user (per IP when anonymous) |
-//! | `GATEWAY_RATE_LIMIT_BURST` | `50` | requests allowed at once |
-//! | `GATEWAY_LOGIN_RATE_PER_MINUTE` / `GATEWAY_LOGIN_RATE_BURST` | `10` / `5` | sign-in attempts per account (429 beyond) |
-//! | `GATEWAY_TRUSTED_PROXIES` | empty | CIDRs of the proxies in front of the gateway; behind them the client IP is the right-most untrusted `X-Forwarded-For` hop |
-//! | `GATEWAY_TRUSTED_TRACE_CLIENTS` | empty | CIDRs whose `traceparent` is continued; anyone else's starts a new trace that links to it |
-//! | `GATEWAY_JWT_ISSUER` / `GATEWAY_JWT_AUDIENCE` | `ferroshop-users` / `ferroshop` | required `iss` / `aud` |
-//! | `GATEWAY_JWKS_MIN_REFRESH` | `30s` | at most one JWKS refresh per this interval for unknown key ids |
-//! | `GATEWAY_JWKS_KEY_RETENTION` | `24h` | how long a key that left the fetched JWKS is still accepted (at least the longest token lifetime) |
-//! | `GATEWAY_BODY_LIMIT_BYTES` | `65536` | largest request body (413 beyond) |
-//! | `GATEWAY_HEADER_TIMEOUT` | `5s` | time a client has to send the request head (408 beyond) |
-//! | `GATEWAY_BODY_TIMEOUT` | `10s` | time a client has to send the whole body (408 beyond) |
-//! | `GATEWAY_MAX_CONNECTIONS` | `10000` | open connections, all workers together; more wait in the accept queue |
-//! | `GATEWAY_SSE_POLL_INTERVAL` | `500ms` | how often an order event stream polls the order |
-//! | `GATEWAY_SSE_MAX_DURATION` | `5m` | longest life of one event stream |
-//! | `GATEWAY_SSE_MAX_PER_USER` | `4` | order streams one user may hold open (429 beyond) |
-//! | `GATEWAY_STREAM_TICKET_KEY` / `GATEWAY_STREAM_TICKET_KEY_FILE` | generated | secret (at least 32 bytes) that signs order-stream tickets; every replica needs the same |
-//! | `GATEWAY_STREAM_TICKET_TTL` | `60s` | how long a stream ticket may be used to open its stream |
-//! | `GATEWAY_STALE_MAX_AGE` | `10m` | oldest catalog page served while inventory is down |
-//! | `GATEWAY_STATIC_DIR` | `services/gateway/static` of the source tree | storefront files served at `/` |
+//! Every setting is declared once, with its default and meaning, in
+//! `declarations::gateway::GATEWAY` (`libs/declarations/src/gateway.rs`); docs/configuration.md is
+//! the table of them all (`cargo xtask config-docs`). The test `reads_exactly_what_it_declares`
+//! below keeps the declaration and this parser in step.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -127,8 +95,14 @@ impl Config {
         };
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let config = Self {
-            http_addr: env.addr_or("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
-            admin_addr: env.addr_or("ADMIN_ADDR", SocketAddr::from(([0, 0, 0, 0], 9100)))?,
+            http_addr: env.addr_or(
+                "HTTP_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], declarations::gateway::GATEWAY.api_port)),
+            )?,
+            admin_addr: env.addr_or(
+                "ADMIN_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], declarations::gateway::GATEWAY.admin_port)),
+            )?,
             http_workers: env.parse_or("HTTP_WORKERS", workers)?,
             shutdown_grace: env.duration_or("SHUTDOWN_GRACE", Duration::from_secs(10))?,
             users: upstream("users", 50051)?,
@@ -254,6 +228,13 @@ mod tests {
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from(&Env::from_pairs("gateway", vars))
+    }
+
+    #[test]
+    fn reads_exactly_what_it_declares() {
+        let env = Env::from_pairs("gateway", &[]);
+        Config::from(&env).unwrap();
+        env.check_declared(&declarations::gateway::GATEWAY).unwrap();
     }
 
     #[test]

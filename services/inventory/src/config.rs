@@ -1,24 +1,9 @@
 //! The inventory service's configuration, from `INVENTORY_*` environment variables.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `INVENTORY_GRPC_ADDR` | `0.0.0.0:50052` | gRPC API |
-//! | `INVENTORY_ADMIN_ADDR` | `0.0.0.0:9102` | `/healthz`, `/readyz`, `/metrics` |
-//! | `INVENTORY_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/inventory` | this service's database |
-//! | `INVENTORY_DB_MAX_CONNECTIONS` | `10` | pool size |
-//! | `INVENTORY_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM (API calls, then the background workers) |
-//! | `INVENTORY_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ: the outbox relay publishes here, the order-event consumer reads here |
-//! | `INVENTORY_EVENTS_EXCHANGE` | `shop.events` | the topic exchange of integration events |
-//! | `INVENTORY_QUEUE_PREFIX` | *(empty)* | prepended to this service's queue names (`inventory.orders`); tests set a unique one |
-//! | `INVENTORY_QUEUE_EXPIRY` | *(unset: never)* | delete this service's queues after this long without a consumer (`x-expires`, e.g. `60s`); for tests' uniquely named queues, never set in production |
-//! | `INVENTORY_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
-//! | `INVENTORY_REDIS_URL` | `redis://127.0.0.1:6379` | the catalog cache (optional at run time: reads fall back to Postgres) |
-//! | `INVENTORY_CACHE_PREFIX` | `inventory:v1` | namespace of every cache key; bump the version when the cached format changes |
-//! | `INVENTORY_CACHE_TTL` | `60s` | lifetime of a cached entry (±20% jitter), 1s to 1h |
-//! | `INVENTORY_CACHE_TIMEOUT` | `250ms` | longest wait for Redis before a read goes to Postgres, 10ms to 5s |
-//! | `INVENTORY_RESERVATION_TTL` | `15m` | how long reserved units are held without a commit, 1s to 24h |
-//! | `INVENTORY_SWEEP_INTERVAL` | `5s` | how often expired reservations are released, 100ms to 1h |
-//! | `INVENTORY_SEED_DEMO` | `false` | fill an empty catalog with the demo products at start |
+//! Every setting is declared once, with its default and meaning, in
+//! `declarations::inventory::INVENTORY` (`libs/declarations/src/inventory.rs`);
+//! docs/configuration.md is the table of them all (`cargo xtask config-docs`). The test
+//! `reads_exactly_what_it_declares` below keeps the declaration and this parser in step.
 //!
 //! The broker is not needed to start: the relay and the consumer connect (and reconnect) in the
 //! background, and events wait in the outbox meanwhile.
@@ -27,11 +12,8 @@ use std::{ops::RangeInclusive, time::Duration};
 
 use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
 
-pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
-    grpc_port: 50052,
-    admin_port: 9102,
-    database: "inventory",
-};
+pub const DEFAULTS: RuntimeDefaults =
+    RuntimeDefaults::declared(&declarations::inventory::INVENTORY);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -133,6 +115,14 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Env {
         Env::from_pairs("inventory", vars)
+    }
+
+    #[test]
+    fn reads_exactly_what_it_declares() {
+        let env = env(&[]);
+        Config::from(&env).unwrap();
+        env.check_declared(&declarations::inventory::INVENTORY)
+            .unwrap();
     }
 
     #[test]

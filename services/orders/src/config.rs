@@ -1,21 +1,9 @@
 //! The orders service's configuration, from `ORDERS_*` environment variables.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `ORDERS_GRPC_ADDR` / `ORDERS_ADMIN_ADDR` | `0.0.0.0:50053` / `0.0.0.0:9103` | ports |
-//! | `ORDERS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/orders` | this service's database |
-//! | `ORDERS_AMQP_URL` / `ORDERS_EVENTS_EXCHANGE` | local broker / `shop.events` | events |
-//! | `ORDERS_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
-//! | `ORDERS_INVENTORY_URL` | `http://127.0.0.1:50052` | the inventory participant: `http://host:port`, several comma-separated, or `dns://name:port` (every address is a replica) |
-//! | `ORDERS_PAYMENTS_URL` | `http://127.0.0.1:50054` | the payments participant, written the same way |
-//! | `ORDERS_DNS_REFRESH` | `10s` | how often `dns://` participants are resolved again |
-//! | `ORDERS_HEALTH_CHECK_INTERVAL` | `10s` | active `grpc.health.v1` checks of every participant replica; `off` disables |
-//! | `ORDERS_CALL_TIMEOUT` | `2s` | deadline of each participant call |
-//! | `ORDERS_SAGA_DEADLINE` | `2m` | after this, a saga still going forward compensates; keep it well below inventory's reservation TTL |
-//! | `ORDERS_SAGA_LEASE` | `30s` | how long a runner owns a claimed saga without progress |
-//! | `ORDERS_SAGA_POLL_INTERVAL` | `1s` | how often due retries are looked for |
-//! | `ORDERS_SAGA_RETRY_BASE` / `ORDERS_SAGA_RETRY_CAP` | `200ms` / `10s` | step retry backoff |
-//! | `ORDERS_FAULT_CRASH_AFTER` | unset | crash tests only: abort right after this saga step |
+//! Every setting is declared once, with its default and meaning, in `declarations::orders::ORDERS`
+//! (`libs/declarations/src/orders.rs`); docs/configuration.md is the table of them all (`cargo
+//! xtask config-docs`). The test `reads_exactly_what_it_declares` below keeps the declaration and
+//! this parser in step.
 
 use std::time::Duration;
 
@@ -26,11 +14,7 @@ use platform::{
 
 use crate::{domain::SagaStep, participants::ParticipantsConfig};
 
-pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
-    grpc_port: 50053,
-    admin_port: 9103,
-    database: "orders",
-};
+pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults::declared(&declarations::orders::ORDERS);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -104,6 +88,13 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Env {
         Env::from_pairs("orders", vars)
+    }
+
+    #[test]
+    fn reads_exactly_what_it_declares() {
+        let env = env(&[]);
+        Config::from(&env).unwrap();
+        env.check_declared(&declarations::orders::ORDERS).unwrap();
     }
 
     #[test]

@@ -1,20 +1,9 @@
 //! The payments service's configuration, from `PAYMENTS_*` environment variables.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `PAYMENTS_GRPC_ADDR` | `0.0.0.0:50054` | gRPC API |
-//! | `PAYMENTS_ADMIN_ADDR` | `0.0.0.0:9104` | `/healthz`, `/readyz`, `/metrics` |
-//! | `PAYMENTS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/payments` | this service's database |
-//! | `PAYMENTS_DB_MAX_CONNECTIONS` | `10` | pool size |
-//! | `PAYMENTS_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
-//! | `PAYMENTS_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ: the outbox relay publishes here, the order-event consumer reads here |
-//! | `PAYMENTS_EVENTS_EXCHANGE` | `shop.events` | the topic exchange of integration events |
-//! | `PAYMENTS_QUEUE_PREFIX` | *(empty)* | prepended to this service's queue names (`payments.orders`); tests set a unique one |
-//! | `PAYMENTS_QUEUE_EXPIRY` | *(unset: never)* | delete this service's queues after this long without a consumer (`x-expires`, e.g. `60s`); for tests' uniquely named queues, never set in production |
-//! | `PAYMENTS_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
-//! | `PAYMENTS_PROVIDER_LATENCY` | `0ms` | simulated provider: delay before every answer |
-//! | `PAYMENTS_PROVIDER_ERROR_RATE` | `0` | simulated provider: probability (0.0–1.0) of a transient error |
-//! | `PAYMENTS_PROVIDER_HANG` | `false` | simulated provider: never answer (`true`/`false`) |
+//! Every setting is declared once, with its default and meaning, in
+//! `declarations::payments::PAYMENTS` (`libs/declarations/src/payments.rs`); docs/configuration.md
+//! is the table of them all (`cargo xtask config-docs`). The test `reads_exactly_what_it_declares`
+//! below keeps the declaration and this parser in step.
 //!
 //! The broker is not needed to start: the relay and the consumer connect (and reconnect) in the
 //! background, and events wait in the outbox meanwhile.
@@ -28,11 +17,7 @@ use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
 
 use crate::provider::ProviderFaults;
 
-pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
-    grpc_port: 50054,
-    admin_port: 9104,
-    database: "payments",
-};
+pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults::declared(&declarations::payments::PAYMENTS);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -86,6 +71,14 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Env {
         Env::from_pairs("payments", vars)
+    }
+
+    #[test]
+    fn reads_exactly_what_it_declares() {
+        let env = env(&[]);
+        Config::from(&env).unwrap();
+        env.check_declared(&declarations::payments::PAYMENTS)
+            .unwrap();
     }
 
     #[test]

@@ -119,9 +119,7 @@ pub async fn run(config: &Config, env: &Env, command: Command) -> Result<User, A
         Command::Grant(email) => set_role(email, Role::Admin).await,
         Command::Revoke(email) => set_role(email, Role::Customer).await,
         Command::Create(email) => {
-            let raw = env
-                .secret("ADMIN_PASSWORD")?
-                .ok_or(AdminError::NoPassword)?;
+            let raw = admin_password(env)?.ok_or(AdminError::NoPassword)?;
             let password = raw.trim_end_matches(['\r', '\n']);
             match accounts
                 .register(email.as_str(), password, "", Role::Admin)
@@ -151,6 +149,12 @@ async fn connect(database_url: &str) -> Result<UserStore, AdminError> {
     let pool = platform::db::connect(database_url, 2).await?;
     platform::db::migrate(&pool, &[&messaging::migrator(), &sqlx::migrate!()]).await?;
     Ok(UserStore::new(pool))
+}
+
+/// `USERS_ADMIN_PASSWORD` (or the file `USERS_ADMIN_PASSWORD_FILE` names): the password of the
+/// account `admin create` makes.
+pub fn admin_password(env: &Env) -> Result<Option<String>, platform::config::ConfigError> {
+    env.secret("ADMIN_PASSWORD")
 }
 
 #[cfg(test)]

@@ -1,22 +1,9 @@
 //! The users service's configuration, from `USERS_*` environment variables.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `USERS_GRPC_ADDR` | `0.0.0.0:50051` | gRPC API |
-//! | `USERS_ADMIN_ADDR` | `0.0.0.0:9101` | `/healthz`, `/readyz`, `/metrics` |
-//! | `USERS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/users` | this service's database |
-//! | `USERS_DB_MAX_CONNECTIONS` | `10` | pool size |
-//! | `USERS_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
-//! | `USERS_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | broker the outbox relay publishes to |
-//! | `USERS_EVENTS_EXCHANGE` | `shop.events` | topic exchange of integration events |
-//! | `USERS_JWT_ISSUER` | `ferroshop-users` | `iss` of issued tokens |
-//! | `USERS_JWT_AUDIENCE` | `ferroshop` | `aud` of issued tokens |
-//! | `USERS_JWT_TTL` | `15m` | access token lifetime (1m to 24h) |
-//! | `USERS_JWT_PRIVATE_KEY` / `USERS_JWT_PRIVATE_KEY_FILE` | generated | PKCS#8 PEM Ed25519 key |
-//! | `USERS_JWT_PREVIOUS_KEYS` / `USERS_JWT_PREVIOUS_KEYS_FILE` | none | PEM blocks (public or private Ed25519 keys) still published in the JWKS during a rotation |
-//! | `USERS_HASH_CONCURRENCY` | CPUs | password hashes running at once (each needs 19 MiB) |
-//! | `USERS_HASH_QUEUE` | 4 × `USERS_HASH_CONCURRENCY` | password checks that may wait; beyond, RESOURCE_EXHAUSTED |
-//! | `USERS_ADMIN_PASSWORD` / `USERS_ADMIN_PASSWORD_FILE` | none | read only by `users admin create EMAIL` |
+//! Every setting is declared once, with its default and meaning, in `declarations::users::USERS`
+//! (`libs/declarations/src/users.rs`); docs/configuration.md is the table of them all (`cargo xtask
+//! config-docs`). The test `reads_exactly_what_it_declares` below keeps the declaration and this
+//! parser in step.
 //!
 //! Nobody becomes an administrator by registering: `users admin grant EMAIL` (see `admin.rs`).
 
@@ -26,11 +13,7 @@ use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
 
 use crate::tokens::{PublicJwk, SigningKey};
 
-pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
-    grpc_port: 50051,
-    admin_port: 9101,
-    database: "users",
-};
+pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults::declared(&declarations::users::USERS);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -106,6 +89,15 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Env {
         Env::from_pairs("users", vars)
+    }
+
+    #[test]
+    fn reads_exactly_what_it_declares() {
+        let env = env(&[]);
+        Config::from(&env).unwrap();
+        // `users admin create` reads the one setting the service itself does not.
+        crate::admin::admin_password(&env).unwrap();
+        env.check_declared(&declarations::users::USERS).unwrap();
     }
 
     #[test]

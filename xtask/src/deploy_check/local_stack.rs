@@ -283,7 +283,7 @@ fn check_compose_service(
         if arg(definition, build_arg) != Some(port.to_string()) {
             problems.push(format!(
                 "compose service {name:?}: build arg {build_arg} must be {port} \
-                 (services/{name}/src/config.rs), found {:?}",
+                 (libs/declarations), found {:?}",
                 arg(definition, build_arg)
             ));
         }
@@ -530,6 +530,7 @@ mod tests {
                 .map(str::to_owned)
                 .collect(),
             patterns: BTreeSet::new(),
+            required: Vec::new(),
         }
     }
 

@@ -1,9 +1,9 @@
-//! Consistency of the rendered Kubernetes manifests with the services' code and with the
-//! issue's rules: every service has its objects in every render, image names, ports, probes
-//! and environment variable names match `config.rs`, secrets exist or are known to be provided,
-//! only the gateway is reachable from outside the namespace, and each service reaches only its
-//! own database, and every mounted Secret file is readable by its container
-//! (`secret_files.rs`).
+//! Consistency of the rendered Kubernetes manifests with the services' declarations
+//! (`libs/declarations`) and with the project's rules: every service has its objects in every
+//! render; image names, ports, probes and environment variable names match the declarations;
+//! every setting declared as required is set; secrets exist or are known to be provided; only
+//! the gateway is reachable from outside the namespace; each service reaches only its own
+//! database; and every mounted Secret file is readable by its container (`secret_files.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -150,7 +150,7 @@ fn check_service(
                 if initdb != Some(database) {
                     problems.push(format!(
                         "Cluster {cluster} creates database {initdb:?}, the service expects \
-                         {database:?} (RuntimeDefaults)"
+                         {database:?} (libs/declarations)"
                     ));
                 }
             }
@@ -205,7 +205,7 @@ fn check_deployment(
             Some(number) if number == u64::from(*port) => {}
             found => problems.push(format!(
                 "Deployment {name}: container port {port_name:?} is {found:?}, the service \
-                 listens on {port} by default (services/{name}/src/config.rs)"
+                 listens on {port} by default (libs/declarations)"
             )),
         }
     }
@@ -348,6 +348,17 @@ fn check_environment(
             problems.push(format!("Deployment {name}: {problem}"));
         }
     }
+    for required in &service.required {
+        if !variables.keys().any(|variable| required.set_by(variable)) {
+            problems.push(format!(
+                "Deployment {name}: {}: declared as set by every deployment \
+                 (libs/declarations/src/{}.rs: its default only works on a developer's machine), \
+                 but neither its config.env nor the Deployment sets it",
+                required.variable,
+                name.replace('-', "_")
+            ));
+        }
+    }
     if service.database.is_some() {
         let variable = format!("{}_DATABASE_URL", service.prefix);
         let reference = list_at(container, &["env"])
@@ -376,9 +387,9 @@ pub fn check_variable_name(
     if variable.starts_with(&format!("{}_", service.prefix)) {
         return (!service.reads(variable)).then(|| {
             format!(
-                "{variable} is not a setting of {} (services/{}/src/config.rs reads {})",
+                "{variable} is not a setting of {} (libs/declarations/src/{}.rs declares {})",
                 service.name,
-                service.name,
+                service.name.replace('-', "_"),
                 service
                     .variables
                     .iter()
@@ -506,7 +517,7 @@ fn check_services(render: &Render<'_>, service: &ServiceConfig, problems: &mut V
         if !exposes {
             problems.push(format!(
                 "Service {service_name} must expose port {port} to the container's {port_name:?} \
-                 port (services/{name}/src/config.rs)"
+                 port (libs/declarations)"
             ));
         }
     }
@@ -706,6 +717,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::deploy_check::service_config::RequiredSetting;
 
     fn service(name: &str, grpc: u16, admin: u16, variables: &[&str]) -> ServiceConfig {
         let prefix = name.to_ascii_uppercase();
@@ -716,6 +728,7 @@ mod tests {
             database: Some(name.to_owned()),
             variables: variables.iter().map(|v| format!("{prefix}_{v}")).collect(),
             patterns: BTreeSet::new(),
+            required: Vec::new(),
         }
     }
 
@@ -761,6 +774,18 @@ mod tests {
                 platform: platform(),
                 external: ["rabbitmq-credentials".to_owned()].into(),
             }
+            .requiring("orders", "ORDERS_INVENTORY_URL")
+        }
+
+        /// `service` declares `variable` as one every deployment sets.
+        fn requiring(mut self, service: &str, variable: &str) -> Self {
+            if let Some(config) = self.services.iter_mut().find(|s| s.name == service) {
+                config.required.push(RequiredSetting {
+                    variable: variable.to_owned(),
+                    secret: false,
+                });
+            }
+            self
         }
 
         fn context(&self) -> Context<'_> {
@@ -855,6 +880,16 @@ mod tests {
             .filter(|doc| doc["metadata"]["name"] != "inventory")
             .collect();
         assert_one_problem_mentioning(&docs, "k8s/base/inventory/");
+    }
+
+    #[test]
+    fn a_setting_declared_required_but_missing_from_the_manifests_is_reported() {
+        let mut docs = good_render();
+        container_env(&mut docs, "orders").retain(|env| env["name"] != "ORDERS_INVENTORY_URL");
+        assert_one_problem_mentioning(
+            &docs,
+            "ORDERS_INVENTORY_URL: declared as set by every deployment",
+        );
     }
 
     #[test]

@@ -1,32 +1,21 @@
 //! The {{name}} service's configuration, from `{{PREFIX}}_*` environment variables.
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `{{PREFIX}}_GRPC_ADDR` | `0.0.0.0:{{grpc_port}}` | gRPC API |
-//! | `{{PREFIX}}_ADMIN_ADDR` | `0.0.0.0:{{admin_port}}` | `/healthz`, `/readyz`, `/metrics` |
-//! | `{{PREFIX}}_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/{{snake}}` | this service's database |
-//! | `{{PREFIX}}_DB_MAX_CONNECTIONS` | `10` | pool size |
-//! | `{{PREFIX}}_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
-//! | `{{PREFIX}}_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | RabbitMQ: the outbox relay publishes here{{#if consumes}}, the `{{queue}}` consumer reads here{{/if}} |
-//! | `{{PREFIX}}_EVENTS_EXCHANGE` | `shop.events` | the topic exchange of integration events |
-//! | `{{PREFIX}}_QUEUE_PREFIX` | *(empty)* | prepended to this service's queue names; tests set a unique one |
-//! | `{{PREFIX}}_QUEUE_EXPIRY` | *(unset: never)* | delete this service's queues after this long without a consumer (`x-expires`, e.g. `60s`); for tests' uniquely named queues, never set in production |
-//! | `{{PREFIX}}_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
+//! Every setting is declared once, with its default and meaning, in
+//! `declarations::{{snake}}::{{PREFIX}}` (`libs/declarations/src/{{snake}}.rs`);
+//! docs/configuration.md is the table of them all (`cargo xtask config-docs`). The test
+//! `reads_exactly_what_it_declares` below keeps the declaration and this parser in step.
 //!
 //! The broker is not needed to start: the relay{{#if consumes}} and the consumer{{/if}} connect (and
 //! reconnect) in the background, and events wait in the outbox meanwhile.
 //!
 //! A setting of the service's own is read in [`Config::from`] with the `Env` helpers
-//! (`env.duration_or("RETRY_AFTER", …)` reads `{{PREFIX}}_RETRY_AFTER`), gets a row in the table
-//! above, and a line in `k8s/base/{{name}}/config.env` when a deployment should set it.
+//! (`env.duration_or("RETRY_AFTER", …)` reads `{{PREFIX}}_RETRY_AFTER`), is declared in
+//! `libs/declarations/src/{{snake}}.rs` (then `cargo xtask config-docs`), and gets a line in
+//! `k8s/base/{{name}}/config.env` when a deployment should set it.
 
 use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
 
-pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults {
-    grpc_port: {{grpc_port}},
-    admin_port: {{admin_port}},
-    database: "{{snake}}",
-};
+pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults::declared(&declarations::{{snake}}::{{PREFIX}});
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +42,13 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Env {
         Env::from_pairs("{{snake}}", vars)
+    }
+
+    #[test]
+    fn reads_exactly_what_it_declares() {
+        let env = env(&[]);
+        Config::from(&env).unwrap();
+        env.check_declared(&declarations::{{snake}}::{{PREFIX}}).unwrap();
     }
 
     #[test]
