@@ -269,6 +269,9 @@ fn a_generated_service_builds_passes_its_tests_and_the_deploy_gate_and_is_not_ge
         ][..],
         // The catalog and topology the generator added to, and the layering every service keeps.
         &["nextest", "run", "--package", "messaging", "--lib"][..],
+        // The declarations it added to: names and ports unique, callers and upstreams agreeing,
+        // docs/configuration.md current.
+        &["nextest", "run", "--package", "declarations"][..],
         &[
             "nextest",
             "run",
