@@ -4,6 +4,10 @@
 //! every setting declared as required is set; secrets exist or are known to be provided; only
 //! the gateway is reachable from outside the namespace; each service reaches only its own
 //! database; and every mounted Secret file is readable by its container (`secret_files.rs`).
+//!
+//! Pod hardening (non-root, read-only root filesystem, no privilege escalation, capabilities
+//! dropped, seccomp, resource requests and limits) is not checked here: checkov's CKV_K8S_*
+//! checks do it on the same renders, in the gate's checkov step.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -229,7 +233,6 @@ fn check_deployment(
         }
     }
 
-    check_hardening(name, pod, container, problems);
     check_environment(render, name, container, service, context, problems);
 }
 
@@ -239,49 +242,6 @@ fn image_repository(image: &str) -> String {
     match without_digest.rsplit_once(':') {
         Some((repository, tag)) if !tag.contains('/') => repository.to_owned(),
         _ => without_digest.to_owned(),
-    }
-}
-
-fn check_hardening(name: &str, pod: &Value, container: &Value, problems: &mut Vec<String>) {
-    let pod_security = pod.get("securityContext").unwrap_or(&Value::Null);
-    let security = container.get("securityContext").unwrap_or(&Value::Null);
-    let either = |path: &[&str]| at(security, path).or_else(|| at(pod_security, path));
-    let mut missing = Vec::new();
-    if either(&["runAsNonRoot"]) != Some(&Value::Bool(true)) {
-        missing.push("runAsNonRoot: true");
-    }
-    if at(security, &["readOnlyRootFilesystem"]) != Some(&Value::Bool(true)) {
-        missing.push("readOnlyRootFilesystem: true");
-    }
-    if at(security, &["allowPrivilegeEscalation"]) != Some(&Value::Bool(false)) {
-        missing.push("allowPrivilegeEscalation: false");
-    }
-    let drops_all = list_at(security, &["capabilities", "drop"])
-        .iter()
-        .any(|capability| capability.as_str() == Some("ALL"));
-    if !drops_all {
-        missing.push("capabilities.drop: [ALL]");
-    }
-    if either(&["seccompProfile", "type"]).and_then(Value::as_str) != Some("RuntimeDefault") {
-        missing.push("seccompProfile RuntimeDefault");
-    }
-    for resource in ["requests", "limits"] {
-        for kind in ["cpu", "memory"] {
-            if at(container, &["resources", resource, kind]).is_none() {
-                missing.push(if resource == "requests" {
-                    "resources.requests (cpu and memory)"
-                } else {
-                    "resources.limits (cpu and memory)"
-                });
-            }
-        }
-    }
-    missing.dedup();
-    if !missing.is_empty() {
-        problems.push(format!(
-            "Deployment {name}: container lacks {}",
-            missing.join(", ")
-        ));
     }
 }
 
