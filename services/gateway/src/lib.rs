@@ -76,7 +76,7 @@ pub enum GatewayError {
     #[error("bad resilience settings: {0}")]
     Resilience(#[from] resilience::InvalidConfig),
     #[error("bad Redis settings: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(#[from] redis_guard::SetupError),
     #[error("cannot render the OpenAPI document: {0}")]
     OpenApi(#[from] serde_json::Error),
     #[error("HTTP server failed: {0}")]

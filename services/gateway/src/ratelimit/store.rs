@@ -11,25 +11,20 @@
 //! remove the protection exactly when something is already wrong. Instead each replica enforces
 //! the same limit **locally** (governor's in-memory GCRA): clients keep a limit, just not a shared
 //! one (with N replicas a client may get up to N times its budget). Each such decision is counted
-//! (`gateway_rate_limit_fallbacks_total`), the outage is logged once when it starts and once when
-//! it ends, and Redis is left alone for a second after a failure so that a dead Redis costs each
-//! request nothing rather than a timeout.
+//! (`gateway_rate_limit_fallbacks_total`). Redis is reached through [`redis_guard::GuardedRedis`],
+//! the same guard the catalog cache uses: every command has the deadline, the outage is logged
+//! once when it starts and once when it ends, and Redis is left alone for a second after a
+//! failure (a circuit breaker), so that a dead Redis costs each request nothing rather than a
+//! timeout.
 
-use std::{
-    num::NonZeroU32,
-    sync::{Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use std::{num::NonZeroU32, time::Duration};
 
 use governor::{
     DefaultKeyedRateLimiter, Quota, clock::Clock as _, middleware::StateInformationMiddleware,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis_guard::{GuardedRedis, SetupError};
 
 use super::gcra::{Decision, Gcra};
-
-/// How long Redis is left alone after a failure.
-const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// GCRA in one atomic step. KEYS[1]: the client's key; ARGV[1]: T (µs); ARGV[2]: B·T (µs).
 /// Returns {allowed, backlog µs} (see `gcra.rs`). Microsecond timestamps (about 1.8e15) are
@@ -68,37 +63,22 @@ impl Store {
 
 pub struct Limiter {
     gcra: Gcra,
-    redis: ConnectionManager,
+    redis: GuardedRedis,
     script: redis::Script,
     prefix: String,
-    timeout: Duration,
     local: DefaultKeyedRateLimiter<String, StateInformationMiddleware>,
-    health: Mutex<RedisHealth>,
-}
-
-#[derive(Default)]
-struct RedisHealth {
-    resting_until: Option<Instant>,
-    down: bool,
 }
 
 impl Limiter {
     /// Connects lazily: nothing is dialled until the first request, so the gateway starts
     /// whether or not Redis is up.
-    pub fn new(
-        gcra: Gcra,
-        url: &str,
-        prefix: &str,
-        timeout: Duration,
-    ) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        let redis = ConnectionManager::new_lazy_with_config(client, config)?;
+    pub fn new(gcra: Gcra, url: &str, prefix: &str, timeout: Duration) -> Result<Self, SetupError> {
+        let redis = GuardedRedis::new(
+            "rate limiter",
+            url,
+            timeout,
+            "rate limits fall back to this replica",
+        )?;
         let burst = NonZeroU32::new(gcra.burst).unwrap_or(NonZeroU32::MIN);
         let rate = NonZeroU32::new(gcra.per_minute).unwrap_or(NonZeroU32::MIN);
         let local = governor::RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
@@ -108,9 +88,7 @@ impl Limiter {
             redis,
             script: redis::Script::new(GCRA_SCRIPT),
             prefix: prefix.to_owned(),
-            timeout,
             local,
-            health: Mutex::default(),
         })
     }
 
@@ -128,45 +106,18 @@ impl Limiter {
     }
 
     async fn check_redis(&self, key: &str) -> Option<Decision> {
-        if self
-            .health()
-            .resting_until
-            .is_some_and(|until| Instant::now() < until)
-        {
-            return None;
-        }
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(format!("{}:rl:{key}", self.prefix))
-            .arg(self.gcra.interval_us)
-            .arg(self.gcra.capacity_us());
-        let mut conn = self.redis.clone();
-        let answer = tokio::time::timeout(self.timeout, async move {
-            invocation.invoke_async::<(u8, u64)>(&mut conn).await
-        })
-        .await;
-        let mut health = self.health();
-        match answer {
-            Ok(Ok((allowed, backlog))) => {
-                if health.down {
-                    tracing::info!("Redis is back: rate limits are shared again");
-                }
-                *health = RedisHealth::default();
-                Some(self.gcra.decision(allowed == 1, backlog))
-            }
-            failed => {
-                if !health.down {
-                    let error = match failed {
-                        Ok(Err(error)) => error.to_string(),
-                        _ => format!("no answer within {:?}", self.timeout),
-                    };
-                    tracing::warn!(%error, "Redis unavailable: rate limits fall back to this replica");
-                }
-                health.down = true;
-                health.resting_until = Some(Instant::now() + REST_AFTER_FAILURE);
-                None
-            }
-        }
+        let key = format!("{}:rl:{key}", self.prefix);
+        let (interval, capacity) = (self.gcra.interval_us, self.gcra.capacity_us());
+        let script = &self.script;
+        let (allowed, backlog) = self
+            .redis
+            .run("rate limit", |mut connection| async move {
+                let mut invocation = script.prepare_invoke();
+                invocation.key(key).arg(interval).arg(capacity);
+                invocation.invoke_async::<(u8, u64)>(&mut connection).await
+            })
+            .await?;
+        Some(self.gcra.decision(allowed == 1, backlog))
     }
 
     /// The same limit, in this replica's memory.
@@ -200,10 +151,6 @@ impl Limiter {
     pub fn prune_local(&self) {
         self.local.retain_recent();
         self.local.shrink_to_fit();
-    }
-
-    fn health(&self) -> std::sync::MutexGuard<'_, RedisHealth> {
-        self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
