@@ -20,6 +20,14 @@
 //!
 //! Tokens are counted in thousandths, in integers, so the accounting is exact: five deposits of
 //! 0.2 pay for exactly one retry, with no floating-point drift.
+//!
+//! **Why this is written here rather than taken from tower.** `tower::retry::budget::TpsBudget`
+//! is the same idea (Finagle's budget, as linkerd uses it) and the right choice inside a tower
+//! stack. It is kept hand-written here because it is one of the patterns this codebase teaches,
+//! and because of two differences that matter to this crate: tower's budget reads tokio's clock
+//! and keeps a sliding window of generations in floating point, while this one is a plain token
+//! bucket in integer thousandths on an injectable [`Clock`], so `libs/resilience` has no runtime
+//! dependency and its tests step time exactly ([`ManualClock`](crate::clock::ManualClock)).
 
 use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
