@@ -36,12 +36,15 @@
 //! | `GATEWAY_STREAM_TICKET_TTL` | `60s` | how long a stream ticket may be used to open its stream |
 //! | `GATEWAY_STALE_MAX_AGE` | `10m` | oldest catalog page served while inventory is down |
 //! | `GATEWAY_STATIC_DIR` | `services/gateway/static` of the source tree | storefront files served at `/` |
+//! | `GATEWAY_TLS_CA`, `GATEWAY_TLS_CERT`, `GATEWAY_TLS_KEY` | *(unset: plaintext, with a warning)* | PEM files of the gateway's identity towards the four services (mutual TLS, `platform::tls`) |
+//! | `GATEWAY_TLS` | *(unset)* | `off`: plaintext gRPC to the services, said explicitly |
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use platform::{
     config::{ConfigError, Env},
     grpc::upstream::EndpointSource,
+    tls::TlsMode,
 };
 use resilience::Strategy;
 
@@ -101,6 +104,9 @@ pub struct Config {
     pub stream_ticket_ttl: Duration,
     pub stale_max_age: Duration,
     pub static_dir: PathBuf,
+    /// `GATEWAY_TLS`, `GATEWAY_TLS_CA|CERT|KEY`: the gateway's identity towards the services
+    /// (mutual TLS, `platform::tls`), or plaintext.
+    pub tls: TlsMode,
 }
 
 impl Config {
@@ -169,6 +175,7 @@ impl Config {
                 .map(|key| key.trim().as_bytes().to_vec()),
             stream_ticket_ttl: env.duration_or("STREAM_TICKET_TTL", Duration::from_secs(60))?,
             stale_max_age: env.duration_or("STALE_MAX_AGE", Duration::from_secs(600))?,
+            tls: TlsMode::from_env(env)?,
             static_dir: env.raw("STATIC_DIR").map_or_else(
                 || concat!(env!("CARGO_MANIFEST_DIR"), "/static").into(),
                 PathBuf::from,
