@@ -12,6 +12,8 @@
 //! | `INVENTORY_QUEUE_PREFIX` | *(empty)* | prepended to this service's queue names (`inventory.orders`); tests set a unique one |
 //! | `INVENTORY_QUEUE_EXPIRY` | *(unset: never)* | delete this service's queues after this long without a consumer (`x-expires`, e.g. `60s`); for tests' uniquely named queues, never set in production |
 //! | `INVENTORY_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
+//! | `INVENTORY_TLS_CA`, `INVENTORY_TLS_CERT`, `INVENTORY_TLS_KEY` | *(unset: plaintext, with a warning)* | PEM files of mutual TLS on the gRPC port: CA bundle, this service's chain, its key (`platform::tls`) |
+//! | `INVENTORY_TLS` | *(unset)* | `off`: plaintext on purpose, and no per-method authorization |
 //! | `INVENTORY_REDIS_URL` | `redis://127.0.0.1:6379` | the catalog cache (optional at run time: reads fall back to Postgres) |
 //! | `INVENTORY_CACHE_PREFIX` | `inventory:v1` | namespace of every cache key; bump the version when the cached format changes |
 //! | `INVENTORY_CACHE_TTL` | `60s` | lifetime of a cached entry (±20% jitter), 1s to 1h |

@@ -6,6 +6,8 @@
 //! | `ORDERS_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/orders` | this service's database |
 //! | `ORDERS_AMQP_URL` / `ORDERS_EVENTS_EXCHANGE` | local broker / `shop.events` | events |
 //! | `ORDERS_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
+//! | `ORDERS_TLS_CA`, `ORDERS_TLS_CERT`, `ORDERS_TLS_KEY` | *(unset: plaintext, with a warning)* | PEM files of mutual TLS on the gRPC port and towards the participants: CA bundle, this service's chain, its key (`platform::tls`) |
+//! | `ORDERS_TLS` | *(unset)* | `off`: plaintext on purpose, and no per-method authorization |
 //! | `ORDERS_INVENTORY_URL` | `http://127.0.0.1:50052` | the inventory participant: `http://host:port`, several comma-separated, or `dns://name:port` (every address is a replica) |
 //! | `ORDERS_PAYMENTS_URL` | `http://127.0.0.1:50054` | the payments participant, written the same way |
 //! | `ORDERS_DNS_REFRESH` | `10s` | how often `dns://` participants are resolved again |

@@ -12,6 +12,8 @@
 //! | `PAYMENTS_QUEUE_PREFIX` | *(empty)* | prepended to this service's queue names (`payments.orders`); tests set a unique one |
 //! | `PAYMENTS_QUEUE_EXPIRY` | *(unset: never)* | delete this service's queues after this long without a consumer (`x-expires`, e.g. `60s`); for tests' uniquely named queues, never set in production |
 //! | `PAYMENTS_INBOX_RETENTION` | `14d` | how long a consumed event's inbox row is kept before the pruner deletes it, at least `1h` (`messaging::inbox`) |
+//! | `PAYMENTS_TLS_CA`, `PAYMENTS_TLS_CERT`, `PAYMENTS_TLS_KEY` | *(unset: plaintext, with a warning)* | PEM files of mutual TLS on the gRPC port: CA bundle, this service's chain, its key (`platform::tls`) |
+//! | `PAYMENTS_TLS` | *(unset)* | `off`: plaintext on purpose, and no per-method authorization |
 //! | `PAYMENTS_PROVIDER_LATENCY` | `0ms` | simulated provider: delay before every answer |
 //! | `PAYMENTS_PROVIDER_ERROR_RATE` | `0` | simulated provider: probability (0.0–1.0) of a transient error |
 //! | `PAYMENTS_PROVIDER_HANG` | `false` | simulated provider: never answer (`true`/`false`) |

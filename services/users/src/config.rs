@@ -9,6 +9,8 @@
 //! | `USERS_SHUTDOWN_GRACE` | `10s` | drain time after SIGTERM |
 //! | `USERS_AMQP_URL` | `amqp://guest:guest@127.0.0.1:5672/%2f` | broker the outbox relay publishes to |
 //! | `USERS_EVENTS_EXCHANGE` | `shop.events` | topic exchange of integration events |
+//! | `USERS_TLS_CA`, `USERS_TLS_CERT`, `USERS_TLS_KEY` | *(unset: plaintext, with a warning)* | PEM files of mutual TLS on the gRPC port: CA bundle, this service's chain, its key (`platform::tls`) |
+//! | `USERS_TLS` | *(unset)* | `off`: plaintext on purpose, and no per-method authorization |
 //! | `USERS_JWT_ISSUER` | `ferroshop-users` | `iss` of issued tokens |
 //! | `USERS_JWT_AUDIENCE` | `ferroshop` | `aud` of issued tokens |
 //! | `USERS_JWT_TTL` | `15m` | access token lifetime (1m to 24h) |

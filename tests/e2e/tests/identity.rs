@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use contracts::{
     inventory::{GetProductRequest, InventoryServiceClient},
@@ -16,8 +16,15 @@ use contracts::{
     users::{GetJwksRequest, UsersServiceClient},
 };
 use platform::tls::{ClientTls, TlsFiles};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
 use support::system::{Options, System};
 use testkit::TestCerts;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
 const EVENTUALLY: Duration = Duration::from_secs(10);
@@ -40,6 +47,55 @@ async fn handshake_failures(system: &System, name: &str) -> f64 {
         .await
         .value("tls_handshake_failures_total", &[])
         .unwrap_or(0.0)
+}
+
+/// Accepts any server certificate: a client that only wants to see what the server does.
+#[derive(Debug)]
+struct AnyServer(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -67,6 +123,39 @@ async fn only_a_certificate_of_the_cluster_ca_gets_a_connection() {
     );
     testkit::poll_until(
         "the plaintext handshake to be counted",
+        EVENTUALLY,
+        || async { (handshake_failures(&system, "payments").await > before).then_some(()) },
+    )
+    .await
+    .unwrap();
+
+    // TLS, but no client certificate: the handshake is refused. (In TLS 1.3 the server's
+    // verdict arrives after the client has finished, so it shows on the first read.) The
+    // client here trusts any server, to be sure it is the server that says no.
+    let before = handshake_failures(&system, "payments").await;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(endpoint.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let answer = async {
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("payments").unwrap(), tcp)
+            .await?;
+        tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await?;
+        let mut buffer = [0_u8; 64];
+        tls.read(&mut buffer).await
+    }
+    .await;
+    assert!(matches!(answer, Err(_) | Ok(0)), "{answer:?}");
+    testkit::poll_until(
+        "the certificate-less handshake to be counted",
         EVENTUALLY,
         || async { (handshake_failures(&system, "payments").await > before).then_some(()) },
     )

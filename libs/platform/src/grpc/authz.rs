@@ -182,3 +182,58 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::grpc::observe::KnownMethods;
+
+    const SERVICE: &str = "shop.payments.v1.PaymentsService";
+
+    fn known(methods: &[&str]) -> KnownMethods {
+        let mut paths: HashSet<String> = methods
+            .iter()
+            .map(|method| format!("/{SERVICE}/{method}"))
+            .collect();
+        paths.insert("/grpc.health.v1.Health/Check".to_owned());
+        KnownMethods(Arc::new(paths))
+    }
+
+    const TABLE: Callers = &[
+        ("CapturePayment", &["orders"]),
+        ("GetPayment", &["gateway"]),
+    ];
+
+    #[test]
+    fn only_the_listed_callers_may_call_a_method_and_health_is_open() {
+        let policy = Policy::build(
+            &[(SERVICE, TABLE)],
+            &known(&["CapturePayment", "GetPayment"]),
+        )
+        .unwrap();
+        let capture = format!("/{SERVICE}/CapturePayment");
+        assert!(policy.allows(&capture, Some("orders")));
+        assert!(!policy.allows(&capture, Some("gateway")));
+        assert!(!policy.allows(&capture, None), "no identity, no call");
+        assert!(policy.allows(&format!("/{SERVICE}/GetPayment"), Some("gateway")));
+        assert!(policy.allows("/grpc.health.v1.Health/Check", Some("anyone")));
+        assert!(
+            policy.allows("/shop.users.v1.UsersService/GetJwks", Some("orders")),
+            "not hosted here: left to UNIMPLEMENTED"
+        );
+    }
+
+    #[test]
+    fn a_table_must_name_every_method_and_only_those() {
+        let err = Policy::build(
+            &[(SERVICE, TABLE)],
+            &known(&["CapturePayment", "GetPayment", "RefundPayment"]),
+        )
+        .unwrap_err();
+        assert!(err.contains("RefundPayment"), "{err}");
+        let err = Policy::build(&[(SERVICE, TABLE)], &known(&["GetPayment"])).unwrap_err();
+        assert!(err.contains("CapturePayment"), "{err}");
+    }
+}

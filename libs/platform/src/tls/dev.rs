@@ -1,6 +1,6 @@
 //! Development credentials: a CA made on the spot and one certificate per service, each with
-//! its SPIFFE identity ([`super::spiffe_id`]) as its only name, usable for both sides of a
-//! connection. `cargo xtask up` keeps a set in `target/dev-certs/`; tests make their own.
+//! its SPIFFE identity ([`super::spiffe_id`]) as its URI SAN (and the service's name as a DNS
+//! SAN, for tools such as grpcurl), usable for both sides of a connection. `cargo xtask up` keeps a set in `target/dev-certs/`; tests make their own.
 //! Never for production: the CA's key sits next to the certificates.
 
 use std::{
@@ -47,7 +47,12 @@ impl DevCa {
     pub fn issue(&self, service: &str) -> Result<DevCert, rcgen::Error> {
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, service);
-        params.subject_alt_names = vec![SanType::URI(Ia5String::try_from(spiffe_id(service))?)];
+        // The URI is the identity every Ferroshop peer checks; the DNS name is only for tools
+        // that insist on one (`grpcurl -servername <service>`).
+        params.subject_alt_names = vec![
+            SanType::URI(Ia5String::try_from(spiffe_id(service))?),
+            SanType::DnsName(Ia5String::try_from(service)?),
+        ];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
