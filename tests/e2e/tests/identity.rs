@@ -49,19 +49,71 @@ async fn handshake_failures(system: &System, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Accepts any server certificate: a client that only wants to see what the server does.
+/// Accepts any server certificate and keeps the last one it was shown: a client that only
+/// wants to see what the server does.
 #[derive(Debug)]
-struct AnyServer(Arc<CryptoProvider>);
+struct AnyServer(Arc<CryptoProvider>, std::sync::Mutex<Option<Vec<u8>>>);
+
+impl AnyServer {
+    fn new() -> Arc<Self> {
+        Arc::new(Self(
+            Arc::new(rustls::crypto::ring::default_provider()),
+            std::sync::Mutex::new(None),
+        ))
+    }
+
+    fn seen(&self) -> Option<Vec<u8>> {
+        self.1.lock().unwrap().clone()
+    }
+}
+
+/// The certificate the server at `endpoint` presents to a client with `files`' credentials.
+async fn presented(endpoint: &str, files: &TlsFiles) -> Vec<u8> {
+    use rustls::pki_types::{PrivateKeyDer, pem::PemObject as _};
+    let verifier = AnyServer::new();
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&files.key).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::clone(&verifier.0))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(endpoint.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("inventory").unwrap(), tcp)
+        .await
+        .unwrap();
+    verifier.seen().expect("the server presented a certificate")
+}
+
+/// The leaf certificate of a PEM chain file, DER.
+fn leaf(path: &std::path::Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject as _;
+    CertificateDer::pem_file_iter(path)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
 
 impl ServerCertVerifier for AnyServer {
     fn verify_server_cert(
         &self,
-        _: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _: &[CertificateDer<'_>],
         _: &ServerName<'_>,
         _: &[u8],
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.1.lock().unwrap() = Some(end_entity.to_vec());
         Ok(ServerCertVerified::assertion())
     }
 
@@ -133,12 +185,12 @@ async fn only_a_certificate_of_the_cluster_ca_gets_a_connection() {
     // verdict arrives after the client has finished, so it shows on the first read.) The
     // client here trusts any server, to be sure it is the server that says no.
     let before = handshake_failures(&system, "payments").await;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+    let verifier = AnyServer::new();
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(&verifier.0))
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(endpoint.trim_start_matches("http://"))
@@ -290,6 +342,9 @@ async fn a_certificate_rotated_on_disk_is_used_with_no_failed_call() {
             })
             .await
     };
+    let served = certs.files("inventory");
+    let original = leaf(&served.cert);
+    assert_eq!(presented(&endpoint, certs.files("orders")).await, original);
     let mut failures = Vec::new();
     for round in 0..30 {
         if round == 10 {
