@@ -4,6 +4,8 @@
 //!
 //! Run with `cargo nextest run -p e2e --test identity` (after `cargo build --bins`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::{sync::Arc, time::Duration};
