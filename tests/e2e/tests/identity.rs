@@ -376,3 +376,32 @@ async fn a_certificate_rotated_on_disk_is_used_with_no_failed_call() {
     system.api.seed(&admin, "ROTATED-1", 500, 3).await;
     system.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_tls_off_there_are_no_identities_and_no_authorization() {
+    let system = System::start(Options {
+        plaintext: true,
+        ..Options::default()
+    })
+    .await;
+    assert!(system.certs.is_none());
+    // Any client reaches any method: here a capture, which only orders may ask for with TLS.
+    let mut anyone = PaymentsServiceClient::new(system.grpc_channel("gateway", "payments"));
+    let status = anyone
+        .capture_payment(CapturePaymentRequest {
+            payment_id: uuid_text(),
+        })
+        .await
+        .unwrap_err();
+    assert_ne!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        system
+            .process("payments", 0)
+            .process
+            .logs()
+            .iter()
+            .any(|line| line.contains("plaintext gRPC (TLS=off)")),
+        "payments says it runs without identities"
+    );
+    system.stop().await;
+}

@@ -6,7 +6,8 @@
 //! * server reflection, both `grpc.reflection.v1` and the older `v1alpha` that many clients
 //!   still speak (older grpcurl, grpcui, Postman, Python's grpcio-reflection), listing exactly
 //!   the services this port hosts — not every service of the shared descriptor set, which a
-//!   client would then call and get UNIMPLEMENTED (`grpcurl -plaintext localhost:50051 list`);
+//!   client would then call and get UNIMPLEMENTED (`grpcurl <certificates> localhost:50051 list`,
+//!   README); open, like health, to every authenticated peer;
 //! * the [`observe`] layer: trace context extraction, a request span with the trace id, and RED
 //!   metrics per method, labelled only with methods this port hosts (`unknown` otherwise, so a
 //!   client cannot grow the metric set with made-up paths);
