@@ -212,6 +212,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Ok(()) => println!("  admin       {ADMIN_EMAIL} / {ADMIN_PASSWORD}"),
         Err(err) => println!("  admin       not created: {err:#}"),
     }
+    let certs = target_dir.join("dev-certs");
+    println!(
+        "  gRPC        mutual TLS; certificates in {}/ (grpcurl: see README)",
+        certs.display()
+    );
     println!();
 
     tokio::select! {

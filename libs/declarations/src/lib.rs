@@ -207,6 +207,23 @@ pub const RUNTIME: &[Setting] = &[
          `60s`); for tests' uniquely named queues, never set in production",
     ),
     Setting::new(
+        "TLS_CA",
+        "*(unset: plaintext, with a warning)*",
+        "PEM file: the CA bundle peers' certificates must chain to (mutual TLS, `platform::tls`)",
+    ),
+    Setting::new(
+        "TLS_CERT",
+        "*(unset)*",
+        "PEM file: this service's certificate chain, its identity \
+         `spiffe://ferroshop.local/ns/ferroshop/sa/<service>` as URI SAN",
+    ),
+    Setting::new("TLS_KEY", "*(unset)*", "PEM file: the certificate's private key"),
+    Setting::new(
+        "TLS",
+        "*(unset)*",
+        "`off`: plaintext gRPC on purpose, and no per-method authorization",
+    ),
+    Setting::new(
         "INBOX_RETENTION",
         "`14d`",
         "how long a consumed event's inbox row is kept before the pruner deletes it, at least \

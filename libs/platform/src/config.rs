@@ -230,6 +230,9 @@ pub struct RuntimeConfig {
     /// replay from the parking queue is recognised and skipped; past it, only the handlers' own
     /// idempotence (forward-only states) stands, so keep it longer than anything may sit parked.
     pub inbox_retention: Duration,
+    /// `<PREFIX>_TLS`, `<PREFIX>_TLS_CA`, `<PREFIX>_TLS_CERT`, `<PREFIX>_TLS_KEY`: mutual TLS on
+    /// the gRPC port and on this service's gRPC clients, or plaintext (`crate::tls`).
+    pub tls: crate::tls::TlsMode,
 }
 
 /// `<PREFIX>_INBOX_RETENTION` when unset.
@@ -303,6 +306,7 @@ impl RuntimeConfig {
                 },
             },
             inbox_retention: env.duration_or("INBOX_RETENTION", DEFAULT_INBOX_RETENTION)?,
+            tls: crate::tls::TlsMode::from_env(env)?,
         };
         if config.inbox_retention < Duration::from_secs(60 * 60) {
             return Err(ConfigError {

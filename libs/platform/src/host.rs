@@ -8,7 +8,13 @@ use std::{net::SocketAddr, time::Duration};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
-use crate::{Shutdown, admin::Readiness, config::RuntimeConfig, grpc::GrpcServer};
+use crate::{
+    Shutdown,
+    admin::Readiness,
+    config::RuntimeConfig,
+    grpc::GrpcServer,
+    tls::{ServerTls, TlsError, TlsMode},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -18,6 +24,10 @@ pub enum HostError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot use the TLS credentials: {0}")]
+    Tls(#[from] TlsError),
+    #[error("the gRPC API's authorization tables are incomplete: {0}")]
+    Authorization(String),
     #[error("gRPC server failed: {0}")]
     Grpc(Box<dyn std::error::Error + Send + Sync>),
     #[error("admin server failed: {0}")]
@@ -56,16 +66,25 @@ pub struct ServiceHost {
     readiness: Readiness,
     workers: Vec<Worker>,
     grace: Duration,
+    tls_mode: TlsMode,
+    tls: Option<ServerTls>,
 }
 
 impl ServiceHost {
     /// Binds the gRPC and admin ports of `runtime` (port 0 picks a free one, see
-    /// [`ServiceHost::grpc_addr`]) for `grpc`, answering `/readyz` with `readiness`.
+    /// [`ServiceHost::grpc_addr`]) for `grpc`, answering `/readyz` with `readiness`. With mutual
+    /// TLS, the credentials are loaded here, so unusable files stop the service at start; the
+    /// authorization tables are checked whatever the mode.
     pub async fn bind(
         runtime: &RuntimeConfig,
         grpc: GrpcServer,
         readiness: Readiness,
     ) -> Result<Self, HostError> {
+        grpc.policy().map_err(HostError::Authorization)?;
+        let tls = match runtime.tls.files() {
+            Some(files) => Some(ServerTls::load(files).await?),
+            None => None,
+        };
         let grpc_listener = bind("gRPC API", runtime.grpc_addr).await?;
         let admin_listener = bind("admin HTTP", runtime.admin_addr).await?;
         Ok(Self {
@@ -77,6 +96,8 @@ impl ServiceHost {
             readiness,
             workers: Vec::new(),
             grace: runtime.shutdown_grace,
+            tls_mode: runtime.tls.clone(),
+            tls,
         })
     }
 
@@ -108,6 +129,7 @@ impl ServiceHost {
             running.spawn((worker.start)(shutdown.clone()));
         }
         tracing::info!(grpc = %self.grpc_addr, admin = %self.admin_addr, "serving");
+        self.tls_mode.log("the gRPC API");
         let admin_stop = Shutdown::new();
         let admin = tokio::spawn({
             let router = crate::admin::router(self.readiness, shutdown.clone());
@@ -120,15 +142,23 @@ impl ServiceHost {
             }
         });
 
-        let api = self
-            .grpc
+        let api: futures::future::BoxFuture<'_, Result<(), _>> = match self.tls {
+            // Handshakes, each verifying the client's certificate; the callers' identities
+            // feed the authorization layer.
+            Some(tls) => Box::pin(self.grpc.serve(
+                tls.incoming(self.grpc_listener, shutdown.clone()),
+                shutdown.clone(),
+                true,
+            )),
             // TCP_NODELAY on every accepted connection, as the clients set it on theirs
             // (`grpc::client::connect_lazy`): without it, Nagle's algorithm holds a small
             // response frame back until the peer's delayed ACK arrives, up to 40 ms on Linux.
-            .serve(
+            None => Box::pin(self.grpc.serve(
                 TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone(),
-            );
+                false,
+            )),
+        };
         let deadline = async {
             shutdown.wait().await;
             tokio::time::sleep(grace).await;

@@ -28,6 +28,7 @@
 //! | [`entrypoint`] | the `main` every binary shares: telemetry, signals, exit code |
 //! | [`shutdown`] | graceful shutdown as a small type |
 //! | [`error`] | the one place where service errors become `tonic::Status` |
+//! | [`tls`] | service identity: mutual TLS with SPIFFE identities, credentials reloaded from disk |
 
 pub mod admin;
 pub mod config;
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 pub mod trace_context;
 
 pub use error::ServiceError;

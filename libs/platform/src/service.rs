@@ -12,7 +12,7 @@
 //!     .relay("orders")                                   // messaging::WithMessaging
 //!     .consume(FULFILMENT, Fulfilment { store }).await   // messaging::WithMessaging
 //!     .worker(Worker::new(move |shutdown| runner.run(shutdown)))
-//!     .serve(OrdersServiceServer::new(api))
+//!     .serve(OrdersServiceServer::new(api), grpc::CALLERS)
 //!     .bind()
 //!     .await?;
 //! ```
@@ -115,9 +115,10 @@ impl ServiceBuilder {
         self
     }
 
-    /// Registers a gRPC service on the API port.
+    /// Registers a gRPC service on the API port, with the table of who may call each of its
+    /// methods (`grpc::authz`).
     #[must_use]
-    pub fn serve<S>(mut self, service: S) -> Self
+    pub fn serve<S>(mut self, service: S, callers: crate::grpc::authz::Callers) -> Self
     where
         S: tower::Service<
                 http::Request<Body>,
@@ -130,7 +131,7 @@ impl ServiceBuilder {
             + 'static,
         S::Future: Send + 'static,
     {
-        self.grpc = self.grpc.add_service(service);
+        self.grpc = self.grpc.add_service(service, callers);
         self
     }
 

@@ -14,6 +14,7 @@
 //! test processes that have exited are dropped the next time a test process starts.
 
 mod broker;
+mod certs;
 pub mod events;
 mod infra;
 mod metrics;
@@ -21,6 +22,7 @@ mod process;
 mod proxy;
 
 pub use broker::PrivateBroker;
+pub use certs::TestCerts;
 pub use events::EventProbe;
 pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admin_url, redis_url};
 pub use metrics::{Sample, Scrape};

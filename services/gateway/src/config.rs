@@ -10,6 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use platform::{
     config::{ConfigError, Env},
     grpc::upstream::EndpointSource,
+    tls::TlsMode,
 };
 use resilience::Strategy;
 
@@ -69,6 +70,9 @@ pub struct Config {
     pub stream_ticket_ttl: Duration,
     pub stale_max_age: Duration,
     pub static_dir: PathBuf,
+    /// `GATEWAY_TLS`, `GATEWAY_TLS_CA|CERT|KEY`: the gateway's identity towards the services
+    /// (mutual TLS, `platform::tls`), or plaintext.
+    pub tls: TlsMode,
 }
 
 impl Config {
@@ -143,6 +147,7 @@ impl Config {
                 .map(|key| key.trim().as_bytes().to_vec()),
             stream_ticket_ttl: env.duration_or("STREAM_TICKET_TTL", Duration::from_secs(60))?,
             stale_max_age: env.duration_or("STALE_MAX_AGE", Duration::from_secs(600))?,
+            tls: TlsMode::from_env(env)?,
             static_dir: env.raw("STATIC_DIR").map_or_else(
                 || concat!(env!("CARGO_MANIFEST_DIR"), "/static").into(),
                 PathBuf::from,

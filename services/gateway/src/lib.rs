@@ -75,6 +75,8 @@ pub enum GatewayError {
     },
     #[error("bad resilience settings: {0}")]
     Resilience(#[from] resilience::InvalidConfig),
+    #[error("cannot use the TLS credentials: {0}")]
+    Tls(#[from] platform::tls::TlsError),
     #[error("bad Redis settings: {0}")]
     Redis(#[from] redis_guard::SetupError),
     #[error("cannot render the OpenAPI document: {0}")]
@@ -100,7 +102,11 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, GatewayError> {
         let upstreams = Upstreams::new(&config)?;
+        config.tls.log("gRPC clients");
         for (backend, upstream) in upstreams.all().into_iter().zip(config.upstreams()) {
+            if let Some(tls) = backend.tls() {
+                tls.check().await?;
+            }
             discovery::initial(backend, &upstream.source).await;
         }
         let users = upstreams.users.clone();

@@ -11,7 +11,7 @@ use contracts::inventory::{
     ReleaseStockResponse, ReserveStockRequest, ReserveStockResponse, UpsertProductRequest,
     UpsertProductResponse,
 };
-use platform::fencing::FencingToken;
+use platform::{fencing::FencingToken, grpc::authz::Callers};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -23,6 +23,20 @@ use crate::{
     service::{Catalog, Reservations},
     wire,
 };
+
+/// Who may call what (`platform::grpc::authz`, enforced with mutual TLS): the catalog is read
+/// by the gateway and by orders (prices); only the gateway's admin API changes it; only the
+/// saga in orders reserves, commits and releases stock.
+pub const CALLERS: Callers = &[
+    ("ListProducts", &["gateway", "orders"]),
+    ("GetProduct", &["gateway", "orders"]),
+    ("UpsertProduct", &["gateway"]),
+    ("AdjustStock", &["gateway"]),
+    ("ReserveStock", &["orders"]),
+    ("ReleaseStock", &["orders"]),
+    ("CommitReservation", &["orders"]),
+    ("GetReservation", &["orders"]),
+];
 
 pub struct InventoryApi {
     catalog: Catalog,

@@ -115,10 +115,10 @@ impl Application {
             .worker(Worker::new(move |shutdown| {
                 worker_sweeper.run(sweep_interval, shutdown)
             }))
-            .serve(InventoryServiceServer::new(InventoryApi::new(
-                catalog,
-                reservations,
-            )))
+            .serve(
+                InventoryServiceServer::new(InventoryApi::new(catalog, reservations)),
+                grpc::CALLERS,
+            )
             .bind()
             .await?;
         Ok(Self {

@@ -62,9 +62,11 @@ impl Config {
                 reason: "expected a saga step such as reserve_stock".to_owned(),
             })?),
         };
+        let runtime = RuntimeConfig::from_env(env, DEFAULTS)?;
         Ok(Self {
-            runtime: RuntimeConfig::from_env(env, DEFAULTS)?,
             participants: ParticipantsConfig {
+                // The same identity on both sides: orders serves and calls as `orders`.
+                tls: runtime.tls.files().cloned(),
                 inventory: source("INVENTORY_URL", "http://127.0.0.1:50052")?,
                 payments: source("PAYMENTS_URL", "http://127.0.0.1:50054")?,
                 call_timeout: positive("CALL_TIMEOUT", Duration::from_secs(2))?,
@@ -72,6 +74,7 @@ impl Config {
                 health_checks: env
                     .interval_or_off("HEALTH_CHECK_INTERVAL", Duration::from_secs(10))?,
             },
+            runtime,
             saga_deadline: positive("SAGA_DEADLINE", Duration::from_secs(120))?,
             saga_lease: positive("SAGA_LEASE", Duration::from_secs(30))?,
             saga_poll_interval: positive("SAGA_POLL_INTERVAL", Duration::from_secs(1))?,

@@ -9,6 +9,7 @@ use contracts::{
     },
 };
 use messaging::envelope::timestamp;
+use platform::grpc::authz::Callers;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -21,6 +22,15 @@ use crate::{
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Who may call what (`platform::grpc::authz`, enforced with mutual TLS): the gateway, for the
+/// customers and admins it has authenticated.
+pub const CALLERS: Callers = &[
+    ("PlaceOrder", &["gateway"]),
+    ("GetOrder", &["gateway"]),
+    ("ListOrders", &["gateway"]),
+    ("CancelOrder", &["gateway"]),
+];
 
 pub struct OrdersApi {
     checkout: Checkout,

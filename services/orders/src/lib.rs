@@ -85,7 +85,10 @@ impl Application {
             .await
             .worker(participants_maintenance)
             .worker(Worker::new(move |shutdown| runner.run(shutdown)))
-            .serve(OrdersServiceServer::new(OrdersApi::new(checkout)))
+            .serve(
+                OrdersServiceServer::new(OrdersApi::new(checkout)),
+                grpc::CALLERS,
+            )
             .bind()
             .await?;
         Ok(Self { host })

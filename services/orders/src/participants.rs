@@ -71,6 +71,8 @@ pub struct ParticipantsConfig {
     pub dns_refresh: Duration,
     /// Active health checks of every endpoint, or `None`.
     pub health_checks: Option<Duration>,
+    /// Orders' mutual-TLS credentials (`ORDERS_TLS_*`), or `None` for plaintext.
+    pub tls: Option<platform::tls::TlsFiles>,
 }
 
 impl Participants {
@@ -79,6 +81,7 @@ impl Participants {
     pub async fn connect(config: &ParticipantsConfig) -> Result<Self, resilience::InvalidConfig> {
         let backend = BackendConfig {
             call_timeout: config.call_timeout,
+            tls: config.tls.clone(),
             ..BackendConfig::default()
         };
         let participants = Self {

@@ -10,7 +10,7 @@ use contracts::payments::{
     VoidPaymentResponse, get_payment_request::Key,
 };
 use messaging::envelope::timestamp;
-use platform::fencing::FencingToken;
+use platform::{fencing::FencingToken, grpc::authz::Callers};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -23,6 +23,17 @@ use crate::{
     provider::PaymentProvider,
     service::Ledger,
 };
+
+/// Who may call what (`platform::grpc::authz`, enforced with mutual TLS): the saga in orders
+/// authorizes and voids, and captures and refunds; the gateway only reads.
+pub const CALLERS: Callers = &[
+    ("AuthorizePayment", &["orders"]),
+    ("CapturePayment", &["orders"]),
+    ("RefundPayment", &["orders"]),
+    ("VoidPayment", &["orders"]),
+    ("VoidOrderPayment", &["orders"]),
+    ("GetPayment", &["gateway"]),
+];
 
 pub struct PaymentsApi<P> {
     ledger: Ledger<P>,

@@ -94,7 +94,10 @@ impl Application {
             .prune_inbox()
             .consume(ORDERS, OrderFollowUp)
             .await
-            .serve(PaymentsServiceServer::new(PaymentsApi::new(ledger)))
+            .serve(
+                PaymentsServiceServer::new(PaymentsApi::new(ledger)),
+                grpc::CALLERS,
+            )
             .bind()
             .await?;
         Ok(Self { host })

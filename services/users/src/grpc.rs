@@ -6,6 +6,7 @@ use contracts::users::{
     GetUserRequest, GetUserResponse, JsonWebKey, RegisterRequest, RegisterResponse,
 };
 use messaging::envelope::timestamp;
+use platform::grpc::authz::Callers;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -14,6 +15,15 @@ use crate::{
     error::UsersError,
     service::Accounts,
 };
+
+/// Who may call what (`platform::grpc::authz`, enforced with mutual TLS): the gateway, which
+/// also fetches the key set (JWKS) it verifies tokens with.
+pub const CALLERS: Callers = &[
+    ("Register", &["gateway"]),
+    ("Authenticate", &["gateway"]),
+    ("GetUser", &["gateway"]),
+    ("GetJwks", &["gateway"]),
+];
 
 pub struct UsersApi {
     accounts: Accounts,

@@ -53,7 +53,10 @@ impl Application {
         let accounts = Accounts::configured(&config, UserStore::new(service.pool().clone()))?;
         let host = service
             .relay("users")
-            .serve(UsersServiceServer::new(UsersApi::new(accounts)))
+            .serve(
+                UsersServiceServer::new(UsersApi::new(accounts)),
+                grpc::CALLERS,
+            )
             .bind()
             .await?;
         Ok(Self { host })

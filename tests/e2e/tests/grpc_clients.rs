@@ -5,7 +5,7 @@
 //! Each port must answer reflection in the `v1alpha` protocol those clients speak (not only
 //! `v1`), list exactly the services it hosts — not every service of the shared descriptor set,
 //! which a client would then call and get UNIMPLEMENTED — describe its service's methods, and
-//! report SERVING.
+//! report SERVING — over mutual TLS, to a client that presents a certificate of the cluster CA.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,13 +74,21 @@ const HOSTED: [(&str, &str, &[&str]); 4] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn python_grpcio_lists_describes_and_health_checks_every_service() {
     let python = python();
+    // Over mutual TLS, as the gateway: grpcio checks the server's DNS name, which the test
+    // certificates carry beside their SPIFFE identity.
     let system = System::start(Options::default()).await;
+    let certs = system.certs.as_ref().expect("mutual TLS is the default");
+    let gateway = certs.files("gateway");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/grpc_reflect.py");
     for (name, service, methods) in HOSTED {
         let endpoint = system.grpc_endpoint(name);
         let target = endpoint.trim_start_matches("http://");
         let output = tokio::process::Command::new(&python)
             .args([script, target, service])
+            .arg(&gateway.ca)
+            .arg(&gateway.cert)
+            .arg(&gateway.key)
+            .arg(name)
             .output()
             .await
             .unwrap();

@@ -721,9 +721,7 @@ async fn made_up_methods_do_not_add_metric_series() {
     let system = System::start(Options::default()).await;
     // Ask inventory's port for a service it does not host (the users API): UNIMPLEMENTED.
     let mut wrong =
-        contracts::users::UsersServiceClient::connect(system.inventory[0].grpc_endpoint())
-            .await
-            .unwrap();
+        contracts::users::UsersServiceClient::new(system.grpc_channel("gateway", "inventory"));
     let status = wrong
         .get_jwks(contracts::users::GetJwksRequest {})
         .await

@@ -1,7 +1,7 @@
 //! Client-side plumbing: every outgoing call carries a deadline and the caller's trace context.
 //!
 //! ```text
-//! let channel = platform::grpc::client::connect_lazy("http://inventory:50052")?;
+//! let channel = platform::grpc::client::connect_lazy("http://inventory:50052", tls.as_ref())?;
 //! let client = InventoryServiceClient::with_interceptor(channel, CallContext::new(Duration::from_secs(2)));
 //! ```
 
@@ -13,7 +13,10 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::trace_context::{self, MetadataInjector};
+use crate::{
+    tls::ClientTls,
+    trace_context::{self, MetadataInjector},
+};
 
 /// Adds `grpc-timeout` and `traceparent` to each request. The timeout is the call's own (or
 /// `default_timeout`), cut down to what is left of the deadline of the call being served, if any
@@ -56,12 +59,19 @@ impl Interceptor for CallContext {
 }
 
 /// A channel that connects on first use and reconnects after failures, so a service can start
-/// before its dependencies are up.
-pub fn connect_lazy(uri: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(uri.to_owned())?
+/// before its dependencies are up. With `tls`, every connection is mutual TLS towards the
+/// service `tls` expects (`crate::tls::ClientTls`); the URL stays `http://host:port`.
+pub fn connect_lazy(
+    uri: &str,
+    tls: Option<&ClientTls>,
+) -> Result<Channel, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(uri.to_owned())?
         .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .connect_lazy())
+        .tcp_nodelay(true);
+    Ok(match tls {
+        Some(tls) => endpoint.connect_with_connector_lazy(tls.clone()),
+        None => endpoint.connect_lazy(),
+    })
 }
 
 #[cfg(test)]

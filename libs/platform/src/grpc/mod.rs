@@ -6,15 +6,19 @@
 //! * server reflection, both `grpc.reflection.v1` and the older `v1alpha` that many clients
 //!   still speak (older grpcurl, grpcui, Postman, Python's grpcio-reflection), listing exactly
 //!   the services this port hosts — not every service of the shared descriptor set, which a
-//!   client would then call and get UNIMPLEMENTED (`grpcurl -plaintext localhost:50051 list`);
+//!   client would then call and get UNIMPLEMENTED (`grpcurl <certificates> localhost:50051 list`,
+//!   README); open, like health, to every authenticated peer;
 //! * the [`observe`] layer: trace context extraction, a request span with the trace id, and RED
 //!   metrics per method, labelled only with methods this port hosts (`unknown` otherwise, so a
 //!   client cannot grow the metric set with made-up paths);
-//! * the [`deadline`] layer: the caller's `grpc-timeout`, answered with DEADLINE_EXCEEDED.
+//! * the [`deadline`] layer: the caller's `grpc-timeout`, answered with DEADLINE_EXCEEDED;
+//! * the [`authz`] layer: with mutual TLS, each method only for the callers its service's table
+//!   names (`crate::tls` for the identities).
 //!
 //! Deadlines: the [`deadline`] layer honours the caller's `grpc-timeout` header and answers
 //! DEADLINE_EXCEEDED when it passes; [`client`] sets one on every outgoing call.
 
+pub mod authz;
 pub mod client;
 pub mod deadline;
 pub mod observe;
@@ -23,12 +27,7 @@ pub mod upstream;
 use std::{collections::HashSet, sync::Arc};
 
 use prost::Message as _;
-use tonic::{
-    body::Body,
-    server::NamedService,
-    service::RoutesBuilder,
-    transport::{Server, server::TcpIncoming},
-};
+use tonic::{body::Body, server::NamedService, service::RoutesBuilder, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::Shutdown;
@@ -36,9 +35,9 @@ use crate::Shutdown;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The health and reflection services every port hosts beside its own.
-const HEALTH: &str = "grpc.health.v1.Health";
-const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
-const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+pub(crate) const HEALTH: &str = "grpc.health.v1.Health";
+pub(crate) const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+pub(crate) const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 
 /// A tonic server with health, reflection and observability built in.
 pub struct GrpcServer {
@@ -46,6 +45,7 @@ pub struct GrpcServer {
     health: HealthReporter,
     descriptor_set: &'static [u8],
     service_names: Vec<&'static str>,
+    callers: Vec<(&'static str, authz::Callers)>,
 }
 
 impl GrpcServer {
@@ -63,6 +63,7 @@ impl GrpcServer {
             health,
             descriptor_set,
             service_names: Vec::new(),
+            callers: Vec::new(),
         })
     }
 
@@ -90,8 +91,9 @@ impl GrpcServer {
         Ok(())
     }
 
-    /// Registers a service; health reports it SERVING while the server runs.
-    pub fn add_service<S>(mut self, service: S) -> Self
+    /// Registers a service with its authorization table ([`authz`]); health reports it
+    /// SERVING while the server runs.
+    pub fn add_service<S>(mut self, service: S, callers: authz::Callers) -> Self
     where
         S: tower::Service<
                 http::Request<Body>,
@@ -105,6 +107,7 @@ impl GrpcServer {
         S::Future: Send + 'static,
     {
         self.service_names.push(S::NAME);
+        self.callers.push((S::NAME, callers));
         self.routes.add_service(service);
         self
     }
@@ -137,12 +140,36 @@ impl GrpcServer {
         observe::KnownMethods(Arc::new(paths))
     }
 
-    /// Serves until `shutdown` fires, then stops accepting and lets in-flight calls finish.
-    pub async fn serve(
+    /// Who may call each hosted method, from the services' tables; an error names a method
+    /// without a rule or a rule without a method.
+    pub fn policy(&self) -> Result<authz::Policy, String> {
+        authz::Policy::build(&self.callers, &self.known_methods())
+    }
+
+    /// Serves the connections of `incoming` until `shutdown` fires, then stops accepting and
+    /// lets in-flight calls finish. `authorize` (mutual TLS only, where callers have
+    /// identities) enforces [`GrpcServer::policy`].
+    pub async fn serve<I, IO, IE>(
         mut self,
-        incoming: TcpIncoming,
+        incoming: I,
         shutdown: Shutdown,
-    ) -> Result<(), BoxError> {
+        authorize: bool,
+    ) -> Result<(), BoxError>
+    where
+        I: futures::Stream<Item = Result<IO, IE>>,
+        IO: tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + tonic::transport::server::Connected
+            + Unpin
+            + Send
+            + 'static,
+        IE: Into<BoxError>,
+    {
+        let policy = if authorize {
+            Some(self.policy()?)
+        } else {
+            None
+        };
         self.add_reflection()?;
         let known = self.known_methods();
         for name in &self.service_names {
@@ -163,6 +190,7 @@ impl GrpcServer {
         Server::builder()
             .layer(observe::ObserveLayer::new(known))
             .layer(deadline::DeadlineLayer)
+            .layer(authz::AuthorizeLayer::new(policy))
             .serve_with_incoming_shutdown(self.routes.routes().prepare(), incoming, drained)
             .await?;
         Ok(())

@@ -33,6 +33,7 @@ fn backend(
                 max_ejection: gateway.ejection_time.max(Duration::from_secs(300)),
             },
             call_timeout: gateway.call_timeout,
+            tls: gateway.tls.files().cloned(),
         },
     )
 }

@@ -8,12 +8,17 @@
 //! on one database, route a service's database or orders' calls to payments through a
 //! [`TcpProxy`] they cut or slow down, and point everything at a broker of their own.
 //!
+//! Every gRPC connection inside it is mutual TLS with certificates of a CA made for the run
+//! ([`System::certs`]), and every call is authorized by the caller's identity, as in production;
+//! [`Options::plaintext`] turns both off (`<SERVICE>_TLS=off`) for clients that bring no
+//! certificate.
+//!
 //! The binaries are the ones `cargo` built next to this test (`target/<profile>/`): building the
 //! workspace's tests (`cargo xtask test`, `cargo nextest run --workspace`) builds them too.
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
-use testkit::{RunningService, ServiceProcess, TcpProxy, TestDatabase, free_port};
+use testkit::{RunningService, ServiceProcess, TcpProxy, TestCerts, TestDatabase, free_port};
 
 use super::world::{ADMIN_EMAIL, Api, new_signing_pem};
 
@@ -49,6 +54,9 @@ pub struct Options {
     pub proxied_payments: bool,
     /// The broker every process uses, instead of the shared one (`testkit::amqp_url`).
     pub amqp_url: Option<String>,
+    /// Plaintext gRPC, no identities, no authorization (`<SERVICE>_TLS=off` everywhere)
+    /// instead of mutual TLS.
+    pub plaintext: bool,
 }
 
 impl Default for Options {
@@ -64,6 +72,7 @@ impl Default for Options {
             proxied_databases: Vec::new(),
             proxied_payments: false,
             amqp_url: None,
+            plaintext: false,
         }
     }
 }
@@ -92,6 +101,8 @@ pub struct System {
     /// The broker and the exchange every process publishes to.
     pub amqp_url: String,
     pub exchange: String,
+    /// The CA and the certificates of the five processes (`None` with [`Options::plaintext`]).
+    pub certs: Option<TestCerts>,
     /// Kept so the databases outlive the processes using them.
     _databases: [TestDatabase; 4],
 }
@@ -156,6 +167,20 @@ impl System {
         if let Some(endpoint) = &options.otlp_endpoint {
             common.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
         }
+        let certs = (!options.plaintext).then(|| {
+            TestCerts::generate(
+                "e2e CA",
+                &["users", "inventory", "payments", "orders", "gateway"],
+            )
+            .expect("test certificates")
+        });
+        let tls = |name: &str| match &certs {
+            Some(certs) => certs.settings(name),
+            None => vec![(
+                format!("{}_TLS", name.to_ascii_uppercase()),
+                "off".to_owned(),
+            )],
+        };
         let databases = [
             testkit::fresh_database().await,
             testkit::fresh_database().await,
@@ -193,6 +218,7 @@ impl System {
                 format!("{}_DB_MAX_CONNECTIONS", name.to_ascii_uppercase()),
                 "5".to_owned(),
             ));
+            env.extend(tls(name));
             env.extend(own);
             async move {
                 RunningService::start(name, &binary(name), env)
@@ -286,6 +312,7 @@ impl System {
             ),
             ("GATEWAY_PAYMENTS_URLS", &payments.grpc_endpoint()),
         ]));
+        env.extend(tls("gateway"));
         env.extend(
             options
                 .gateway_env
@@ -315,6 +342,7 @@ impl System {
             payments_proxy,
             amqp_url,
             exchange,
+            certs,
             _databases: databases,
         }
     }
@@ -330,6 +358,20 @@ impl System {
             .find(|service| service.name() == name)
             .unwrap_or_else(|| panic!("no {name} in this system"))
             .grpc_endpoint()
+    }
+
+    /// A channel to the (first) process of service `name` that presents `caller`'s
+    /// certificate (mutual TLS), or a plaintext one with [`Options::plaintext`].
+    ///
+    /// # Panics
+    /// When the system runs no such service.
+    pub fn grpc_channel(&self, caller: &str, name: &str) -> tonic::transport::Channel {
+        let endpoint = self.grpc_endpoint(name);
+        match &self.certs {
+            Some(certs) => certs.channel(caller, name, &endpoint),
+            None => platform::grpc::client::connect_lazy(&endpoint, None)
+                .unwrap_or_else(|err| panic!("cannot use {endpoint}: {err}")),
+        }
     }
 
     /// Service `name`'s own database (the test's direct URL, not the proxied one).

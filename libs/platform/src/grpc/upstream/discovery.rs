@@ -18,7 +18,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tonic::transport::Channel;
 
 use super::Backend;
-use crate::{Shutdown, grpc::client::connect_lazy};
+use crate::{Shutdown, grpc::client::connect_lazy, tls::ClientTls};
 
 /// Where an upstream's endpoints come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +72,8 @@ impl EndpointSource {
 }
 
 /// A lazily connecting channel to one endpoint URL (`None`, logged, if the URL is unusable).
-fn channel(url: &str) -> Option<Channel> {
-    connect_lazy(url)
+fn channel(url: &str, tls: Option<&ClientTls>) -> Option<Channel> {
+    connect_lazy(url, tls)
         .inspect_err(|error| tracing::error!(url, %error, "cannot use endpoint"))
         .ok()
 }
@@ -89,7 +89,9 @@ pub async fn initial(backend: &Backend, source: &EndpointSource) {
     match source {
         EndpointSource::Static(urls) => {
             let names: Vec<Arc<str>> = urls.iter().map(|url| Arc::from(url.as_str())).collect();
-            backend.balancer().update(&names, channel);
+            backend
+                .balancer()
+                .update(&names, |url| channel(url, backend.tls()));
         }
         EndpointSource::Dns { host, port } => resolve(backend, host, *port).await,
     }
@@ -107,7 +109,9 @@ async fn resolve(backend: &Backend, host: &str, port: u16) {
                 );
                 return;
             }
-            backend.balancer().update(&names, channel);
+            backend
+                .balancer()
+                .update(&names, |url| channel(url, backend.tls()));
         }
         Err(error) => {
             tracing::warn!(upstream = backend.name(), host, %error, "DNS lookup failed; keeping the last list");

@@ -29,6 +29,12 @@
 //! A status the server sent about the request (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION
 //! …) is the caller's business and never counts against the endpoint or the breaker.
 //!
+//! Identity: with [`BackendConfig::tls`], every connection is mutual TLS, and the upstream is
+//! accepted only if its certificate names the service the backend is named after
+//! (`crate::tls`). A PERMISSION_DENIED from it (the caller is not in the method's table,
+//! `crate::grpc::authz`) is an answer about the request, like the other statuses above; a
+//! refused handshake is a connection failure, like any other.
+//!
 //! Metrics: `upstream_picks_total{upstream,endpoint}` (which replica each attempt went to); the
 //! breaker and the balancer publish their own (`circuit_breaker_*`, `load_balancer_*`).
 
@@ -48,6 +54,7 @@ use tonic::{Code, Status, service::interceptor::InterceptedService, transport::C
 pub use discovery::EndpointSource;
 
 use super::client::CallContext;
+use crate::tls::ClientTls;
 
 /// What an attempt gets to call: a channel to one endpoint, with deadline and trace context.
 pub type Endpoint = InterceptedService<Channel, CallContext>;
@@ -63,6 +70,9 @@ pub struct BackendConfig {
     pub ejection: EjectionConfig,
     /// Each attempt's own deadline (shortened to what the caller has left, if less).
     pub call_timeout: Duration,
+    /// This caller's credentials for mutual TLS (the upstream must prove it is the service
+    /// the backend is named after), or `None` for plaintext.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for BackendConfig {
@@ -72,6 +82,7 @@ impl Default for BackendConfig {
             breaker: BreakerConfig::default(),
             ejection: EjectionConfig::default(),
             call_timeout: Duration::from_secs(2),
+            tls: None,
         }
     }
 }
@@ -84,6 +95,7 @@ pub struct Backend {
     balancer: Balancer<Channel>,
     resilience: Upstream,
     context: CallContext,
+    tls: Option<ClientTls>,
 }
 
 impl Backend {
@@ -102,11 +114,17 @@ impl Backend {
                 RetryPolicy::default(),
             ),
             context: CallContext::new(config.call_timeout),
+            tls: config.tls.as_ref().map(|files| ClientTls::new(files, name)),
         })
     }
 
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The mutual-TLS connector of this upstream's channels, if any.
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
     }
 
     pub fn balancer(&self) -> &Balancer<Channel> {

@@ -7,6 +7,7 @@ use contracts::{{snake}}::{
     self as api, CreateRecordRequest, CreateRecordResponse, GetRecordRequest, GetRecordResponse,
 };
 use messaging::envelope::timestamp;
+use platform::grpc::authz::Callers;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -14,6 +15,13 @@ use crate::{
     error::{{Pascal}}Error,
     service::Records,
 };
+
+/// Who may call what (`platform::grpc::authz`, enforced with mutual TLS): the gateway, for the
+/// clients it has authenticated. Every method must be listed, or the service does not start.
+pub const CALLERS: Callers = &[
+    ("CreateRecord", &["gateway"]),
+    ("GetRecord", &["gateway"]),
+];
 
 pub struct {{Pascal}}Api {
     records: Records,

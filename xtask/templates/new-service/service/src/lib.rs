@@ -68,7 +68,7 @@ impl Application {
             .consume({{QUEUE_ALIAS}}, {{Consumer}})
             .await
 {{/if}}
-            .serve({{Pascal}}ServiceServer::new({{Pascal}}Api::new(records)))
+            .serve({{Pascal}}ServiceServer::new({{Pascal}}Api::new(records)), grpc::CALLERS)
             .bind()
             .await?;
         Ok(Self { host })
