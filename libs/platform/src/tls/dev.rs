@@ -40,7 +40,7 @@ impl DevCa {
 
     /// The CA certificate, PEM: the bundle every service trusts.
     pub fn pem(&self) -> String {
-        self.issuer.pem()
+        pem("CERTIFICATE", self.issuer.der())
     }
 
     /// A certificate for `service`, with a fresh key.
@@ -62,8 +62,8 @@ impl DevCa {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(DevCert {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            cert_pem: pem("CERTIFICATE", cert.der()),
+            key_pem: pem("PRIVATE KEY", &key.serialize_der()),
         })
     }
 
@@ -116,6 +116,19 @@ pub fn settings(prefix: &str, files: &TlsFiles) -> Vec<(String, String)> {
     .collect()
 }
 
+/// RFC 7468 text: the DER in base64, 64 characters a line, between BEGIN and END lines.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut text = format!("-----BEGIN {label}-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        text.push_str(&String::from_utf8_lossy(line));
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {label}-----\n"));
+    text
+}
+
 /// Writes `contents` to a temporary file next to `path` and renames it over `path`, so that a
 /// reader sees the old file or the new one, never half of one.
 fn write(path: &Path, contents: &str) -> Result<(), DevError> {
@@ -158,5 +171,8 @@ mod tests {
         let cert = ca.issue("orders").unwrap();
         let der = CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap();
         assert_eq!(super::super::peer_identity(&der).as_deref(), Some("orders"));
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+        let ca = CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap();
+        assert_eq!(super::super::peer_identity(&ca), None, "the CA is nobody");
     }
 }
