@@ -615,6 +615,7 @@ const K8S_BASE: &[(&str, &str)] = &[
     ("kustomization.yaml", template!("k8s/kustomization.yaml")),
     ("config.env", template!("k8s/config.env")),
     ("serviceaccount.yaml", template!("k8s/serviceaccount.yaml")),
+    ("certificate.yaml", template!("k8s/certificate.yaml")),
     ("deployment.yaml", template!("k8s/deployment.yaml")),
     ("service.yaml", template!("k8s/service.yaml")),
     ("pdb.yaml", template!("k8s/pdb.yaml")),

@@ -200,7 +200,11 @@ pub const GATEWAY: Service = Service {
             "PEM file: the gateway's certificate chain, identity \
              `spiffe://ferroshop.local/ns/ferroshop/sa/gateway`",
         ),
-        Setting::new("TLS_KEY", "*(unset)*", "PEM file: the certificate's private key"),
+        Setting::new(
+            "TLS_KEY",
+            "*(unset)*",
+            "PEM file: the certificate's private key",
+        ),
         Setting::new(
             "TLS",
             "*(unset)*",

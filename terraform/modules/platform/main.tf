@@ -1,8 +1,10 @@
 # What the application needs from the cluster before it can be applied: the CloudNativePG
 # operator (CRD `Cluster`, one PostgreSQL cluster per service), the Prometheus operator stack
 # (CRDs `PodMonitor`/`PrometheusRule`, Prometheus, Alertmanager, Grafana with its dashboard
-# sidecar), an OpenTelemetry collector acting as the cluster's trace gateway, and metrics-server,
-# which the services' HorizontalPodAutoscalers read CPU from (without it they never scale).
+# sidecar), an OpenTelemetry collector acting as the cluster's trace gateway, metrics-server,
+# which the services' HorizontalPodAutoscalers read CPU from (without it they never scale), and
+# cert-manager (CRDs `Issuer`/`Certificate`), which issues and rotates each service's identity
+# certificate for mutual TLS (k8s/base/identity).
 #
 # Every release waits until it is ready, so CRDs exist before terraform/modules/app applies
 # resources that use them.
@@ -21,6 +23,22 @@ resource "helm_release" "cloudnative_pg" {
     # The database NetworkPolicies in k8s/base/data/postgres admit the operator from this
     # namespace.
     fullnameOverride = "cnpg"
+  })]
+}
+
+resource "helm_release" "cert_manager" {
+  name             = "cert-manager"
+  repository       = "https://charts.jetstack.io"
+  chart            = "cert-manager"
+  version          = var.cert_manager_chart_version
+  namespace        = "cert-manager"
+  create_namespace = true
+  wait             = true
+  timeout          = 600
+
+  values = [yamlencode({
+    # The chart installs and upgrades its CRDs with the release.
+    crds = { enabled = true }
   })]
 }
 

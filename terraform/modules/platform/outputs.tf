@@ -13,6 +13,7 @@ output "ready" {
   description = "Release ids; depend on this to order the app after the platform (CRDs installed)."
   value = [
     helm_release.cloudnative_pg.id,
+    helm_release.cert_manager.id,
     helm_release.kube_prometheus_stack.id,
     helm_release.otel_gateway.id,
   ]

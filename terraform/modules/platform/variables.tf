@@ -9,6 +9,12 @@ variable "cloudnative_pg_chart_version" {
   default     = "0.26.1"
 }
 
+variable "cert_manager_chart_version" {
+  description = "Version of the cert-manager chart (issues and rotates the services' identity certificates)."
+  type        = string
+  default     = "v1.19.1"
+}
+
 variable "metrics_server_chart_version" {
   description = "Version of the metrics-server chart (resource metrics for the HorizontalPodAutoscalers)."
   type        = string

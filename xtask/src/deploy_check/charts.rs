@@ -90,7 +90,9 @@ pub fn check(configuration: &Configuration, list: &Value) -> Vec<String> {
         for (name, variable) in &module.variables {
             if name.ends_with("_chart_version") {
                 let default = variable.attribute("default").and_then(hcl::literal);
-                if !default.is_some_and(is_exact_version) {
+                // Some repositories tag their charts with a `v` (cert-manager's `v1.19.1`).
+                let exact = |version: &str| is_exact_version(version.trim_start_matches('v'));
+                if !default.as_deref().is_some_and(exact) {
                     problems.push(format!(
                         "terraform/{}: variable {name} must default to an exact chart version, \
                          found {default:?}",

@@ -33,6 +33,8 @@ const ALLOWED_CRDS: &[(&str, &str)] = &[
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("cert-manager.io/v1", "Certificate"),
+    ("cert-manager.io/v1", "Issuer"),
 ];
 
 /// One rendered combination.

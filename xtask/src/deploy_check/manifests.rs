@@ -95,6 +95,7 @@ pub fn check(render: &Render<'_>, context: &Context<'_>) -> Vec<String> {
         check_service(render, service, context, &mut problems);
     }
     check_secret_references(render, context, &mut problems);
+    check_no_committed_secrets(render, &mut problems);
     problems.extend(super::secret_files::check(render.docs));
     check_network_policies(render, context, &mut problems);
     problems
@@ -234,6 +235,97 @@ fn check_deployment(
     }
 
     check_environment(render, name, container, service, context, problems);
+    check_identity(render, pod, container, service, problems);
+}
+
+/// Where a service's mutual-TLS files come from: the Secret `<name>-identity` that its
+/// cert-manager Certificate fills, mounted in the pod, with `<PREFIX>_TLS_CA|CERT|KEY` naming
+/// its `ca.crt`, `tls.crt` and `tls.key`; never `<PREFIX>_TLS=off`.
+fn check_identity(
+    render: &Render<'_>,
+    pod: &Value,
+    container: &Value,
+    service: &ServiceConfig,
+    problems: &mut Vec<String>,
+) {
+    let name = service.name.as_str();
+    let secret = format!("{name}-identity");
+    match render.find("Certificate", &secret) {
+        None => problems.push(format!(
+            "no Certificate {secret:?}: every service's identity is issued by cert-manager \
+             (k8s/base/{name}/certificate.yaml)"
+        )),
+        Some(certificate) => {
+            let identity = format!("spiffe://ferroshop.local/ns/ferroshop/sa/{name}");
+            let uris: Vec<&str> = list_at(certificate, &["spec", "uris"])
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            if str_at(certificate, &["spec", "secretName"]) != Some(secret.as_str())
+                || uris != [identity.as_str()]
+            {
+                problems.push(format!(
+                    "Certificate {secret} must fill Secret {secret:?} with the one URI {identity} \
+                     (found secretName {:?}, uris {uris:?})",
+                    str_at(certificate, &["spec", "secretName"])
+                ));
+            }
+        }
+    }
+    let volume = list_at(pod, &["volumes"])
+        .iter()
+        .find(|volume| str_at(volume, &["secret", "secretName"]) == Some(secret.as_str()))
+        .and_then(|volume| str_at(volume, &["name"]));
+    let mount = volume.and_then(|volume| {
+        list_at(container, &["volumeMounts"])
+            .iter()
+            .find(|mount| str_at(mount, &["name"]) == Some(volume))
+            .and_then(|mount| str_at(mount, &["mountPath"]))
+    });
+    let Some(mount) = mount else {
+        problems.push(format!(
+            "Deployment {name} does not mount its identity Secret {secret:?}: without it the \
+             service talks plaintext gRPC and authorizes nobody"
+        ));
+        return;
+    };
+    let (variables, _) = environment(render, container);
+    let prefix = &service.prefix;
+    for (setting, file) in [
+        ("TLS_CA", "ca.crt"),
+        ("TLS_CERT", "tls.crt"),
+        ("TLS_KEY", "tls.key"),
+    ] {
+        let variable = format!("{prefix}_{setting}");
+        let expected = format!("{}/{file}", mount.trim_end_matches('/'));
+        match variables.get(&variable) {
+            Some(Some(value)) if *value == expected => {}
+            found => problems.push(format!(
+                "Deployment {name}: {variable} must be {expected:?} (the mounted identity), \
+                 found {:?}",
+                found.cloned().flatten()
+            )),
+        }
+    }
+    if let Some(Some(value)) = variables.get(&format!("{prefix}_TLS"))
+        && value.trim().eq_ignore_ascii_case("off")
+    {
+        problems.push(format!(
+            "Deployment {name} sets {prefix}_TLS=off: no service runs plaintext in a cluster"
+        ));
+    }
+}
+
+/// Secrets are made by Terraform (terraform/modules/app), CloudNativePG or cert-manager; one
+/// written into the manifests would put its value in the repository.
+fn check_no_committed_secrets(render: &Render<'_>, problems: &mut Vec<String>) {
+    for secret in render.all("Secret") {
+        problems.push(format!(
+            "{} is in the manifests: a Secret's value would be committed; let Terraform or an \
+             operator create it",
+            describe(secret)
+        ));
+    }
 }
 
 /// `registry:5000/ferroshop/users:0.1.0@sha256:…` → `registry:5000/ferroshop/users`.
@@ -547,12 +639,20 @@ fn check_secret_references(render: &Render<'_>, context: &Context<'_>, problems:
         .all("Cluster")
         .filter_map(|doc| str_at(doc, &["metadata", "name"]))
         .map(|cluster| format!("{cluster}-app"))
+        .chain(
+            // cert-manager fills the Secret each Certificate names.
+            render
+                .all("Certificate")
+                .filter_map(|doc| str_at(doc, &["spec", "secretName"]))
+                .map(str::to_owned),
+        )
         .collect();
-    for workload in render
-        .docs
-        .iter()
-        .filter(|doc| matches!(str_at(doc, &["kind"]), Some("Deployment" | "StatefulSet")))
-    {
+    for workload in render.docs.iter().filter(|doc| {
+        matches!(
+            str_at(doc, &["kind"]),
+            Some("Deployment" | "StatefulSet" | "Job")
+        )
+    }) {
         let pod = at(workload, &["spec", "template", "spec"]).unwrap_or(&Value::Null);
         let mut names = BTreeSet::new();
         for container in list_at(pod, &["containers"])
@@ -576,7 +676,8 @@ fn check_secret_references(render: &Render<'_>, context: &Context<'_>, problems:
             if !known {
                 problems.push(format!(
                     "{} uses Secret {name:?}, which nothing creates: not in the manifests, not a \
-                     CloudNativePG `<cluster>-app` Secret, not generated by terraform/modules/app",
+                     CloudNativePG `<cluster>-app` Secret, not a cert-manager Certificate's, not \
+                     generated by terraform/modules/app",
                     describe(workload)
                 ));
             }
@@ -722,13 +823,24 @@ mod tests {
                             "DATABASE_URL",
                             "AMQP_URL",
                             "INVENTORY_URL",
+                            "TLS",
+                            "TLS_CA",
+                            "TLS_CERT",
+                            "TLS_KEY",
                         ],
                     ),
                     service(
                         "inventory",
                         50052,
                         9102,
-                        &["GRPC_ADDR", "ADMIN_ADDR", "DATABASE_URL"],
+                        &[
+                            "GRPC_ADDR",
+                            "ADMIN_ADDR",
+                            "DATABASE_URL",
+                            "TLS_CA",
+                            "TLS_CERT",
+                            "TLS_KEY",
+                        ],
                     ),
                 ],
                 platform: platform(),
@@ -761,11 +873,13 @@ mod tests {
         let labels = json!({ NAME_LABEL: name });
         vec![
             json!({"kind": "Deployment", "metadata": {"name": name, "namespace": NAMESPACE}, "spec": {"template": {"spec": {
-            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "volumes": [{"name": "identity", "secret": {"secretName": format!("{name}-identity"), "defaultMode": 0o440}}],
             "containers": [{
                 "name": name, "image": format!("registry.example:5000/ferroshop/{name}:1.0"),
                 "ports": [{"name": "grpc", "containerPort": grpc}, {"name": "admin", "containerPort": admin}],
-                "env": env,
+                "env": with_identity(name, env),
+                "volumeMounts": [{"name": "identity", "mountPath": "/var/run/ferroshop/identity", "readOnly": true}],
                 "livenessProbe": {"httpGet": {"path": "/healthz", "port": "admin"}},
                 "readinessProbe": {"httpGet": {"path": "/readyz", "port": admin}},
                 "resources": {"requests": {"cpu": "1", "memory": "1"}, "limits": {"cpu": "1", "memory": "1"}},
@@ -779,7 +893,23 @@ mod tests {
             json!({"kind": "NetworkPolicy", "metadata": {"name": name, "namespace": NAMESPACE}, "spec": {"podSelector": {"matchLabels": labels},
                 "egress": [{"to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": format!("{name}-db")}}}]}]}}),
             json!({"kind": "Cluster", "metadata": {"name": format!("{name}-db"), "namespace": NAMESPACE}, "spec": {"bootstrap": {"initdb": {"database": name}}}}),
+            json!({"kind": "Certificate", "metadata": {"name": format!("{name}-identity"), "namespace": NAMESPACE},
+                "spec": {"secretName": format!("{name}-identity"), "uris": [format!("spiffe://ferroshop.local/ns/ferroshop/sa/{name}")]}}),
         ]
+    }
+
+    /// `env` and the three mutual-TLS settings pointing into the mounted identity.
+    fn with_identity(name: &str, env: Value) -> Value {
+        let prefix = name.to_ascii_uppercase();
+        let mut env = env.as_array().cloned().unwrap_or_default();
+        for (setting, file) in [
+            ("TLS_CA", "ca.crt"),
+            ("TLS_CERT", "tls.crt"),
+            ("TLS_KEY", "tls.key"),
+        ] {
+            env.push(json!({"name": format!("{prefix}_{setting}"), "value": format!("/var/run/ferroshop/identity/{file}")}));
+        }
+        Value::Array(env)
     }
 
     fn database_env(name: &str) -> Value {
@@ -850,6 +980,58 @@ mod tests {
             &docs,
             "ORDERS_INVENTORY_URL: declared as set by every deployment",
         );
+    }
+
+    #[test]
+    fn a_service_without_its_mounted_identity_is_reported() {
+        let mut docs = good_render();
+        for doc in docs
+            .iter_mut()
+            .filter(|doc| doc["kind"] == "Deployment" && doc["metadata"]["name"] == "orders")
+        {
+            doc["spec"]["template"]["spec"]["volumes"] = json!([]);
+        }
+        assert_one_problem_mentioning(
+            &docs,
+            "does not mount its identity Secret \"orders-identity\"",
+        );
+
+        let mut docs = good_render();
+        docs.retain(|doc| {
+            !(doc["kind"] == "Certificate" && doc["metadata"]["name"] == "inventory-identity")
+        });
+        // Also reported: nothing creates the Secret the Deployment mounts.
+        let problems = problems_of(&docs);
+        assert!(
+            problems.len() == 2
+                && problems[0].contains("no Certificate \"inventory-identity\"")
+                && problems[1]
+                    .contains("uses Secret \"inventory-identity\", which nothing creates"),
+            "{problems:#?}"
+        );
+
+        let mut docs = good_render();
+        let env = container_env(&mut docs, "orders");
+        env.retain(|env| env["name"] != "ORDERS_TLS_KEY");
+        env.push(json!({"name": "ORDERS_TLS_KEY", "value": "/tmp/key.pem"}));
+        assert_one_problem_mentioning(
+            &docs,
+            "ORDERS_TLS_KEY must be \"/var/run/ferroshop/identity/tls.key\"",
+        );
+    }
+
+    #[test]
+    fn plaintext_in_a_cluster_is_reported() {
+        let mut docs = good_render();
+        container_env(&mut docs, "orders").push(json!({"name": "ORDERS_TLS", "value": "off"}));
+        assert_one_problem_mentioning(&docs, "sets ORDERS_TLS=off");
+    }
+
+    #[test]
+    fn a_secret_in_the_manifests_is_reported() {
+        let mut docs = good_render();
+        docs.push(json!({"kind": "Secret", "metadata": {"name": "leaked", "namespace": NAMESPACE}, "data": {"key": "c2VjcmV0"}}));
+        assert_one_problem_mentioning(&docs, "a Secret's value would be committed");
     }
 
     #[test]
