@@ -10,7 +10,7 @@
 //! | `libs/contracts`, `libs/messaging` | the contract's module, the event's catalog row, with `--consumes` the consumer's queue |
 //! | `libs/declarations/src/NAME.rs` | its declaration (name, ports, database, settings, callers), listed in `declarations::ALL`; `docs/configuration.md` regenerated with it |
 //! | `Cargo.toml`, `xtask/src/services.rs`, `xtask/src/infra.rs` | workspace member, its entry for `cargo xtask up`, its local database |
-//! | `k8s/` | the base (Deployment, Services, HPA, PDB, NetworkPolicy, ServiceAccount, config), its database cluster and policy, the overlays' images, the metrics scrape policy |
+//! | `k8s/` | the base (Deployment, Services, HPA, PDB, NetworkPolicy, ServiceAccount, the identity Certificate, config), its database cluster and policy, the overlays' images, the metrics scrape policy |
 //! | `infra/`, `.github/workflows/images.yml` | the compose service and database, the Prometheus targets, the image matrix row |
 //! | with `--expose` | the gateway's upstream, one REST route documented in its OpenAPI, and the network policies between them |
 //!
