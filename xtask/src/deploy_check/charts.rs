@@ -92,7 +92,7 @@ pub fn check(configuration: &Configuration, list: &Value) -> Vec<String> {
                 let default = variable.attribute("default").and_then(hcl::literal);
                 // Some repositories tag their charts with a `v` (cert-manager's `v1.19.1`).
                 let exact = |version: &str| is_exact_version(version.trim_start_matches('v'));
-                if !default.as_deref().is_some_and(exact) {
+                if !default.is_some_and(exact) {
                     problems.push(format!(
                         "terraform/{}: variable {name} must default to an exact chart version, \
                          found {default:?}",
