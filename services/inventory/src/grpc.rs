@@ -205,3 +205,12 @@ impl api::InventoryService for InventoryApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_callers_table_admits_exactly_the_declared_callers() {
+        platform::grpc::authz::check_declared(super::CALLERS, &declarations::inventory::INVENTORY)
+            .unwrap();
+    }
+}

@@ -211,3 +211,12 @@ fn encode(order: &OrderView) -> api::Order {
         updated_at: Some(timestamp(order.updated_at)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_callers_table_admits_exactly_the_declared_callers() {
+        platform::grpc::authz::check_declared(super::CALLERS, &declarations::orders::ORDERS)
+            .unwrap();
+    }
+}

@@ -213,6 +213,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_callers_table_admits_exactly_the_declared_callers() {
+        platform::grpc::authz::check_declared(CALLERS, &declarations::payments::PAYMENTS).unwrap();
+    }
+
+    #[test]
     fn statuses_map_to_the_api_enum_of_the_same_name() {
         for status in PaymentStatus::ALL {
             let encoded = encode_status(status);

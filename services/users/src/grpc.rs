@@ -119,3 +119,11 @@ fn encode_user(user: &User) -> api::User {
         created_at: Some(timestamp(user.created_at)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_callers_table_admits_exactly_the_declared_callers() {
+        platform::grpc::authz::check_declared(super::CALLERS, &declarations::users::USERS).unwrap();
+    }
+}

@@ -38,6 +38,26 @@ use tonic::{
 /// One service's table: each method (`"CapturePayment"`) and the services that may call it.
 pub type Callers = &'static [(&'static str, &'static [&'static str])];
 
+/// Whether `table` admits exactly the callers `service` declares (`libs/declarations`): the
+/// services named anywhere in the table are its declared `callers`. Each service's unit tests
+/// check it, so the declaration that docs and network policies follow cannot drift from what
+/// the port enforces.
+pub fn check_declared(table: Callers, service: &declarations::Service) -> Result<(), String> {
+    let in_table: std::collections::BTreeSet<&str> = table
+        .iter()
+        .flat_map(|(_, callers)| callers.iter().copied())
+        .collect();
+    let declared: std::collections::BTreeSet<&str> = service.callers.iter().copied().collect();
+    if in_table == declared {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: the CALLERS table admits {in_table:?}, libs/declarations declares callers \
+         {declared:?}",
+        service.name
+    ))
+}
+
 /// Services open to every authenticated peer.
 const OPEN: [&str; 3] = [
     super::HEALTH,

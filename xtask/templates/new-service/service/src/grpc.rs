@@ -16,11 +16,13 @@ use crate::{
     service::Records,
 };
 
-/// Who may call what (`platform::grpc::authz`, enforced with mutual TLS): the gateway, for the
-/// clients it has authenticated. Every method must be listed, or the service does not start.
+/// Who may call what (`platform::grpc::authz`, enforced with mutual TLS){{#if expose}}: the gateway, for
+/// the clients it has authenticated{{else}}: nobody yet; a caller is added here, to `callers` in
+/// `libs/declarations/src/{{snake}}.rs` and to the network policy{{/if}}. Every method must be listed,
+/// or the service does not start.
 pub const CALLERS: Callers = &[
-    ("CreateRecord", &["gateway"]),
-    ("GetRecord", &["gateway"]),
+    ("CreateRecord", &[{{#if expose}}"gateway"{{/if}}]),
+    ("GetRecord", &[{{#if expose}}"gateway"{{/if}}]),
 ];
 
 pub struct {{Pascal}}Api {
@@ -65,5 +67,14 @@ pub fn encode(record: &Record) -> api::Record {
         id: record.id.to_string(),
         reference: record.reference.as_str().to_owned(),
         created_at: Some(timestamp(record.created_at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_callers_table_admits_exactly_the_declared_callers() {
+        platform::grpc::authz::check_declared(super::CALLERS, &declarations::{{snake}}::{{PREFIX}})
+            .unwrap();
     }
 }
