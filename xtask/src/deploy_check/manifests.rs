@@ -234,8 +234,8 @@ fn check_deployment(
         }
     }
 
-    check_environment(render, name, container, service, context, problems);
-    check_identity(render, pod, container, service, problems);
+    let variables = check_environment(render, name, container, service, context, problems);
+    check_identity(render, pod, container, &variables, service, problems);
 }
 
 /// Where a service's mutual-TLS files come from: the Secret `<name>-identity` that its
@@ -245,6 +245,7 @@ fn check_identity(
     render: &Render<'_>,
     pod: &Value,
     container: &Value,
+    variables: &BTreeMap<String, Option<String>>,
     service: &ServiceConfig,
     problems: &mut Vec<String>,
 ) {
@@ -289,7 +290,6 @@ fn check_identity(
         ));
         return;
     };
-    let (variables, _) = environment(render, container);
     let prefix = &service.prefix;
     for (setting, file) in [
         ("TLS_CA", "ca.crt"),
@@ -375,6 +375,7 @@ fn environment(
     (variables, problems)
 }
 
+/// Checks the container's variables, and returns them (name → literal value, if any).
 fn check_environment(
     render: &Render<'_>,
     name: &str,
@@ -382,7 +383,7 @@ fn check_environment(
     service: &ServiceConfig,
     context: &Context<'_>,
     problems: &mut Vec<String>,
-) {
+) -> BTreeMap<String, Option<String>> {
     let (variables, mut found) = environment(render, container);
     problems.extend(
         found
@@ -427,6 +428,7 @@ fn check_environment(
             ));
         }
     }
+    variables
 }
 
 /// Whether a variable name in a service's manifest is one the service reads.
