@@ -189,28 +189,6 @@ pub const GATEWAY: Service = Service {
             "oldest catalog page served while inventory is down",
         ),
         Setting::new(
-            "TLS_CA",
-            "*(unset: plaintext, with a warning)*",
-            "PEM file: the CA bundle the services' certificates must chain to (mutual TLS \
-             towards the four services, `platform::tls`)",
-        ),
-        Setting::new(
-            "TLS_CERT",
-            "*(unset)*",
-            "PEM file: the gateway's certificate chain, identity \
-             `spiffe://ferroshop.local/ns/ferroshop/sa/gateway`",
-        ),
-        Setting::new(
-            "TLS_KEY",
-            "*(unset)*",
-            "PEM file: the certificate's private key",
-        ),
-        Setting::new(
-            "TLS",
-            "*(unset)*",
-            "`off`: plaintext gRPC to the services, said explicitly",
-        ),
-        Setting::new(
             "STATIC_DIR",
             "`services/gateway/static` of the source tree",
             "storefront files served at `/`",

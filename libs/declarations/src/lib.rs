@@ -207,6 +207,17 @@ pub const RUNTIME: &[Setting] = &[
          `60s`); for tests' uniquely named queues, never set in production",
     ),
     Setting::new(
+        "INBOX_RETENTION",
+        "`14d`",
+        "how long a consumed event's inbox row is kept before the pruner deletes it, at least \
+         `1h` (`messaging::inbox`)",
+    ),
+];
+
+/// The mutual-TLS settings every service reads (`platform::tls`): the services for their gRPC
+/// port and their clients, the gateway for its clients.
+pub const TLS: &[Setting] = &[
+    Setting::new(
         "TLS_CA",
         "*(unset: plaintext, with a warning)*",
         "PEM file: the CA bundle peers' certificates must chain to (mutual TLS, `platform::tls`)",
@@ -217,21 +228,11 @@ pub const RUNTIME: &[Setting] = &[
         "PEM file: this service's certificate chain, its identity \
          `spiffe://ferroshop.local/ns/ferroshop/sa/<service>` as URI SAN",
     ),
-    Setting::new(
-        "TLS_KEY",
-        "*(unset)*",
-        "PEM file: the certificate's private key",
-    ),
+    Setting::new("TLS_KEY", "*(unset)*", "PEM file: the certificate's private key"),
     Setting::new(
         "TLS",
         "*(unset)*",
         "`off`: plaintext gRPC on purpose, and no per-method authorization",
-    ),
-    Setting::new(
-        "INBOX_RETENTION",
-        "`14d`",
-        "how long a consumed event's inbox row is kept before the pruner deletes it, at least \
-         `1h` (`messaging::inbox`)",
     ),
 ];
 
@@ -256,10 +257,11 @@ impl Service {
         self.name.to_ascii_uppercase().replace('-', "_")
     }
 
-    /// Every setting it reads, without prefix: [`RUNTIME`] first when it is built on it.
+    /// Every setting it reads, without prefix: [`RUNTIME`] first when it is built on it, then
+    /// [`TLS`], which every service reads, then its own.
     pub fn all_settings(&self) -> impl Iterator<Item = &'static Setting> + use<> {
         let runtime: &'static [Setting] = if self.runtime { RUNTIME } else { &[] };
-        runtime.iter().chain(self.settings.iter())
+        runtime.iter().chain(TLS).chain(self.settings.iter())
     }
 
     /// The declared setting the name `read` (without prefix) is, if any.

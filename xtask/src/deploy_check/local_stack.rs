@@ -564,7 +564,6 @@ mod tests {
     fn problems(compose: &Value) -> Vec<String> {
         let services = vec![users()];
         let platform = PlatformConfig {
-            runtime_settings: BTreeSet::new(),
             global_variables: ["LOG_FORMAT".to_owned()].into(),
         };
         let external = BTreeSet::new();

@@ -797,7 +797,6 @@ mod tests {
 
     fn platform() -> PlatformConfig {
         PlatformConfig {
-            runtime_settings: BTreeSet::new(),
             global_variables: ["LOG_FORMAT", "RUST_LOG"]
                 .into_iter()
                 .map(str::to_owned)

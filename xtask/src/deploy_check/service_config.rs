@@ -77,22 +77,16 @@ impl ServiceConfig {
     }
 }
 
-/// The settings shared by every service and the unprefixed variables.
+/// The unprefixed variables every service reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlatformConfig {
-    /// Setting names without prefix: `GRPC_ADDR`, `DATABASE_URL`, …
-    pub runtime_settings: BTreeSet<String>,
     /// Unprefixed variables every service reads: `LOG_FORMAT`, `RUST_LOG`, …
     pub global_variables: BTreeSet<String>,
 }
 
-/// [`declarations::RUNTIME`] and [`declarations::GLOBAL`].
+/// [`declarations::GLOBAL`].
 pub fn load_platform() -> PlatformConfig {
     PlatformConfig {
-        runtime_settings: declarations::RUNTIME
-            .iter()
-            .map(|setting| setting.name.to_owned())
-            .collect(),
         global_variables: declarations::GLOBAL
             .iter()
             .map(|setting| setting.name.to_owned())
@@ -245,7 +239,6 @@ mod tests {
     #[test]
     fn the_platform_settings_come_from_the_declarations() {
         let platform = load_platform();
-        assert!(platform.runtime_settings.contains("GRPC_ADDR"));
         assert!(platform.global_variables.contains("RUST_LOG"));
     }
 }
