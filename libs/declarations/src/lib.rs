@@ -228,7 +228,11 @@ pub const TLS: &[Setting] = &[
         "PEM file: this service's certificate chain, its identity \
          `spiffe://ferroshop.local/ns/ferroshop/sa/<service>` as URI SAN",
     ),
-    Setting::new("TLS_KEY", "*(unset)*", "PEM file: the certificate's private key"),
+    Setting::new(
+        "TLS_KEY",
+        "*(unset)*",
+        "PEM file: the certificate's private key",
+    ),
     Setting::new(
         "TLS",
         "*(unset)*",
