@@ -179,7 +179,12 @@ impl<T: Clone> Balancer<T> {
     /// Takes an endpoint out of rotation (or puts it back) per an active health check.
     pub fn set_serving(&self, endpoint: &str, serving: bool) {
         if self.pool().set_serving(endpoint, serving) {
-            tracing::warn!(balancer = %self.inner.name, endpoint, serving, "health check changed");
+            // Answering is the normal state, reached by every endpoint at start: not a warning.
+            if serving {
+                tracing::info!(balancer = %self.inner.name, endpoint, "health check passed: in rotation");
+            } else {
+                tracing::warn!(balancer = %self.inner.name, endpoint, "health check failed: out of rotation");
+            }
         }
     }
 

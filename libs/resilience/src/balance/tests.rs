@@ -337,6 +337,34 @@ fn active_health_checks_take_an_endpoint_out_and_back() {
     assert_eq!(counts((0..10).map(|_| pick(&balancer, None))).len(), 2);
 }
 
+/// Records the level of every event logged while it is the default subscriber.
+#[derive(Clone, Default)]
+struct Levels(Arc<std::sync::Mutex<Vec<tracing::Level>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Levels {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.lock().unwrap().push(*event.metadata().level());
+    }
+}
+
+#[test]
+fn passing_a_health_check_is_info_and_failing_one_is_a_warning() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let levels = Levels::default();
+    let subscriber = tracing_subscriber::registry().with(levels.clone());
+    let (balancer, _) = pool_of(Strategy::RoundRobin, 1);
+    let endpoint = &names(1)[0];
+    tracing::subscriber::with_default(subscriber, || {
+        balancer.set_serving(endpoint, false);
+        // At start every endpoint comes up this way: the ordinary course of things.
+        balancer.set_serving(endpoint, true);
+    });
+    assert_eq!(
+        *levels.0.lock().unwrap(),
+        [tracing::Level::WARN, tracing::Level::INFO]
+    );
+}
+
 #[test]
 fn ejections_are_counted_and_the_gauge_follows_the_endpoint() {
     let recorder = TestRecorder::default();
