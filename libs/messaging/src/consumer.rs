@@ -296,7 +296,10 @@ impl Consumer {
         let connection = amqp::connect(&self.amqp_url, &self.topology.queue).await?;
         let declared = async {
             let channel = connection.create_channel().await?;
-            self.topology.declare(&channel).await
+            self.topology.declare(&channel).await?;
+            // The channel first: closing the connection under an open channel fails the
+            // channel's own close, which lapin reports as a connection error.
+            channel.close(200, "topology declared".into()).await
         }
         .await;
         let _ = connection.close(200, "topology declared".into()).await;

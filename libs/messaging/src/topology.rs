@@ -121,6 +121,9 @@ pub async fn declare_system(
         for queue in &topology {
             queue.declare(&channel).await?;
         }
+        // The channel first: closing the connection under an open channel fails the channel's
+        // own close, which lapin reports as a connection error.
+        channel.close(200, "topology declared".into()).await?;
         Ok::<_, lapin::Error>(topology.len())
     })
     .await;
