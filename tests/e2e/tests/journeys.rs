@@ -4,7 +4,8 @@
 //! * browse, order, and see the order confirmed, the payment captured and the stock committed;
 //! * the same `Idempotency-Key` twice, concurrently: one order, one charge;
 //! * one trace follows an order from the gateway through orders, inventory and payments into
-//!   the event consumers, proven with an in-test OTLP receiver;
+//!   the event consumers, and the log lines of every hop carry its trace id, proven with an
+//!   in-test OTLP receiver;
 //! * out of stock: the order is cancelled, nothing is charged;
 //! * a declined card: the order is cancelled and the reserved stock comes back;
 //! * cancelling a confirmed order: the captured payment is refunded and the stock restocked.
@@ -21,7 +22,7 @@ use std::{collections::HashSet, time::Duration};
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::{
-    otlp::{CONSUMER, OtlpReceiver, ReceivedSpan},
+    otlp::{CONSUMER, OtlpReceiver, ReceivedLog, ReceivedSpan},
     system::{Options, System},
     world::{Api, DECLINE, created_id},
 };
@@ -151,7 +152,7 @@ const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_trace_spans_the_gateway_orders_inventory_payments_and_the_event_consumers() {
+async fn one_trace_and_its_log_lines_span_the_gateway_orders_inventory_payments_and_consumers() {
     let receiver = OtlpReceiver::start().await;
     let (system, admin, customer) = shop(Options {
         otlp_endpoint: Some(receiver.endpoint()),
@@ -202,6 +203,21 @@ async fn one_trace_spans_the_gateway_orders_inventory_payments_and_the_event_con
     for service in ["gateway", "orders", "inventory", "payments"] {
         assert!(services.contains(service), "{service} in {services:?}");
     }
+
+    // The log lines written while serving the request went to the collector as well, stamped
+    // with the same trace: the trace id found in one service's line finds the others'.
+    let logging = |records: &[ReceivedLog]| -> HashSet<String> {
+        records.iter().map(|r| r.service.clone()).collect()
+    };
+    testkit::poll_until("log lines of every hop", EVENTUALLY, || async {
+        let services = logging(&receiver.logs_of(TRACE_ID));
+        ["gateway", "orders", "inventory", "payments"]
+            .iter()
+            .all(|service| services.contains(*service))
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}: received {:#?}", receiver.logs_of(TRACE_ID)));
     system.stop().await;
 }
 

@@ -162,8 +162,13 @@ impl System {
         let redis_prefix = testkit::unique_name("e2e-gateway");
 
         // What every process gets: JSON logs (kept for failing tests), the trace exporter, and
-        // a short batch delay so exported spans arrive while the test is still looking.
-        let mut common = vars(&[("LOG_FORMAT", "json"), ("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+        // a short batch delay so exported spans and log records arrive while the test is still
+        // looking.
+        let mut common = vars(&[
+            ("LOG_FORMAT", "json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+        ]);
         if let Some(endpoint) = &options.otlp_endpoint {
             common.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
         }
@@ -285,6 +290,8 @@ impl System {
         }
 
         let (http, admin) = (free_port(), free_port());
+        // 32 bytes and more, unique to this system.
+        let stream_ticket_key = testkit::unique_name("stream-ticket-key");
         let mut env: HashMap<String, String> = common.into_iter().collect();
         env.extend(vars(&[
             ("GATEWAY_HTTP_ADDR", &format!("127.0.0.1:{http}")),
@@ -292,6 +299,8 @@ impl System {
             ("GATEWAY_HTTP_WORKERS", "2"),
             ("GATEWAY_REDIS_URL", &redis_url),
             ("GATEWAY_REDIS_PREFIX", &redis_prefix),
+            // As every deployment sets it: replicas accept each other's stream tickets.
+            ("GATEWAY_STREAM_TICKET_KEY", &stream_ticket_key),
             ("GATEWAY_SSE_POLL_INTERVAL", "100ms"),
             ("GATEWAY_USERS_URLS", &users.grpc_endpoint()),
             (
@@ -402,6 +411,19 @@ impl System {
         self.payments_proxy
             .as_ref()
             .expect("the system was started with proxied_payments")
+    }
+
+    /// Every line every process has written so far, as `(service, line)`.
+    pub fn logs(&self) -> Vec<(String, String)> {
+        let services = self
+            .services
+            .iter()
+            .chain(&self.inventory)
+            .map(|service| (service.name().to_owned(), service.process.logs()));
+        services
+            .chain([("gateway".to_owned(), self.gateway.logs())])
+            .flat_map(|(name, lines)| lines.into_iter().map(move |line| (name.clone(), line)))
+            .collect()
     }
 
     /// Replica `replica` (0 for a single-process service) of service `name`.
