@@ -173,11 +173,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .iter()
         .map(|service| (service.name, infra::database_url(&service.database())))
         .collect();
+    let telemetry = telemetry_destination(
+        std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok(),
+        collector_listening().await,
+    );
     let mut stack = Stack::start(Launch {
         bin_dir: target_dir.join(profile),
         instances: instances.clone(),
         databases,
-        env: Vec::new(),
+        env: telemetry.env(),
         keys,
         logs: Logs::Prefixed,
     })
@@ -212,6 +216,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Ok(()) => println!("  admin       {ADMIN_EMAIL} / {ADMIN_PASSWORD}"),
         Err(err) => println!("  admin       not created: {err:#}"),
     }
+    println!("  {}", telemetry.banner());
     let certs = target_dir.join("dev-certs");
     println!(
         "  gRPC        mutual TLS; certificates in {}/ (grpcurl: see README)",
@@ -493,6 +498,72 @@ async fn wait_or_kill(child: &mut Child, label: &str) {
     }
 }
 
+/// Where compose's collector listens for OTLP/gRPC (`infra/compose.yaml`, `otel-collector`).
+const LOCAL_COLLECTOR: &str = "127.0.0.1:4317";
+
+/// Where the services send their spans and log records.
+#[derive(Debug, PartialEq, Eq)]
+enum Telemetry {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` was set by the caller: every process inherits it.
+    Configured(String),
+    /// Nothing was set, and the local collector answers: `up` points every process at it.
+    LocalCollector,
+    /// Nothing was set and no collector runs: trace ids are still in every log line.
+    Off,
+}
+
+fn telemetry_destination(configured: Option<String>, collector_listening: bool) -> Telemetry {
+    match configured.filter(|endpoint| !endpoint.trim().is_empty()) {
+        Some(endpoint) => Telemetry::Configured(endpoint),
+        None if collector_listening => Telemetry::LocalCollector,
+        None => Telemetry::Off,
+    }
+}
+
+impl Telemetry {
+    /// The settings `up` adds to every process.
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Self::LocalCollector => vec![(
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                format!("http://{LOCAL_COLLECTOR}"),
+            )],
+            Self::Configured(_) | Self::Off => Vec::new(),
+        }
+    }
+
+    /// The banner's line about it: where to look, or how to turn it on.
+    fn banner(&self) -> String {
+        match self {
+            Self::Configured(endpoint) => {
+                format!(
+                    "telemetry   traces and logs over OTLP to {endpoint} (OTEL_EXPORTER_OTLP_ENDPOINT)"
+                )
+            }
+            Self::LocalCollector => format!(
+                "telemetry   traces and logs to the collector on {LOCAL_COLLECTOR}: traces in \
+                 Jaeger http://127.0.0.1:16686, logs in Grafana http://127.0.0.1:3000"
+            ),
+            Self::Off => format!(
+                "telemetry   off: no collector on {LOCAL_COLLECTOR}. Start one with `docker \
+                 compose -f infra/compose.yaml up -d otel-collector grafana` and run up again, \
+                 or set OTEL_EXPORTER_OTLP_ENDPOINT"
+            ),
+        }
+    }
+}
+
+async fn collector_listening() -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(LOCAL_COLLECTOR)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
 /// A minimal HTTP/1.0 GET, enough for a readiness probe without an HTTP client dependency.
 async fn readyz_ok(address: &str) -> bool {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -513,6 +584,32 @@ async fn readyz_ok(address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn telemetry_goes_where_the_caller_said_else_to_a_running_collector_else_nowhere() {
+        let configured = telemetry_destination(Some("http://collector:4317".into()), true);
+        assert_eq!(
+            configured,
+            Telemetry::Configured("http://collector:4317".into())
+        );
+        assert!(configured.env().is_empty(), "inherited, not overridden");
+
+        let local = telemetry_destination(Some("  ".into()), true);
+        assert_eq!(local, Telemetry::LocalCollector);
+        assert_eq!(
+            local.env(),
+            [(
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                "http://127.0.0.1:4317".to_owned()
+            )]
+        );
+        assert!(local.banner().contains("Jaeger http://127.0.0.1:16686"));
+
+        let off = telemetry_destination(None, false);
+        assert_eq!(off, Telemetry::Off);
+        assert!(off.env().is_empty());
+        assert!(off.banner().contains("docker compose"), "{}", off.banner());
+    }
 
     #[test]
     fn replicas_name_a_replicable_service_and_a_small_count() {
