@@ -5,7 +5,9 @@
 //! | yamllint | every YAML file of `infra/` and `k8s/` (`infra/yamllint.yaml`) |
 //! | kustomize | `kubectl kustomize` of every overlay × subset of components |
 //! | kubernetes-validate | each render, `--strict`, against each Kubernetes version of [`kube::KUBERNETES_VERSIONS`] (kind's and EKS's); only the CRDs in `kube::ALLOWED_CRDS` may go without a schema |
+//! | custom resources | RabbitmqCluster, ScaledObject, TriggerAuthentication against the CRD schemas vendored in `xtask/schemas/`, strictly, and each schema's release against its pin in terraform/modules/platform (`crd_schemas.rs`) |
 //! | manifests | each render against the services' declarations in `libs/declarations` (see `manifests.rs`) |
+//! | data plane | autoscalers' metric sources, the operators, broker replicas and quorum queue replication, Redis failover in the cloud, disruption budgets, ScaledObject targets and queues, against terraform/modules/platform and `libs/messaging` (`data_plane.rs`) |
 //! | local stack | `infra/compose.yaml`, Prometheus targets, alert rules and dashboard copies, queried metric names |
 //! | checkov | rendered manifests, the Dockerfile, `terraform/` (skips justified in `k8s/.checkov.yaml` and next to the resource) |
 //! | healthcheck | the image's health-check source compiles |
@@ -23,6 +25,8 @@
 
 mod charts;
 mod contracts;
+mod crd_schemas;
+mod data_plane;
 mod dependencies;
 mod docs;
 mod hcl;
@@ -167,12 +171,25 @@ pub fn run() -> anyhow::Result<()> {
     };
 
     if let Some(venv) = &venv {
+        let vendored = crd_schemas::vendored(&root, venv);
         for version in kube::KUBERNETES_VERSIONS {
             report.record_result(
                 &format!("kubernetes-validate --strict, Kubernetes {version}"),
-                kube::validate_schemas(venv, &renders, version),
+                vendored
+                    .as_ref()
+                    .map_err(|err| anyhow::anyhow!("{err:#}"))
+                    .and_then(|vendored| kube::validate_schemas(venv, &renders, version, vendored)),
             );
         }
+        report.record_result(
+            "custom resources against the vendored CRD schemas (xtask/schemas), their pins",
+            crd_schemas::validate(&root, venv, &renders),
+        );
+        report.record_result(
+            "data plane and autoscaling match terraform/modules/platform (metric sources, \
+             operators, replicas, failover, disruption budgets, queues)",
+            data_plane::run(&root, venv, &renders),
+        );
         if let Ok((services, platform)) = &configs {
             report.record_result(
                 "manifests match the services' declarations (images, ports, probes, variables, \

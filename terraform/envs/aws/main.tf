@@ -74,8 +74,14 @@ module "platform" {
   prometheus_storage_size = "20Gi"
   prometheus_retention    = "15d"
   traces_otlp_endpoint    = var.traces_otlp_endpoint
+  traces_query_url        = var.traces_query_url
 
-  depends_on = [module.cluster]
+  # The cloud overlay's services use Redis through Sentinel (k8s/overlays/cloud).
+  redis_ha = true
+
+  # After the cluster, by value: a module-level depends_on would defer the platform's data
+  # source (the RabbitMQ operator manifest) to apply time (see modules/platform/main.tf).
+  prerequisites = module.cluster.ready
 }
 
 module "app" {

@@ -37,3 +37,9 @@ variable "traces_otlp_endpoint" {
   type        = string
   default     = ""
 }
+
+variable "traces_query_url" {
+  description = "Query URL of that trace backend (e.g. Jaeger's), for Grafana's trace links from log lines; empty adds no trace datasource."
+  type        = string
+  default     = ""
+}

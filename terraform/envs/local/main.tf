@@ -34,7 +34,9 @@ module "platform" {
   # kind's kubelets serve self-signed certificates.
   metrics_server_insecure_kubelet_tls = true
 
-  depends_on = [module.cluster]
+  # After the cluster, by value: a module-level depends_on would defer the platform's data
+  # source (the RabbitMQ operator manifest) to apply time (see modules/platform/main.tf).
+  prerequisites = [module.cluster.endpoint]
 }
 
 module "app" {

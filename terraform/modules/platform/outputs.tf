@@ -16,5 +16,12 @@ output "ready" {
     helm_release.cert_manager.id,
     helm_release.kube_prometheus_stack.id,
     helm_release.otel_gateway.id,
+    helm_release.metrics_server.id,
+    helm_release.keda.id,
+    helm_release.loki.id,
+    # The operator's Deployment (p1, waited for) and its webhooks.
+    jsonencode([for resource in kustomization_resource.rabbitmq_cluster_operator_p1 : resource.id]),
+    jsonencode([for resource in kustomization_resource.rabbitmq_cluster_operator_p2 : resource.id]),
+    jsonencode(helm_release.redis_ha[*].id),
   ]
 }

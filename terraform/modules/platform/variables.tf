@@ -64,3 +64,57 @@ variable "prometheus_storage_size" {
   type        = string
   default     = ""
 }
+
+variable "prerequisites" {
+  description = "Ids of what must exist before anything is installed (the cluster's nodes, DNS, storage). Pass them here instead of a module-level depends_on, which would defer the operator manifest's data source to apply time (see main.tf)."
+  type        = list(string)
+  default     = []
+}
+
+variable "rabbitmq_cluster_operator_version" {
+  description = "Release of the RabbitMQ Cluster Operator whose manifest (CRD `RabbitmqCluster`, operator Deployment) is applied; it has no Helm chart. Bump together with the vendored schema in xtask/schemas/."
+  type        = string
+  default     = "2.17.0"
+}
+
+variable "keda_chart_version" {
+  description = "Version of the keda chart (KEDA, CRDs `ScaledObject`/`TriggerAuthentication`: the consumers scale on their queue backlog)."
+  type        = string
+  default     = "2.16.0"
+}
+
+variable "redis_ha" {
+  description = "Install Redis with replication and Sentinel failover (the redis-ha chart, namespace `redis`), which the cloud overlay's services use. Off: the overlay's own single Redis (local)."
+  type        = bool
+  default     = false
+}
+
+variable "redis_ha_chart_version" {
+  description = "Version of the redis-ha chart (three Redis pods with Sentinel, HAProxy in front of the master)."
+  type        = string
+  default     = "4.27.7"
+}
+
+variable "redis_ha_storage_size" {
+  description = "Persistent volume size of each Redis pod of the redis-ha release."
+  type        = string
+  default     = "2Gi"
+}
+
+variable "loki_chart_version" {
+  description = "Version of the loki chart (single-binary Loki, the services' logs over OTLP)."
+  type        = string
+  default     = "6.29.0"
+}
+
+variable "loki_storage_size" {
+  description = "Persistent volume size of Loki's single binary (chunks and index on its filesystem)."
+  type        = string
+  default     = "10Gi"
+}
+
+variable "traces_query_url" {
+  description = "Query URL of the trace backend behind traces_otlp_endpoint (e.g. Jaeger's http://jaeger-query.tracing:16686), added to Grafana as datasource uid `jaeger` so log lines link to their traces. Empty: no trace datasource (the links have nowhere to go)."
+  type        = string
+  default     = ""
+}

@@ -6,6 +6,10 @@ terraform {
       source  = "hashicorp/helm"
       version = "3.0.2"
     }
+    kustomization = {
+      source  = "kbst/kustomization"
+      version = "0.9.6"
+    }
     random = {
       source  = "hashicorp/random"
       version = "3.7.2"

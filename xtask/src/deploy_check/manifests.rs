@@ -19,8 +19,8 @@ use super::service_config::{PlatformConfig, ServiceConfig};
 pub const NAMESPACE: &str = "ferroshop";
 
 /// Namespaces whose pods may reach into ours: Prometheus (scrapes), the CloudNativePG operator,
-/// and the cluster DNS.
-const INFRASTRUCTURE_NAMESPACES: &[&str] = &["monitoring", "cnpg-system", "kube-system"];
+/// KEDA's operator (reads queue lengths from the broker), and the cluster DNS.
+const INFRASTRUCTURE_NAMESPACES: &[&str] = &["monitoring", "cnpg-system", "keda", "kube-system"];
 
 /// The label every workload carries with its name.
 const NAME_LABEL: &str = "app.kubernetes.io/name";
@@ -44,14 +44,14 @@ impl<'a> Render<'a> {
         Self { docs }
     }
 
-    fn all(&self, kind: &str) -> impl Iterator<Item = &'a Value> + '_ {
+    pub(super) fn all(&self, kind: &str) -> impl Iterator<Item = &'a Value> + '_ {
         let kind = kind.to_owned();
         self.docs
             .iter()
             .filter(move |doc| str_at(doc, &["kind"]) == Some(&kind))
     }
 
-    fn find(&self, kind: &str, name: &str) -> Option<&'a Value> {
+    pub(super) fn find(&self, kind: &str, name: &str) -> Option<&'a Value> {
         self.all(kind)
             .find(|doc| str_at(doc, &["metadata", "name"]) == Some(name))
     }
@@ -65,21 +65,21 @@ impl<'a> Render<'a> {
     }
 }
 
-fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+pub(super) fn at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
     path.iter().try_fold(value, |value, key| value.get(*key))
 }
 
-fn str_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v str> {
+pub(super) fn str_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v str> {
     at(value, path).and_then(Value::as_str)
 }
 
-fn list_at<'v>(value: &'v Value, path: &[&str]) -> &'v [Value] {
+pub(super) fn list_at<'v>(value: &'v Value, path: &[&str]) -> &'v [Value] {
     at(value, path)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
 }
 
-fn describe(doc: &Value) -> String {
+pub(super) fn describe(doc: &Value) -> String {
     format!(
         "{}/{}",
         str_at(doc, &["kind"]).unwrap_or("?"),
@@ -172,9 +172,7 @@ fn check_deployment(
 ) {
     let name = service.name.as_str();
     let pod = at(deployment, &["spec", "template", "spec"]).unwrap_or(&Value::Null);
-    if at(deployment, &["spec", "replicas"]).is_some()
-        && render.find("HorizontalPodAutoscaler", name).is_some()
-    {
+    if at(deployment, &["spec", "replicas"]).is_some() && autoscaler(render, name).is_some() {
         problems.push(format!(
             "Deployment {name} sets spec.replicas although an autoscaler owns the count: every \
              apply would reset it"
@@ -338,7 +336,7 @@ fn image_repository(image: &str) -> String {
 }
 
 /// Every variable the container gets, with its value when it is a literal.
-fn environment(
+pub(super) fn environment(
     render: &Render<'_>,
     container: &Value,
 ) -> (BTreeMap<String, Option<String>>, Vec<String>) {
@@ -577,27 +575,43 @@ fn check_services(render: &Render<'_>, service: &ServiceConfig, problems: &mut V
     }
 }
 
+/// The autoscaler that owns a service's replica count: its HorizontalPodAutoscaler, or the
+/// KEDA ScaledObject of the same name (KEDA then makes the HorizontalPodAutoscaler itself).
+fn autoscaler<'a>(render: &Render<'a>, name: &str) -> Option<&'a Value> {
+    render
+        .find("HorizontalPodAutoscaler", name)
+        .or_else(|| render.find("ScaledObject", name))
+}
+
 fn check_companions(render: &Render<'_>, service: &ServiceConfig, problems: &mut Vec<String>) {
     let name = service.name.as_str();
-    match render.find("HorizontalPodAutoscaler", name) {
-        None => problems.push(format!("no HorizontalPodAutoscaler {name:?}")),
-        Some(hpa) => {
-            let target_kind = str_at(hpa, &["spec", "scaleTargetRef", "kind"]);
-            let target_name = str_at(hpa, &["spec", "scaleTargetRef", "name"]);
+    match autoscaler(render, name) {
+        None => problems.push(format!(
+            "no HorizontalPodAutoscaler or ScaledObject {name:?}"
+        )),
+        Some(scaler) => {
+            let kind = str_at(scaler, &["kind"]).unwrap_or_default();
+            // A ScaledObject's target kind defaults to Deployment.
+            let target_kind = str_at(scaler, &["spec", "scaleTargetRef", "kind"])
+                .or((kind == "ScaledObject").then_some("Deployment"));
+            let target_name = str_at(scaler, &["spec", "scaleTargetRef", "name"]);
             if target_kind != Some("Deployment") || target_name != Some(name) {
-                problems.push(format!(
-                    "HorizontalPodAutoscaler {name} must scale Deployment {name}"
-                ));
+                problems.push(format!("{kind} {name} must scale Deployment {name}"));
             }
-            let min = at(hpa, &["spec", "minReplicas"])
+            let (min_field, max_field) = if kind == "ScaledObject" {
+                ("minReplicaCount", "maxReplicaCount")
+            } else {
+                ("minReplicas", "maxReplicas")
+            };
+            let min = at(scaler, &["spec", min_field])
                 .and_then(Value::as_u64)
                 .unwrap_or(1);
-            let max = at(hpa, &["spec", "maxReplicas"])
+            let max = at(scaler, &["spec", max_field])
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
             if min == 0 || min > max {
                 problems.push(format!(
-                    "HorizontalPodAutoscaler {name}: minReplicas {min} / maxReplicas {max}"
+                    "{kind} {name}: {min_field} {min} / {max_field} {max}"
                 ));
             }
         }
@@ -642,6 +656,13 @@ fn check_secret_references(render: &Render<'_>, context: &Context<'_>, problems:
         .filter_map(|doc| str_at(doc, &["metadata", "name"]))
         .map(|cluster| format!("{cluster}-app"))
         .chain(
+            // The RabbitMQ Cluster Operator makes `<cluster>-default-user`.
+            render
+                .all("RabbitmqCluster")
+                .filter_map(|doc| str_at(doc, &["metadata", "name"]))
+                .map(|cluster| format!("{cluster}-default-user")),
+        )
+        .chain(
             // cert-manager fills the Secret each Certificate names.
             render
                 .all("Certificate")
@@ -649,6 +670,23 @@ fn check_secret_references(render: &Render<'_>, context: &Context<'_>, problems:
                 .map(str::to_owned),
         )
         .collect();
+    let known = |name: &str| {
+        present.contains(name)
+            || generated.contains(name)
+            || context.external_secrets.contains(name)
+    };
+    for authentication in render.all("TriggerAuthentication") {
+        for reference in list_at(authentication, &["spec", "secretTargetRef"]) {
+            if let Some(name) = str_at(reference, &["name"])
+                && !known(name)
+            {
+                problems.push(format!(
+                    "{} reads Secret {name:?}, which nothing creates",
+                    describe(authentication)
+                ));
+            }
+        }
+    }
     for workload in render.docs.iter().filter(|doc| {
         matches!(
             str_at(doc, &["kind"]),
@@ -672,10 +710,7 @@ fn check_secret_references(render: &Render<'_>, context: &Context<'_>, problems:
             names.extend(str_at(volume, &["secret", "secretName"]));
         }
         for name in names {
-            let known = present.contains(name)
-                || generated.contains(name)
-                || context.external_secrets.contains(name);
-            if !known {
+            if !known(name) {
                 problems.push(format!(
                     "{} uses Secret {name:?}, which nothing creates: not in the manifests, not a \
                      CloudNativePG `<cluster>-app` Secret, not a cert-manager Certificate's, not \
@@ -1108,6 +1143,47 @@ mod tests {
         let mut docs = good_render();
         container_env(&mut docs, "orders").push(json!({"name": "LOG_FORMAT", "valueFrom": {"secretKeyRef": {"name": "mystery", "key": "k"}}}));
         assert_one_problem_mentioning(&docs, "Secret \"mystery\"");
+    }
+
+    #[test]
+    fn a_scaled_object_is_an_autoscaler_and_the_operators_secrets_are_known() {
+        let mut docs = good_render();
+        let hpa = docs
+            .iter()
+            .position(|doc| {
+                doc["kind"] == "HorizontalPodAutoscaler" && doc["metadata"]["name"] == "orders"
+            })
+            .unwrap();
+        docs[hpa] = json!({"kind": "ScaledObject", "metadata": {"name": "orders", "namespace": NAMESPACE},
+            "spec": {"scaleTargetRef": {"name": "orders"}, "minReplicaCount": 2, "maxReplicaCount": 4}});
+        docs.push(json!({"kind": "RabbitmqCluster", "metadata": {"name": "rabbitmq", "namespace": NAMESPACE}}));
+        docs.push(json!({"kind": "TriggerAuthentication", "metadata": {"name": "rabbitmq", "namespace": NAMESPACE},
+            "spec": {"secretTargetRef": [{"parameter": "password", "name": "rabbitmq-default-user", "key": "password"}]}}));
+        container_env(&mut docs, "orders").push(json!({"name": "LOG_FORMAT", "valueFrom": {"secretKeyRef": {"name": "rabbitmq-default-user", "key": "username"}}}));
+        assert_eq!(problems_of(&docs), Vec::<String>::new());
+
+        docs[hpa]["spec"]["minReplicaCount"] = json!(5);
+        assert_one_problem_mentioning(
+            &docs,
+            "ScaledObject orders: minReplicaCount 5 / maxReplicaCount 4",
+        );
+        docs[hpa]["spec"]["minReplicaCount"] = json!(2);
+        docs[1]["spec"]["replicas"] = json!(3);
+        assert_one_problem_mentioning(&docs, "sets spec.replicas");
+        docs[1]["spec"].as_object_mut().unwrap().remove("replicas");
+
+        // Without the RabbitmqCluster nothing makes its Secret.
+        docs.retain(|doc| doc["kind"] != "RabbitmqCluster");
+        let problems = problems_of(&docs);
+        assert!(
+            problems.len() == 2
+                && problems[0].contains(
+                    "TriggerAuthentication/rabbitmq reads Secret \"rabbitmq-default-user\""
+                )
+                && problems[1]
+                    .contains("uses Secret \"rabbitmq-default-user\", which nothing creates"),
+            "{problems:#?}"
+        );
     }
 
     #[test]
