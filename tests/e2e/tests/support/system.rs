@@ -292,7 +292,6 @@ impl System {
             ("GATEWAY_HTTP_WORKERS", "2"),
             ("GATEWAY_REDIS_URL", &redis_url),
             ("GATEWAY_REDIS_PREFIX", &redis_prefix),
-            ("GATEWAY_SSE_POLL_INTERVAL", "100ms"),
             ("GATEWAY_USERS_URLS", &users.grpc_endpoint()),
             (
                 "GATEWAY_INVENTORY_URLS",
