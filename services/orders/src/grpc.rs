@@ -167,13 +167,15 @@ impl api::OrdersService for OrdersApi {
         &self,
         request: Request<WatchOrderRequest>,
     ) -> Result<Response<Self::WatchOrderStream>, Status> {
-        let deadline = platform::grpc::deadline::remaining()
-            .map(|left| tokio::time::Instant::now() + left);
+        let deadline =
+            platform::grpc::deadline::remaining().map(|left| tokio::time::Instant::now() + left);
         let request = request.into_inner();
         let order_id = uuid("order_id", &request.order_id).map_err(OrdersError::from)?;
         let viewer = viewer(&request.customer_id).map_err(OrdersError::from)?;
         if request.after < 0 {
-            return Err(OrdersError::from(InvalidInput::new("after", "must not be negative")).into());
+            return Err(
+                OrdersError::from(InvalidInput::new("after", "must not be negative")).into(),
+            );
         }
         let steps = self
             .watcher

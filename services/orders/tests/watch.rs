@@ -227,10 +227,14 @@ async fn the_watcher_loses_no_step_whether_notified_missed_or_listening_late() {
         .unwrap();
     step(&pool, order, "commit_stock").await;
     assert_eq!(next(&mut steps).await.unwrap().entry.step, "commit_stock");
-    testkit::poll_until("the feed to listen again", Duration::from_secs(10), || async {
-        let now = listener_pid(&pool).await;
-        (now != pid).then_some(())
-    })
+    testkit::poll_until(
+        "the feed to listen again",
+        Duration::from_secs(10),
+        || async {
+            let now = listener_pid(&pool).await;
+            (now != pid).then_some(())
+        },
+    )
     .await
     .unwrap();
 

@@ -109,7 +109,11 @@ mod tests {
         assert!(is_settled("CANCELLED", "none", "none"), "out of stock");
         assert!(is_settled("CANCELLED", "declined", "released"));
         assert!(is_settled("CANCELLED", "voided", "released"));
-        assert!(!is_settled("CANCELLED", "refund_pending", "restock_pending"));
+        assert!(!is_settled(
+            "CANCELLED",
+            "refund_pending",
+            "restock_pending"
+        ));
         assert!(!is_settled("CANCELLED", "refunded", "restock_pending"));
         assert!(is_settled("CANCELLED", "refunded", "restocked"));
         assert!(!is_settled("CANCELLED", "captured", "committed"));

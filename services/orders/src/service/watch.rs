@@ -324,7 +324,9 @@ impl Watch {
                 Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => true,
                 Err(RecvError::Closed) => {
                     self.done = true;
-                    return Some(Err(OrdersError::Stopping("the timeline feed closed".into())));
+                    return Some(Err(OrdersError::Stopping(
+                        "the timeline feed closed".into(),
+                    )));
                 }
             };
             if !read_again {

@@ -6,9 +6,7 @@ use uuid::Uuid;
 
 use super::{OrderStore, SAGA_CHANNEL, now};
 use crate::{
-    domain::{
-        CancelReason, NewOrder, OrderLine, OrderStatus, PricedLine, Saga, Track, is_settled,
-    },
+    domain::{CancelReason, NewOrder, OrderLine, OrderStatus, PricedLine, Saga, Track, is_settled},
     error::OrdersError,
 };
 
@@ -33,7 +31,11 @@ pub struct OrderView {
 impl OrderView {
     /// Whether nothing more will happen to the order by itself (`domain::is_settled`).
     pub fn is_settled(&self) -> bool {
-        is_settled(self.status.as_str(), &self.payment_status, &self.stock_status)
+        is_settled(
+            self.status.as_str(),
+            &self.payment_status,
+            &self.stock_status,
+        )
     }
 }
 
