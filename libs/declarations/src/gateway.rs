@@ -156,11 +156,6 @@ pub const GATEWAY: Service = Service {
             "open connections, all workers together; more wait in the accept queue",
         ),
         Setting::new(
-            "SSE_POLL_INTERVAL",
-            "`500ms`",
-            "how often an order event stream polls the order",
-        ),
-        Setting::new(
             "SSE_MAX_DURATION",
             "`5m`",
             "longest life of one event stream",

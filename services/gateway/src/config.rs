@@ -62,7 +62,6 @@ pub struct Config {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub max_connections: usize,
-    pub sse_poll_interval: Duration,
     pub sse_max_duration: Duration,
     pub sse_max_per_user: usize,
     /// `None`: generate one at start (a single replica, locally).
@@ -139,7 +138,6 @@ impl Config {
             header_timeout: env.duration_or("HEADER_TIMEOUT", Duration::from_secs(5))?,
             body_timeout: env.duration_or("BODY_TIMEOUT", Duration::from_secs(10))?,
             max_connections: env.parse_or("MAX_CONNECTIONS", 10_000)?,
-            sse_poll_interval: env.duration_or("SSE_POLL_INTERVAL", Duration::from_millis(500))?,
             sse_max_duration: env.duration_or("SSE_MAX_DURATION", Duration::from_secs(300))?,
             sse_max_per_user: env.parse_or("SSE_MAX_PER_USER", 4)?,
             stream_ticket_key: env
@@ -178,7 +176,6 @@ impl Config {
             ("EJECTION_FAILURES", self.ejection_failures == 0),
             ("BREAKER_FAILURES", self.breaker_failures == 0),
             ("CALL_TIMEOUT", self.call_timeout.is_zero()),
-            ("SSE_POLL_INTERVAL", self.sse_poll_interval.is_zero()),
             ("EJECTION_TIME", self.ejection_time.is_zero()),
         ];
         if let Some((setting, _)) = positive.iter().find(|(_, broken)| *broken) {

@@ -166,7 +166,6 @@ impl Application {
             catalog_pages: LastGood::new(STALE_PAGES, config.stale_max_age),
             products: LastGood::new(STALE_PRODUCTS, config.stale_max_age),
             streams: StreamSettings {
-                poll_interval: config.sse_poll_interval,
                 max_duration: config.sse_max_duration,
                 max_per_user: config.sse_max_per_user,
             },

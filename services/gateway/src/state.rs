@@ -47,13 +47,12 @@ pub struct Gateway {
 /// Order event streams (SSE).
 #[derive(Clone, Copy, Debug)]
 pub struct StreamSettings {
-    pub poll_interval: Duration,
     pub max_duration: Duration,
     pub max_per_user: usize,
 }
 
-/// How many order streams each user holds open, bounded: an open stream costs a connection and
-/// a poll of orders every interval, so one user may not open thousands.
+/// How many order streams each user holds open, bounded: an open stream costs a client
+/// connection and a `WatchOrder` stream to orders, so one user may not open thousands.
 #[derive(Clone, Debug)]
 pub struct StreamSlots {
     max_per_user: usize,

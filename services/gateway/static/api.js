@@ -81,11 +81,13 @@ export const api = {
   order: (id) => request("GET", `/orders/${encodeURIComponent(id)}`, { auth: true }),
   cancel: (id) => request("POST", `/orders/${encodeURIComponent(id)}/cancel`, { auth: true, body: {} }),
   /** The order's event stream URL, with a one-minute stream ticket: EventSource cannot send the
-   *  bearer token as a header, and the token itself never goes into a URL. */
-  eventsUrl: async (id) => {
+   *  bearer token as a header, and the token itself never goes into a URL. `after` is the last
+   *  step sequence already shown: the stream starts with the step after it. (EventSource's own
+   *  reconnects send the last id as the Last-Event-ID header instead.) */
+  eventsUrl: async (id, after) => {
     const path = `/orders/${encodeURIComponent(id)}`;
     const { data } = await request("POST", `${path}/stream-tickets`, { auth: true });
-    return `/api/v1${path}/events?ticket=${encodeURIComponent(data.ticket)}`;
+    return `/api/v1${path}/events?ticket=${encodeURIComponent(data.ticket)}&last_event_id=${after}`;
   },
 };
 

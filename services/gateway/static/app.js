@@ -347,9 +347,14 @@ const STEP_LABELS = {
   place_order: "Order placed",
   reserve_stock: "Reserve stock",
   authorize_payment: "Authorize payment",
+  commit_stock: "Commit stock",
+  void_payment: "Void payment (compensation)",
   release_stock: "Release stock (compensation)",
   confirm: "Confirm order",
   cancel: "Cancel order",
+  capture_payment: "Capture payment",
+  refund_payment: "Refund payment",
+  restock: "Restock",
 };
 const stepLabel = (step) => STEP_LABELS[step] || step.charAt(0).toUpperCase() + step.slice(1).replaceAll("_", " ");
 
@@ -364,11 +369,11 @@ function orderBody(order) {
       <section class="panel">
         <h2>Checkout saga</h2>
         <ol class="timeline" data-testid="timeline" aria-live="polite" aria-label="Checkout progress">
-          ${order.timeline.map((s) => html`<li class="step step-${s.outcome}" data-testid="timeline-step" data-step="${s.step}" data-outcome="${s.outcome}">
+          ${order.timeline.map((s) => html`<li class="step step-${s.outcome}" data-testid="timeline-step" data-step="${s.step}" data-outcome="${s.outcome}" data-sequence="${s.sequence}">
             <span class="dot" aria-hidden="true"></span>
             <div><strong>${stepLabel(s.step)}</strong> <span class="outcome">${s.outcome}</span>
             ${s.detail ? html`<div class="detail">${s.detail}</div>` : ""}<time>${when(s.at)}</time></div></li>`)}
-          ${order.status === "PENDING" ? html`<li class="step step-running" data-testid="timeline-waiting"><span class="dot" aria-hidden="true"></span><div><strong>Working…</strong> <span class="outcome">in progress</span></div></li>` : ""}
+          ${!order.settled ? html`<li class="step step-running" data-testid="timeline-waiting"><span class="dot" aria-hidden="true"></span><div><strong>Working…</strong> <span class="outcome">in progress</span></div></li>` : ""}
         </ol>
         <p class="hint">Payment: ${order.payment_status || "—"} · Stock: ${order.stock_status || "—"}</p>
       </section>
@@ -381,6 +386,12 @@ function orderBody(order) {
     </div>`;
 }
 
+/** The order page. The order is read once, then kept current by its event stream: each `step`
+ *  event is one new timeline step (with the order's statuses after it), appended as it arrives,
+ *  until the step that settles the order. EventSource reconnects by itself after a dropped
+ *  connection, resuming after the last step it saw (the Last-Event-ID header); when it gives up
+ *  (the one-minute ticket expired, the gateway refused), the page opens a new stream with a new
+ *  ticket from the last step it shows, and falls back to polling only after repeated failures. */
 async function orderView(id) {
   render(html`<div id="order" data-testid="order-page" data-live="connecting"><p class="loading">Loading order…</p></div><p class="hint" id="live-state" data-testid="live-state"></p>`);
   const container = document.getElementById("order");
@@ -388,58 +399,101 @@ async function orderView(id) {
   let stopped = false;
   let timer = null;
   let source = null;
-  const show = (order) => {
+  let order = null;
+  let reopens = 0;
+  const lastSequence = () => order.timeline.reduce((last, s) => Math.max(last, s.sequence || 0), 0);
+  const show = (next) => {
+    order = next;
     container.innerHTML = orderBody(order).text;
     container.dataset.status = order.status;
+    container.dataset.settled = String(Boolean(order.settled));
   };
-  const settledNote = () => { liveState.textContent = "Checkout finished."; container.dataset.live = "done"; };
+  const close = () => { if (source) source.close(); source = null; };
+  const settledNote = () => { close(); liveState.textContent = "Checkout finished."; container.dataset.live = "done"; };
 
   async function poll() {
     if (stopped) return;
     try {
       const { data } = await api.order(id);
       show(data);
-      if (data.status !== "PENDING") return settledNote();
+      if (data.settled) return settledNote();
     } catch (error) {
       if (!(error instanceof ApiProblem) || !error.transient) { container.innerHTML = problemView(error).text; return; }
     }
     timer = setTimeout(poll, 1000);
   }
   function fallBackToPolling() {
-    if (source) source.close();
-    source = null;
+    close();
     if (stopped || container.dataset.live === "done") return;
     container.dataset.live = "polling";
     liveState.textContent = "Live updates unavailable; checking every second.";
     poll();
   }
 
+  /** One step event: appended unless already shown (a step is never shown twice). */
+  function onStep(event) {
+    const step = JSON.parse(event.data);
+    reopens = 0;
+    if (step.sequence <= lastSequence()) return;
+    const { sequence, step: name, outcome, detail, at } = step;
+    show({
+      ...order,
+      status: step.status,
+      cancellation_reason: step.cancellation_reason,
+      payment_status: step.payment_status,
+      stock_status: step.stock_status,
+      settled: step.settled,
+      timeline: [...order.timeline, { sequence, step: name, outcome, detail, at }],
+    });
+    if (step.settled) settledNote();
+  }
+
+  async function open() {
+    if (stopped || container.dataset.live === "done") return;
+    let url;
+    try {
+      url = await api.eventsUrl(id, lastSequence());
+    } catch {
+      return fallBackToPolling();
+    }
+    if (stopped) return;
+    source = new EventSource(url);
+    container.dataset.live = "streaming";
+    liveState.textContent = "Live: this page updates as checkout progresses.";
+    source.addEventListener("step", onStep);
+    source.addEventListener("error", async () => {
+      if (!source || stopped) return;
+      if (source.readyState === EventSource.CONNECTING) {
+        // The browser reconnects by itself, resuming after the last step (Last-Event-ID).
+        liveState.textContent = "Reconnecting…";
+        return;
+      }
+      // The browser gave up: an expired ticket, a refusal, or 204 (nothing more will come).
+      close();
+      reopens += 1;
+      if (reopens > 3) return fallBackToPolling();
+      try {
+        const { data } = await api.order(id);
+        show(data);
+        if (data.settled) return settledNote();
+      } catch {
+        return fallBackToPolling();
+      }
+      open();
+    });
+  }
+
   try {
     const { data } = await api.order(id);
     show(data);
-    if (data.status !== "PENDING") settledNote();
+    if (data.settled) settledNote();
   } catch (error) {
     return render(problemView(error));
   }
-  cleanup = () => { stopped = true; clearTimeout(timer); if (source) source.close(); };
+  cleanup = () => { stopped = true; clearTimeout(timer); close(); };
   if (container.dataset.live === "done") return;
   if (!("EventSource" in window)) return fallBackToPolling();
-  let url;
-  try {
-    url = await api.eventsUrl(id);
-  } catch {
-    return fallBackToPolling();
-  }
-  if (stopped) return;
-  source = new EventSource(url);
-  container.dataset.live = "streaming";
-  liveState.textContent = "Live: this page updates as checkout progresses.";
-  source.addEventListener("order", (event) => {
-    const order = JSON.parse(event.data);
-    show(order);
-    if (order.status !== "PENDING") { source.close(); source = null; settledNote(); }
-  });
-  source.addEventListener("error", fallBackToPolling);
+  open();
 }
 
 // ---- router ------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ async fn the_same_idempotency_key_places_one_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_order_event_stream_delivers_the_confirmation() {
+async fn the_order_event_stream_delivers_every_step_up_to_the_capture() {
     let (world, gateway, admin) = world().await;
     gateway.seed(&admin, "LAMP-1", 2500, 5).await;
     let (token, _) = gateway.sign_up("cy@example.com").await;
@@ -217,16 +217,30 @@ async fn the_order_event_stream_delivers_the_confirmation() {
     {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    // The stream ended by itself after the terminal event.
+    // The stream ended by itself after the settling step: one `step` event per timeline step,
+    // its id the step's sequence, up to the capture.
     let events: Vec<Value> = text
         .split("\n\n")
         .filter_map(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
         .map(|data| serde_json::from_str(data).unwrap())
         .collect();
-    assert!(text.starts_with("event: order\nid: 1\n"), "{text}");
+    assert!(text.starts_with("event: step\nid: "), "{text}");
     let last = events.last().unwrap();
     assert_eq!(last["status"], "CONFIRMED", "{text}");
-    assert_eq!(last["id"], id);
+    assert_eq!(last["step"], "capture_payment", "{text}");
+    assert_eq!(last["settled"], true, "{text}");
+    let order: Value = gateway
+        .get(&format!("/api/v1/orders/{id}"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let timeline: Vec<&Value> = order["timeline"].as_array().unwrap().iter().collect();
+    assert_eq!(events.len(), timeline.len(), "{text}");
+    for (event, step) in events.iter().zip(timeline) {
+        assert_eq!(event["sequence"], step["sequence"]);
+        assert_eq!(event["step"], step["step"]);
+    }
     gateway.stop().await;
     world.stop();
 }

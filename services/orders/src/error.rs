@@ -24,6 +24,13 @@ pub enum OrdersError {
     Store(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A watch ended before the order settled, because this replica is stopping; the caller
+    /// watches again (another replica) after the last step it received.
+    #[error("{0}")]
+    Stopping(String),
+    /// A watch reached the caller's deadline before the order settled.
+    #[error("{0}")]
+    DeadlineExceeded(String),
 }
 
 impl From<OrdersError> for ServiceError {
@@ -40,6 +47,8 @@ impl From<OrdersError> for ServiceError {
             }
             OrdersError::Store(err) => err.into(),
             OrdersError::Corrupt(_) => ServiceError::internal(error),
+            OrdersError::Stopping(message) => ServiceError::Unavailable(message),
+            OrdersError::DeadlineExceeded(message) => ServiceError::DeadlineExceeded(message),
         }
     }
 }
@@ -74,6 +83,11 @@ mod tests {
                 Code::Unavailable,
             ),
             (OrdersError::Corrupt("x".into()), Code::Internal),
+            (OrdersError::Stopping("x".into()), Code::Unavailable),
+            (
+                OrdersError::DeadlineExceeded("x".into()),
+                Code::DeadlineExceeded,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(tonic::Status::from(error).code(), code);

@@ -6,8 +6,10 @@ use contracts::{
     orders::{
         self as api, CancelOrderRequest, CancelOrderResponse, GetOrderRequest, GetOrderResponse,
         ListOrdersRequest, ListOrdersResponse, PlaceOrderRequest, PlaceOrderResponse,
+        WatchOrderRequest, WatchOrderResponse,
     },
 };
+use futures::{Stream, StreamExt as _};
 use messaging::envelope::timestamp;
 use platform::grpc::authz::Callers;
 use tonic::{Request, Response, Status};
@@ -16,8 +18,8 @@ use uuid::Uuid;
 use crate::{
     domain::{InvalidInput, OrderRequest, OrderStatus},
     error::OrdersError,
-    service::{Checkout, SummaryPage, Viewer},
-    store::{OrderView, SummaryCursor},
+    service::{Checkout, SummaryPage, Viewer, WatchedStep, Watcher},
+    store::{OrderView, SummaryCursor, TimelineEntry},
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -30,17 +32,23 @@ pub const CALLERS: Callers = &[
     ("GetOrder", &["gateway"]),
     ("ListOrders", &["gateway"]),
     ("CancelOrder", &["gateway"]),
+    ("WatchOrder", &["gateway"]),
 ];
 
 pub struct OrdersApi {
     checkout: Checkout,
+    watcher: Watcher,
 }
 
 impl OrdersApi {
-    pub fn new(checkout: Checkout) -> Self {
-        Self { checkout }
+    pub fn new(checkout: Checkout, watcher: Watcher) -> Self {
+        Self { checkout, watcher }
     }
 }
+
+/// The stream `WatchOrder` answers with.
+pub type WatchStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<WatchOrderResponse, Status>> + Send + 'static>>;
 
 fn uuid(field: &str, raw: &str) -> Result<Uuid, InvalidInput> {
     Uuid::parse_str(raw.trim()).map_err(|_| InvalidInput::new(field, "must be a UUID"))
@@ -115,6 +123,8 @@ fn encode_page(page: SummaryPage) -> ListOrdersResponse {
 
 #[tonic::async_trait]
 impl api::OrdersService for OrdersApi {
+    type WatchOrderStream = WatchStream;
+
     async fn place_order(
         &self,
         request: Request<PlaceOrderRequest>,
@@ -150,6 +160,31 @@ impl api::OrdersService for OrdersApi {
         Ok(Response::new(encode_page(page)))
     }
 
+    /// The stream lasts until the order settles, or until the caller's deadline
+    /// (`grpc-timeout`), read here because the deadline layer only bounds the call up to its
+    /// first answer (the headers), not a stream's body.
+    async fn watch_order(
+        &self,
+        request: Request<WatchOrderRequest>,
+    ) -> Result<Response<Self::WatchOrderStream>, Status> {
+        let deadline =
+            platform::grpc::deadline::remaining().map(|left| tokio::time::Instant::now() + left);
+        let request = request.into_inner();
+        let order_id = uuid("order_id", &request.order_id).map_err(OrdersError::from)?;
+        let viewer = viewer(&request.customer_id).map_err(OrdersError::from)?;
+        if request.after < 0 {
+            return Err(
+                OrdersError::from(InvalidInput::new("after", "must not be negative")).into(),
+            );
+        }
+        let steps = self
+            .watcher
+            .watch(order_id, viewer, request.after, deadline)
+            .await?;
+        let steps = steps.map(|step| step.map(encode_watched).map_err(Status::from));
+        Ok(Response::new(Box::pin(steps)))
+    }
+
     async fn cancel_order(
         &self,
         request: Request<CancelOrderRequest>,
@@ -161,6 +196,27 @@ impl api::OrdersService for OrdersApi {
         Ok(Response::new(CancelOrderResponse {
             order: Some(encode(&order)),
         }))
+    }
+}
+
+fn encode_step(entry: &TimelineEntry) -> api::SagaStep {
+    api::SagaStep {
+        step: entry.step.clone(),
+        outcome: entry.outcome.clone(),
+        detail: entry.detail.clone(),
+        at: Some(timestamp(entry.at)),
+        sequence: entry.sequence,
+    }
+}
+
+fn encode_watched(step: WatchedStep) -> WatchOrderResponse {
+    WatchOrderResponse {
+        step: Some(encode_step(&step.entry)),
+        status: status_of(Some(step.status)).into(),
+        cancellation_reason: step.cancellation_reason.unwrap_or_default(),
+        payment_status: step.payment_status,
+        stock_status: step.stock_status,
+        settled: step.settled,
     }
 }
 
@@ -195,20 +251,12 @@ fn encode(order: &OrderView) -> api::Order {
             })
             .collect(),
         total: Some(money(order.total_minor)),
-        timeline: order
-            .timeline
-            .iter()
-            .map(|entry| api::SagaStep {
-                step: entry.step.clone(),
-                outcome: entry.outcome.clone(),
-                detail: entry.detail.clone(),
-                at: Some(timestamp(entry.at)),
-            })
-            .collect(),
+        timeline: order.timeline.iter().map(encode_step).collect(),
         payment_status: order.payment_status.clone(),
         stock_status: order.stock_status.clone(),
         created_at: Some(timestamp(order.created_at)),
         updated_at: Some(timestamp(order.updated_at)),
+        settled: order.is_settled(),
     }
 }
 

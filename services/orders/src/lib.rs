@@ -39,7 +39,7 @@ use crate::{
     grpc::OrdersApi,
     participants::Participants,
     saga::{RunnerConfig, SagaRunner},
-    service::{Checkout, Fulfilment, SummaryProjection},
+    service::{Checkout, Fulfilment, SummaryProjection, TimelineFeed, Watcher},
     store::OrderStore,
 };
 
@@ -49,8 +49,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// The service: its database, the saga runner, the outbox relay, the fulfilment consumer and
-    /// the order-summary projection beside the gRPC API.
+    /// The service: its database, the saga runner, the outbox relay, the fulfilment consumer,
+    /// the order-summary projection and the timeline feed (`WatchOrder`'s listener) beside the
+    /// gRPC API.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let service = ServiceBuilder::connect(
             &config.runtime,
@@ -76,6 +77,9 @@ impl Application {
         ));
         let participants_maintenance = participants.maintenance(&config.participants);
         let checkout = Checkout::new(store.clone(), participants, config.saga_deadline);
+        let feed = TimelineFeed::new();
+        let watcher = Watcher::new(store.clone(), feed.clone());
+        let pool = store.pool().clone();
         let host = service
             .relay("orders")
             .prune_inbox()
@@ -85,8 +89,9 @@ impl Application {
             .await
             .worker(participants_maintenance)
             .worker(Worker::new(move |shutdown| runner.run(shutdown)))
+            .worker(Worker::new(move |shutdown| feed.run(pool, shutdown)))
             .serve(
-                OrdersServiceServer::new(OrdersApi::new(checkout)),
+                OrdersServiceServer::new(OrdersApi::new(checkout, watcher)),
                 grpc::CALLERS,
             )
             .bind()

@@ -55,7 +55,13 @@ const HOSTED: [(&str, &str, &[&str]); 4] = [
     (
         "orders",
         "shop.orders.v1.OrdersService",
-        &["CancelOrder", "GetOrder", "ListOrders", "PlaceOrder"],
+        &[
+            "CancelOrder",
+            "GetOrder",
+            "ListOrders",
+            "PlaceOrder",
+            "WatchOrder",
+        ],
     ),
     (
         "payments",

@@ -8,7 +8,9 @@
 //!   in-test OTLP receiver;
 //! * out of stock: the order is cancelled, nothing is charged;
 //! * a declined card: the order is cancelled and the reserved stock comes back;
-//! * cancelling a confirmed order: the captured payment is refunded and the stock restocked.
+//! * cancelling a confirmed order: the captured payment is refunded and the stock restocked;
+//! * the order's event stream, dropped mid-saga and resumed with `Last-Event-ID`: every step
+//!   exactly once, in order, up to the capture.
 //!
 //! The gateway's own tests cover the same ground in-process, with finer control; here the point
 //! is that the shipped binaries, wired by their environment alone, behave the same.
@@ -325,5 +327,139 @@ async fn cancelling_a_confirmed_order_refunds_the_payment_and_restocks() {
     assert_eq!(again.json::<Value>().await.unwrap()["status"], "CANCELLED");
     let (_, payment) = payment_of(api, &customer, &id).await;
     assert_eq!(payment["refunded"]["amount_minor"], 12_000, "{payment}");
+    system.stop().await;
+}
+
+/// One `step` event of an order stream: its `id:` and its data.
+struct StreamedStep {
+    id: i64,
+    data: Value,
+}
+
+/// Reads `step` events from an open event stream until `enough` of them arrived or the stream
+/// ends by itself. Comments (heartbeats) are skipped.
+async fn read_steps(stream: &mut reqwest::Response, enough: usize) -> Vec<StreamedStep> {
+    let mut text = String::new();
+    let mut steps = Vec::new();
+    while steps.len() < enough {
+        let Some(chunk) = tokio::time::timeout(EVENTUALLY, stream.chunk())
+            .await
+            .expect("events keep coming until the order settles")
+            .unwrap()
+        else {
+            break;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name).map(str::to_owned))
+            };
+            if field("event: ").as_deref() != Some("step") {
+                continue;
+            }
+            steps.push(StreamedStep {
+                id: field("id: ").expect("an id").parse().unwrap(),
+                data: serde_json::from_str(&field("data: ").expect("data")).unwrap(),
+            });
+        }
+    }
+    steps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_order_stream_resumes_after_a_disconnect_with_every_step_once_up_to_settlement() {
+    let (system, admin, customer) = shop(Options::default()).await;
+    let api = &system.api;
+    api.seed(&admin, "KETTLE-1", 3500, 5).await;
+    let id = created_id(api.place(&customer, "live-1", &[("KETTLE-1", 1)]).await).await;
+    let events = format!("/api/v1/orders/{id}/events");
+
+    // Right after checkout: the first step, then the client goes away mid-saga.
+    let mut first = api.get(&events, Some(&customer)).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["content-type"], "text/event-stream");
+    let before = read_steps(&mut first, 1).await;
+    drop(first);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].data["step"], "place_order", "{}", before[0].data);
+    assert_eq!(before[0].data["settled"], false);
+
+    // Reconnecting as EventSource does: the last id seen, in `Last-Event-ID`.
+    let mut second = api
+        .request(reqwest::Method::GET, &events, Some(&customer))
+        .header("Last-Event-ID", before[0].id.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    let after = read_steps(&mut second, usize::MAX).await;
+    let streamed: Vec<&StreamedStep> = before.iter().chain(&after).collect();
+    let ids: Vec<i64> = streamed.iter().map(|step| step.id).collect();
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "each step once, in order: {ids:?}"
+    );
+    for step in &streamed {
+        assert_eq!(step.data["sequence"], step.id, "the id is the sequence");
+    }
+    let last = &streamed.last().unwrap().data;
+    assert_eq!(
+        last["settled"], true,
+        "the stream ends with the settling step: {last}"
+    );
+    assert_eq!(last["payment_status"], "captured", "{last}");
+    assert_eq!(last["stock_status"], "committed", "{last}");
+
+    // Every step of the settled order's timeline, exactly as streamed.
+    let order: Value = api
+        .get(&format!("/api/v1/orders/{id}"), Some(&customer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["settled"], true, "{order}");
+    let timeline: Vec<(i64, String)> = order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| {
+            (
+                step["sequence"].as_i64().unwrap(),
+                step["step"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let streamed: Vec<(i64, String)> = streamed
+        .iter()
+        .map(|step| (step.id, step.data["step"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(streamed, timeline);
+    let names: Vec<&str> = timeline.iter().map(|(_, step)| step.as_str()).collect();
+    assert!(
+        names.contains(&"commit_stock") && names.contains(&"capture_payment"),
+        "{names:?}"
+    );
+
+    // Resuming after the settling step: 204, which tells EventSource to stop reconnecting.
+    let done = api
+        .request(reqwest::Method::GET, &events, Some(&customer))
+        .header("Last-Event-ID", ids.last().unwrap().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::NO_CONTENT);
+    // A Last-Event-ID that is not a sequence is the client's mistake, named.
+    let bad = api
+        .request(reqwest::Method::GET, &events, Some(&customer))
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(bad["field"], "Last-Event-ID", "{bad}");
     system.stop().await;
 }

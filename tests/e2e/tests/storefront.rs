@@ -1,6 +1,7 @@
 //! The storefront in headless Chromium against the whole system (the real binaries of every
 //! service and the gateway): browse, register, add to the cart, check out with the approving test
-//! card, and watch the order page reach CONFIRMED through the live saga timeline.
+//! card, and watch the order page reach CONFIRMED through the live saga timeline, then the
+//! capture arrive on the same page, without a reload.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -157,6 +158,17 @@ async fn a_customer_registers_orders_with_the_approve_card_and_sees_it_confirmed
     browser.click("[data-testid=go-to-checkout]").await;
     browser.click("[data-testid=card-tok_visa_approve]").await;
     browser.screenshot("checkout").await;
+    // A mark on this document, gone if the page reloads, and a watch for the polling fallback:
+    // the steps below must arrive through the event stream, on this very page.
+    browser
+        .eval(
+            "window.__sameDocument = true; window.__polled = false; \
+             new MutationObserver(() => { if (document.querySelector('[data-live=polling]')) window.__polled = true; }) \
+               .observe(document.body, { subtree: true, childList: true, attributes: true }); \
+             return true;",
+            json!([]),
+        )
+        .await;
     browser.click("[data-testid=place-order]").await;
 
     // The order page follows the saga live until it is confirmed.
@@ -178,6 +190,38 @@ async fn a_customer_registers_orders_with_the_approve_card_and_sees_it_confirmed
         )
         .await;
     assert!(steps.as_u64().unwrap() >= 2, "timeline: {timeline}");
+    // After confirmation, the choreographed capture joins the timeline (the stock was committed
+    // by the saga just before): live, without a reload and without polling.
+    let script = "return ['commit_stock', 'capture_payment'].every((step) => \
+        document.querySelector(`[data-testid=timeline-step][data-step=${step}]`));";
+    testkit::poll_until(
+        "the capture and the stock commit in the timeline",
+        Duration::from_secs(45),
+        || {
+            let browser = &browser;
+            async move { (browser.eval(script, json!([])).await == true).then_some(()) }
+        },
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{err}; timeline: {timeline}"));
+    assert_eq!(
+        browser
+            .eval(
+                "return [window.__sameDocument === true, window.__polled === false];",
+                json!([])
+            )
+            .await,
+        json!([true, true]),
+        "the steps arrived on the same page, through the stream"
+    );
+    browser
+        .wait_for_text(
+            "the page to say checkout is over",
+            "[data-testid=live-state]",
+            Duration::from_secs(5),
+            |text| text == "Checkout finished.",
+        )
+        .await;
     assert_eq!(
         browser.text("[data-testid=cart-count]").await.as_deref(),
         Some("0"),

@@ -42,7 +42,7 @@ use crate::problem::Problem;
                        Responses carry x-request-id and RateLimit-* headers."
     ),
     modifiers(&BearerAuth),
-    components(schemas(Problem)),
+    components(schemas(Problem, wire::OrderStepEvent)),
     tags(
         (name = "accounts", description = "Registration and sign-in"),
         (name = "catalog", description = "Products, public"),

@@ -206,8 +206,11 @@ pub struct OrderLine {
 }
 
 /// One step of the checkout saga, for the order's timeline.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct SagaStep {
+    /// The step's place in the timeline: increasing, never reused. The event stream's `id:`.
+    #[serde(default)]
+    pub sequence: i64,
     #[schema(example = "reserve_stock")]
     pub step: String,
     #[schema(example = "succeeded")]
@@ -232,12 +235,66 @@ pub struct Order {
     pub stock_status: String,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// Nothing more will happen by itself: confirmed with the payment captured and the stock
+    /// committed, or cancelled with the money and the stock back. Orders decides.
+    #[serde(default)]
+    pub settled: bool,
 }
 
 impl Order {
-    /// Whether checkout is over (the event stream ends here).
+    /// Whether checkout is over, as orders decided it: the event stream ends here.
     pub fn is_settled(&self) -> bool {
-        self.status != "PENDING"
+        self.settled
+    }
+
+    /// The sequence of the last step of the timeline (0 if there is none).
+    pub fn last_sequence(&self) -> i64 {
+        self.timeline
+            .iter()
+            .map(|step| step.sequence)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl From<orders::SagaStep> for SagaStep {
+    fn from(step: orders::SagaStep) -> Self {
+        Self {
+            sequence: step.sequence,
+            step: step.step,
+            outcome: step.outcome,
+            detail: step.detail,
+            at: timestamp(step.at),
+        }
+    }
+}
+
+/// One event of an order's stream (`event: step`): a timeline step as orders recorded it, with
+/// the order's statuses when it was sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct OrderStepEvent {
+    #[serde(flatten)]
+    pub step: SagaStep,
+    /// The order's status: `PENDING`, `CONFIRMED` or `CANCELLED`.
+    #[schema(example = "CONFIRMED")]
+    pub status: String,
+    pub cancellation_reason: Option<String>,
+    pub payment_status: String,
+    pub stock_status: String,
+    /// The step settled the order: it is the stream's last.
+    pub settled: bool,
+}
+
+impl From<orders::WatchOrderResponse> for OrderStepEvent {
+    fn from(event: orders::WatchOrderResponse) -> Self {
+        Self {
+            status: status_word(event.status().as_str_name(), "ORDER_STATUS_"),
+            step: event.step.map(SagaStep::from).unwrap_or_default(),
+            cancellation_reason: Some(event.cancellation_reason).filter(|r| !r.is_empty()),
+            payment_status: event.payment_status,
+            stock_status: event.stock_status,
+            settled: event.settled,
+        }
     }
 }
 
@@ -260,20 +317,12 @@ impl From<orders::Order> for Order {
                 })
                 .collect(),
             total: order.total.into(),
-            timeline: order
-                .timeline
-                .into_iter()
-                .map(|step| SagaStep {
-                    step: step.step,
-                    outcome: step.outcome,
-                    detail: step.detail,
-                    at: timestamp(step.at),
-                })
-                .collect(),
+            timeline: order.timeline.into_iter().map(SagaStep::from).collect(),
             payment_status: order.payment_status,
             stock_status: order.stock_status,
             created_at: timestamp(order.created_at),
             updated_at: timestamp(order.updated_at),
+            settled: order.settled,
         }
     }
 }
@@ -381,6 +430,7 @@ mod tests {
         let order = Order::from(orders::Order {
             id: "o1".into(),
             status: orders::OrderStatus::Confirmed.into(),
+            settled: true,
             created_at: Some(prost_types::Timestamp {
                 seconds: 1_700_000_000,
                 nanos: 5_000_000,

@@ -313,7 +313,6 @@ pub async fn spawn_gateway(vars: Vec<(&'static str, String)>) -> TestGateway {
         ("GATEWAY_REDIS_PREFIX", testkit::unique_name("gateway")),
         ("GATEWAY_RATE_LIMIT_PER_MINUTE", "100000".to_owned()),
         ("GATEWAY_RATE_LIMIT_BURST", "10000".to_owned()),
-        ("GATEWAY_SSE_POLL_INTERVAL", "100ms".to_owned()),
         ("GATEWAY_USERS_URLS", "http://127.0.0.1:9".to_owned()),
         ("GATEWAY_INVENTORY_URLS", "http://127.0.0.1:9".to_owned()),
         ("GATEWAY_ORDERS_URLS", "http://127.0.0.1:9".to_owned()),

@@ -11,6 +11,9 @@
 //! ([`Track::behind`] lists those, for a `WHERE column = ANY(…)`); an update that arrives late
 //! finds the column already past it and changes nothing. Statuses of the same rank are
 //! alternative endings (refunded, voided and declined are all final), and none replaces another.
+//!
+//! [`is_settled`] reads the three columns together: whether anything is still going to happen
+//! to the order by itself, which is when an order's live timeline (`WatchOrder`) ends.
 
 /// A status column and the order of its statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +69,55 @@ impl Track {
     }
 }
 
+/// Whether nothing more will happen to an order by itself, from its three status columns:
+///
+/// * `CONFIRMED` with the payment `captured` and the stock `committed`: the saga committed the
+///   stock before confirming, and payments' capture (choreographed, after `OrderConfirmed`) is
+///   the last step;
+/// * `CANCELLED` with the payment and the stock each at the end of its track (refunded, voided
+///   or declined; restocked, released or expired) or never started (`none`: cancelled before
+///   anything was reserved or authorized). A customer's cancellation leaves them
+///   `refund_pending` and `restock_pending` until payments and inventory report back.
+///
+/// A `PENDING` order is never settled; neither is a confirmed one whose capture has not been
+/// reported yet. (A settled confirmed order can still be cancelled by its customer later: that
+/// is a new thing happening to it, not the end of checkout.)
+pub fn is_settled(order: &str, payment: &str, stock: &str) -> bool {
+    let finished = |track: Track, status: &str| {
+        status == "none" || track.rank(status) == Some(track.ranks().len() - 1)
+    };
+    match order {
+        "CONFIRMED" => payment == "captured" && stock == "committed",
+        "CANCELLED" => finished(Track::Payment, payment) && finished(Track::Stock, stock),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_confirmed_order_settles_once_captured() {
+        assert!(!is_settled("PENDING", "authorized", "committed"));
+        assert!(!is_settled("CONFIRMED", "authorized", "committed"));
+        assert!(is_settled("CONFIRMED", "captured", "committed"));
+    }
+
+    #[test]
+    fn a_cancelled_order_settles_once_money_and_stock_are_back() {
+        assert!(is_settled("CANCELLED", "none", "none"), "out of stock");
+        assert!(is_settled("CANCELLED", "declined", "released"));
+        assert!(is_settled("CANCELLED", "voided", "released"));
+        assert!(!is_settled(
+            "CANCELLED",
+            "refund_pending",
+            "restock_pending"
+        ));
+        assert!(!is_settled("CANCELLED", "refunded", "restock_pending"));
+        assert!(is_settled("CANCELLED", "refunded", "restocked"));
+        assert!(!is_settled("CANCELLED", "captured", "committed"));
+    }
 
     #[test]
     fn a_late_capture_cannot_replace_a_refund_but_a_refund_replaces_a_capture() {

@@ -5,6 +5,9 @@
 //! * [`sagas`]: leases on due sagas, step transitions, and the local confirm/cancel steps.
 //! * [`summaries`]: the CQRS read model, written only by the projection.
 //!
+//! Every timeline entry is announced on [`TIMELINE_CHANNEL`] when it commits, by a trigger; the
+//! watchers of `crate::service::watch` listen there.
+//!
 //! The store writes events into the outbox but never builds them: each method that announces a
 //! change takes the [`messaging::Envelope`] that `crate::events` built for it.
 
@@ -20,6 +23,10 @@ pub use summaries::{SummaryChange, SummaryCursor, SummaryRow};
 
 /// The LISTEN/NOTIFY channel that wakes saga runners when an order is placed.
 pub const SAGA_CHANNEL: &str = "sagas";
+
+/// The LISTEN/NOTIFY channel on which every new timeline entry is announced, with the payload
+/// `<order id>:<sequence>` (the trigger of the migration `timeline_notify`).
+pub const TIMELINE_CHANNEL: &str = "order_timeline";
 
 #[derive(Clone, Debug)]
 pub struct OrderStore {

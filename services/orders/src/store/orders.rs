@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{OrderStore, SAGA_CHANNEL, now};
 use crate::{
-    domain::{CancelReason, NewOrder, OrderLine, OrderStatus, PricedLine, Saga, Track},
+    domain::{CancelReason, NewOrder, OrderLine, OrderStatus, PricedLine, Saga, Track, is_settled},
     error::OrdersError,
 };
 
@@ -28,8 +28,22 @@ pub struct OrderView {
     pub updated_at: OffsetDateTime,
 }
 
+impl OrderView {
+    /// Whether nothing more will happen to the order by itself (`domain::is_settled`).
+    pub fn is_settled(&self) -> bool {
+        is_settled(
+            self.status.as_str(),
+            &self.payment_status,
+            &self.stock_status,
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineEntry {
+    /// The entry's id: its place in the order's timeline, increasing in commit order (see the
+    /// migration `timeline_notify`).
+    pub sequence: i64,
     pub step: String,
     pub outcome: String,
     pub detail: String,
@@ -168,63 +182,25 @@ impl OrderStore {
     }
 
     pub async fn get(&self, order_id: Uuid) -> Result<Option<OrderView>, OrdersError> {
-        let row: Option<OrderRow> = sqlx::query_as(
-            "SELECT id, customer_id, status, cancellation_reason, currency, total_minor,
-                    payment_id, payment_status, stock_status, created_at, updated_at
-             FROM orders WHERE id = $1",
-        )
-        .bind(order_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let lines: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT sku, name, quantity, unit_price_minor FROM order_lines
-             WHERE order_id = $1 ORDER BY line_no",
-        )
-        .bind(order_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let timeline: Vec<(String, String, String, OffsetDateTime)> = sqlx::query_as(
-            "SELECT step, outcome, detail, at FROM order_timeline WHERE order_id = $1 ORDER BY id",
-        )
-        .bind(order_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let status = OrderStatus::parse(&row.status)
-            .ok_or_else(|| OrdersError::Corrupt(format!("status {}", row.status)))?;
-        Ok(Some(OrderView {
-            id: row.id,
-            customer_id: row.customer_id,
-            status,
-            cancellation_reason: row.cancellation_reason,
-            currency: row.currency,
-            total_minor: row.total_minor,
-            payment_id: row.payment_id,
-            payment_status: row.payment_status,
-            stock_status: row.stock_status,
-            lines: lines
-                .into_iter()
-                .map(|(sku, name, quantity, unit_price_minor)| PricedLine {
-                    sku,
-                    name,
-                    quantity,
-                    unit_price_minor,
-                })
-                .collect(),
-            timeline: timeline
-                .into_iter()
-                .map(|(step, outcome, detail, at)| TimelineEntry {
-                    step,
-                    outcome,
-                    detail,
-                    at,
-                })
-                .collect(),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }))
+        self.get_since(order_id, 0).await
+    }
+
+    /// The order with only the timeline entries after sequence `after`. The order's row and its
+    /// timeline are read in one snapshot (REPEATABLE READ), so the statuses are those the
+    /// entries led to: a watcher that decides from them that the order is settled has every
+    /// entry that settled it.
+    pub async fn get_since(
+        &self,
+        order_id: Uuid,
+        after: i64,
+    ) -> Result<Option<OrderView>, OrdersError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let order = read_order(&mut tx, order_id, after).await?;
+        tx.commit().await?;
+        Ok(order)
     }
 
     /// Cancels a CONFIRMED order at the customer's request and publishes `OrderCancelled`
@@ -312,6 +288,77 @@ pub enum OutcomeColumn {
     Stock,
 }
 
+/// The order `order_id` with its timeline entries after `after`, read on `conn`.
+async fn read_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    after: i64,
+) -> Result<Option<OrderView>, OrdersError> {
+    let row: Option<OrderRow> = sqlx::query_as(
+        "SELECT id, customer_id, status, cancellation_reason, currency, total_minor,
+                payment_id, payment_status, stock_status, created_at, updated_at
+         FROM orders WHERE id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let lines: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT sku, name, quantity, unit_price_minor FROM order_lines
+         WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let timeline: Vec<(i64, String, String, String, OffsetDateTime)> = sqlx::query_as(
+        "SELECT id, step, outcome, detail, at FROM order_timeline
+         WHERE order_id = $1 AND id > $2 ORDER BY id",
+    )
+    .bind(order_id)
+    .bind(after)
+    .fetch_all(&mut *conn)
+    .await?;
+    let status = OrderStatus::parse(&row.status)
+        .ok_or_else(|| OrdersError::Corrupt(format!("status {}", row.status)))?;
+    Ok(Some(OrderView {
+        id: row.id,
+        customer_id: row.customer_id,
+        status,
+        cancellation_reason: row.cancellation_reason,
+        currency: row.currency,
+        total_minor: row.total_minor,
+        payment_id: row.payment_id,
+        payment_status: row.payment_status,
+        stock_status: row.stock_status,
+        lines: lines
+            .into_iter()
+            .map(|(sku, name, quantity, unit_price_minor)| PricedLine {
+                sku,
+                name,
+                quantity,
+                unit_price_minor,
+            })
+            .collect(),
+        timeline: timeline
+            .into_iter()
+            .map(|(sequence, step, outcome, detail, at)| TimelineEntry {
+                sequence,
+                step,
+                outcome,
+                detail,
+                at,
+            })
+            .collect(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }))
+}
+
+/// Appends a step to the order's timeline; the trigger of the migration `timeline_notify`
+/// announces it on commit. The order's row is locked first (most callers have just updated it
+/// and hold the lock already), so that the entries of one order get their ids in commit order.
 pub(crate) async fn add_timeline(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -320,6 +367,10 @@ pub(crate) async fn add_timeline(
     detail: &str,
     at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(order_id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO order_timeline (order_id, step, outcome, detail, at)
          VALUES ($1, $2, $3, $4, $5)",

@@ -301,7 +301,6 @@ impl System {
             ("GATEWAY_REDIS_PREFIX", &redis_prefix),
             // As every deployment sets it: replicas accept each other's stream tickets.
             ("GATEWAY_STREAM_TICKET_KEY", &stream_ticket_key),
-            ("GATEWAY_SSE_POLL_INTERVAL", "100ms"),
             ("GATEWAY_USERS_URLS", &users.grpc_endpoint()),
             (
                 "GATEWAY_INVENTORY_URLS",
