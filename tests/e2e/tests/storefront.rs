@@ -48,7 +48,14 @@ async fn seed(gateway: &Api, admin: &str, sku: &str, name: &str, price: i64, sto
 async fn a_customer_registers_orders_with_the_approve_card_and_sees_it_confirmed_live() {
     // The browser first: a machine without Chromium fails here, before anything else starts.
     let browser = Browser::launch().await;
-    let system = System::start(Options::default()).await;
+    let system = System::start(Options {
+        // Every answer of the payment provider takes a while, the capture after confirmation
+        // too: the capture lands well after the page has shown CONFIRMED, so only a stream
+        // that goes on past the confirmation can bring it to the page.
+        payments_env: vec![("PAYMENTS_PROVIDER_LATENCY", "1500ms".to_owned())],
+        ..Options::default()
+    })
+    .await;
     let gateway = &system.api;
     let admin = system.admin().await;
     seed(
