@@ -142,12 +142,15 @@ async fn with_redis_down_the_local_limit_takes_over_and_is_counted() {
 async fn the_shared_limit_follows_a_sentinel_failover_to_the_new_primary() {
     let mut redis = testkit::RedisFailover::start().await;
     let prefix = testkit::unique_name("gateway-failover");
-    let gateway = spawn_gateway(vec![
+    // One request per 10 s sustained: each one keeps its bucket (the key) for 10 s more, long
+    // enough to be looked at; the burst is never reached.
+    let mut vars = limited(6, 10_000);
+    vars.extend([
         ("GATEWAY_REDIS_SENTINELS", redis.sentinels()),
         ("GATEWAY_REDIS_MASTER", redis.master().to_owned()),
         ("GATEWAY_REDIS_PREFIX", prefix.clone()),
-    ])
-    .await;
+    ]);
+    let gateway = spawn_gateway(vars).await;
     let key = format!("{prefix}:rl:ip:127.0.0.1");
     let decided_by = |store: &'static str| {
         let gateway = &gateway;
