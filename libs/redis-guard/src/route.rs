@@ -24,7 +24,7 @@ pub(crate) enum Route {
     /// One address: the manager reconnects to it by itself, forever.
     Fixed(ConnectionManager),
     /// The primary the sentinels name, looked up again after a failure.
-    Sentinel(SentinelRoute),
+    Sentinel(Box<SentinelRoute>),
 }
 
 /// A connection handed to one command, and which primary it belongs to.
@@ -84,13 +84,13 @@ impl Route {
             None,
             SentinelServerType::Master,
         )?;
-        Ok(Self::Sentinel(SentinelRoute {
+        Ok(Self::Sentinel(Box::new(SentinelRoute {
             sentinels: tokio::sync::Mutex::new(client),
             primary: Mutex::new(None),
             found: AtomicU64::new(0),
             config,
             master: master.to_owned(),
-        }))
+        })))
     }
 
     /// A connection for one command: the fixed one, the known primary's, or (asking the
