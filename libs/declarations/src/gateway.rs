@@ -77,9 +77,20 @@ pub const GATEWAY: Service = Service {
         Setting::new(
             "REDIS_URL",
             "`redis://127.0.0.1:6379`",
-            "shared rate-limit state",
+            "shared rate-limit state; not used when `GATEWAY_REDIS_SENTINELS` is set",
         )
         .required(),
+        Setting::new(
+            "REDIS_SENTINELS",
+            "*(empty)*",
+            "Redis Sentinel instead of one URL: the sentinels, `host:port`, comma-separated; the \
+             primary they name is used, and asked for again after a failover",
+        ),
+        Setting::new(
+            "REDIS_MASTER",
+            "*(empty)*",
+            "the name the sentinels monitor the primary under; set with `GATEWAY_REDIS_SENTINELS`",
+        ),
         Setting::new(
             "REDIS_PREFIX",
             "`gateway:v1`",

@@ -13,9 +13,20 @@ pub const INVENTORY: Service = Service {
         Setting::new(
             "REDIS_URL",
             "`redis://127.0.0.1:6379`",
-            "the catalog cache (optional at run time: reads fall back to Postgres)",
+            "the catalog cache (optional at run time: reads fall back to Postgres); not used when `INVENTORY_REDIS_SENTINELS` is set",
         )
         .required(),
+        Setting::new(
+            "REDIS_SENTINELS",
+            "*(empty)*",
+            "Redis Sentinel instead of one URL: the sentinels, `host:port`, comma-separated; the \
+             primary they name is used, and asked for again after a failover",
+        ),
+        Setting::new(
+            "REDIS_MASTER",
+            "*(empty)*",
+            "the name the sentinels monitor the primary under; set with `INVENTORY_REDIS_SENTINELS`",
+        ),
         Setting::new(
             "CACHE_PREFIX",
             "`inventory:v1`",

@@ -76,6 +76,20 @@ impl Env {
         format!("{}_{}", self.prefix, setting)
     }
 
+    /// The error for a setting that another crate's parser rejected (`redis_guard::RedisTarget`
+    /// reads several settings at once and names the one at fault): its full name, its value as
+    /// set (a URL without its password; empty when unset) and `reason`.
+    pub fn invalid(&self, setting: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            variable: self.name(setting),
+            value: self
+                .raw(setting)
+                .map(|value| redact_url(&value))
+                .unwrap_or_default(),
+            reason: reason.into(),
+        }
+    }
+
     /// The raw value, if set and not blank.
     pub fn raw(&self, setting: &str) -> Option<String> {
         if let Ok(mut read) = self.read.lock() {
@@ -370,6 +384,15 @@ mod tests {
         admin_port: 9101,
         database: "users",
     };
+
+    #[test]
+    fn an_error_from_another_parser_names_the_variable_and_hides_passwords() {
+        let env = env(&[("USERS_CACHE_URL", "redis://u:hunter2@cache")]);
+        let err = env.invalid("CACHE_URL", "no");
+        assert_eq!(err.variable, "USERS_CACHE_URL");
+        assert_eq!(err.value, "redis://u:***@cache");
+        assert_eq!(env.invalid("UNSET", "missing").value, "");
+    }
 
     #[test]
     fn defaults_apply_when_nothing_is_set() {

@@ -22,6 +22,43 @@
 //! The outage is logged once when it starts (a warning naming what degrades) and once when it
 //! ends; the breaker's own series (`circuit_breaker_state{breaker="redis-<name>"}` and
 //! friends) show it on dashboards.
+//!
+//! # One server, or the primary Sentinel names
+//!
+//! Where Redis is comes from [`RedisTarget`] (module [`target`]): either one URL
+//! (`<SVC>_REDIS_URL`), or Redis Sentinel (`<SVC>_REDIS_SENTINELS` and `<SVC>_REDIS_MASTER`,
+//! which take precedence over the URL when both are set). With one URL the connection manager
+//! reconnects to that address by itself, and that is all there is to it.
+//!
+//! With Sentinel, the primary moves. A failover promotes a replica, and the old primary either is
+//! gone (connections are refused) or comes back demoted to a replica, where it still answers
+//! reads but refuses every write with `READONLY`. A connection manager reconnects only to the
+//! address it was built with, so on its own it would stay on the demoted node forever: reads
+//! would keep working and every write would fail. The guard therefore follows the failover
+//! itself, in four steps that reuse the outage machinery above:
+//!
+//! 1. **Ask.** The first command asks the sentinels (in the configured order, the first that
+//!    answers wins) for the primary of `<SVC>_REDIS_MASTER`, checks with `ROLE` that the server
+//!    they name is a primary, and builds a connection manager for it. Commands that arrive while
+//!    the sentinels are being asked wait for that one answer.
+//! 2. **Fail.** When the primary dies or is demoted, commands fail: a refused or broken
+//!    connection, a `READONLY` error, a missed deadline. Each is an ordinary failure: the breaker
+//!    opens and callers take their fallback, so requests keep being served while Redis switches.
+//! 3. **Forget.** Every failure also forgets the primary the command used (a failure on an older
+//!    primary never forgets a newer one). Any error is treated alike, as the breaker does: a
+//!    spurious re-ask costs one Sentinel round trip, a missed one costs writes.
+//! 4. **Ask again.** After [`REST_AFTER_FAILURE`] the breaker lets one probe through; with no
+//!    primary known it asks the sentinels again (within the same command deadline). While the
+//!    sentinels still name the old primary (they need `down-after-milliseconds` to notice a dead
+//!    one) the probe fails and the breaker rests again; once they name the new primary the probe
+//!    succeeds there, the breaker closes, and everything goes to the new primary.
+//!
+//! So a failover costs the fallback for about as long as Sentinel takes to promote a replica,
+//! plus at most one rest. What is written to the old primary between the promotion and its
+//! demotion is lost, as with any Redis failover: for a cache and a rate limiter that is harmless.
+
+mod route;
+pub mod target;
 
 use std::{
     future::Future,
@@ -38,6 +75,9 @@ use redis::{
 };
 use resilience::{BreakerConfig, CircuitBreaker, Clock, SystemClock};
 
+use route::Route;
+pub use target::{RedisTarget, SentinelAddr, SettingError};
+
 /// How long Redis is left alone after a failure before one command probes it again.
 pub const REST_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
@@ -50,11 +90,11 @@ pub struct GuardedRedis {
 }
 
 struct Inner {
-    /// Multiplexed, reconnecting; cloning it is cloning a handle.
-    connection: ConnectionManager,
+    /// The fixed connection, or the primary Sentinel named (see the crate docs).
+    route: Route,
     /// Opens on the first failure, probes after [`REST_AFTER_FAILURE`].
     breaker: CircuitBreaker,
-    /// The deadline of one command.
+    /// The deadline of one command, Sentinel lookup included.
     timeout: Duration,
     /// Who is using Redis, for logs (`catalog cache`, `rate limiter`).
     user: &'static str,
@@ -67,8 +107,8 @@ struct Inner {
 /// Why a [`GuardedRedis`] cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// The URL does not parse.
-    #[error("invalid Redis URL: {0}")]
+    /// The URL does not parse, or the sentinel list is unusable.
+    #[error("invalid Redis URL or sentinels: {0}")]
     Url(#[from] redis::RedisError),
     /// The breaker settings are unusable (a zero timeout).
     #[error("invalid Redis guard: {0}")]
@@ -76,34 +116,38 @@ pub enum SetupError {
 }
 
 impl GuardedRedis {
-    /// A guard for `user` (`"catalog cache"`) on the Redis at `url`; `fallback` says what the
-    /// component does without Redis (`"catalog reads go to Postgres"`), for the outage warning.
-    /// Nothing is dialled until the first command.
+    /// A guard for `user` (`"catalog cache"`) on the Redis `target` names; `fallback` says what
+    /// the component does without Redis (`"catalog reads go to Postgres"`), for the outage
+    /// warning. Nothing is dialled, and no sentinel asked, until the first command.
     pub fn new(
         user: &'static str,
-        url: &str,
+        target: &RedisTarget,
         timeout: Duration,
         fallback: &'static str,
     ) -> Result<Self, SetupError> {
-        Self::with_clock(user, url, timeout, fallback, Arc::new(SystemClock))
+        Self::with_clock(user, target, timeout, fallback, Arc::new(SystemClock))
     }
 
     /// [`GuardedRedis::new`] with the breaker reading time from `clock` (tests).
     pub fn with_clock(
         user: &'static str,
-        url: &str,
+        target: &RedisTarget,
         timeout: Duration,
         fallback: &'static str,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SetupError> {
-        let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(REST_AFTER_FAILURE);
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        let route = match target {
+            RedisTarget::Url(url) => Route::fixed(url, config)?,
+            RedisTarget::Sentinel { sentinels, master } => {
+                Route::sentinel(sentinels, master, config)?
+            }
+        };
         let breaker = CircuitBreaker::with_clock(
             format!("redis-{}", user.replace(' ', "-")),
             BreakerConfig {
@@ -118,7 +162,7 @@ impl GuardedRedis {
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
-                connection,
+                route,
                 breaker,
                 timeout,
                 user,
@@ -128,24 +172,38 @@ impl GuardedRedis {
         })
     }
 
-    /// Runs one command: `command` gets a handle on the shared connection. `None` when Redis
-    /// failed, missed the deadline, or is being left alone after a failure; the caller then
-    /// takes its fallback. `operation` names the command in logs (`"GET"`, `"invalidate"`).
+    /// Runs one command: `command` gets a handle on the shared connection (through Sentinel: the
+    /// current primary's). `None` when Redis failed, missed the deadline, or is being left alone
+    /// after a failure; the caller then takes its fallback. `operation` names the command in
+    /// logs (`"GET"`, `"invalidate"`).
     pub async fn run<T, F, Fut>(&self, operation: &'static str, command: F) -> Option<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let inner = &self.inner;
-        let connection = inner.connection.clone();
         let outcome = inner
             .breaker
             .call(
                 || async move {
-                    match tokio::time::timeout(inner.timeout, command(connection)).await {
+                    // One deadline for the whole command, a Sentinel lookup included.
+                    let deadline = tokio::time::Instant::now() + inner.timeout;
+                    let late = || format!("no answer within {:?}", inner.timeout);
+                    let leased = tokio::time::timeout_at(deadline, inner.route.connection())
+                        .await
+                        .map_err(|_| late())?
+                        .map_err(|err| err.to_string())?;
+                    let outcome =
+                        tokio::time::timeout_at(deadline, command(leased.connection.clone())).await;
+                    match outcome {
                         Ok(Ok(value)) => Ok(value),
-                        Ok(Err(err)) => Err(err.to_string()),
-                        Err(_) => Err(format!("no answer within {:?}", inner.timeout)),
+                        failed => {
+                            inner.route.forget(&leased);
+                            Err(match failed {
+                                Ok(Err(err)) => err.to_string(),
+                                _ => late(),
+                            })
+                        }
                     }
                 },
                 |_| true,
@@ -196,7 +254,7 @@ mod tests {
     fn unreachable(clock: Arc<ManualClock>) -> GuardedRedis {
         GuardedRedis::with_clock(
             "test",
-            "redis://127.0.0.1:1",
+            &RedisTarget::Url("redis://127.0.0.1:1".to_owned()),
             Duration::from_millis(100),
             "tests fall back",
             clock,
@@ -247,9 +305,40 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_a_setup_error() {
-        let err = GuardedRedis::new("test", "not a url", Duration::from_millis(100), "x")
+        let target = RedisTarget::Url("not a url".to_owned());
+        let err = GuardedRedis::new("test", &target, Duration::from_millis(100), "x")
             .err()
             .unwrap();
         assert!(matches!(err, SetupError::Url(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn with_no_sentinel_answering_a_command_fails_within_its_deadline() {
+        let target = RedisTarget::Sentinel {
+            sentinels: vec![SentinelAddr {
+                host: "127.0.0.1".to_owned(),
+                port: 1,
+            }],
+            master: "test".to_owned(),
+        };
+        let redis = GuardedRedis::with_clock(
+            "test",
+            &target,
+            Duration::from_millis(100),
+            "tests fall back",
+            Arc::new(ManualClock::new()),
+        )
+        .unwrap();
+        let started = tokio::time::Instant::now();
+        let ping = redis
+            .run("PING", |mut connection| async move {
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+            })
+            .await;
+        assert_eq!(ping, None);
+        assert!(redis.is_down());
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

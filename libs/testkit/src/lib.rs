@@ -12,12 +12,17 @@
 //! Isolation: [`fresh_database`] creates a new, empty database for each test, and
 //! [`unique_name`] gives exchanges and queues names no other run uses. Databases left behind by
 //! test processes that have exited are dropped the next time a test process starts.
+//!
+//! A test that must stop or fail over a server starts one of its own instead of touching the
+//! shared one: [`PrivateBroker`] (RabbitMQ), [`PrivateRedis`] and [`RedisFailover`] (a primary, a
+//! replica and a sentinel).
 
 mod broker;
 mod certs;
 pub mod events;
 mod infra;
 mod metrics;
+mod private_redis;
 mod process;
 mod proxy;
 
@@ -26,6 +31,7 @@ pub use certs::TestCerts;
 pub use events::EventProbe;
 pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admin_url, redis_url};
 pub use metrics::{Sample, Scrape};
+pub use private_redis::{PrivateRedis, RedisFailover};
 pub use process::{RunningService, ServiceProcess, free_port, poll_until};
 pub use proxy::TcpProxy;
 

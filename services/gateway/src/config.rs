@@ -12,6 +12,7 @@ use platform::{
     grpc::upstream::EndpointSource,
     tls::TlsMode,
 };
+use redis_guard::RedisTarget;
 use resilience::Strategy;
 
 use crate::edge::client_ip::Networks;
@@ -45,7 +46,9 @@ pub struct Config {
     pub ejection_time: Duration,
     pub breaker_failures: u32,
     pub breaker_open_for: Duration,
-    pub redis_url: String,
+    /// `GATEWAY_REDIS_URL`, or the primary `GATEWAY_REDIS_SENTINELS` name for
+    /// `GATEWAY_REDIS_MASTER` (which take precedence; see `redis_guard::target`).
+    pub redis: RedisTarget,
     pub redis_prefix: String,
     pub redis_timeout: Duration,
     pub rate_limit_per_minute: u32,
@@ -120,7 +123,8 @@ impl Config {
             ejection_time: env.duration_or("EJECTION_TIME", Duration::from_secs(30))?,
             breaker_failures: env.parse_or("BREAKER_FAILURES", 5)?,
             breaker_open_for: env.duration_or("BREAKER_OPEN_FOR", Duration::from_secs(5))?,
-            redis_url: env.string_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis: RedisTarget::from_settings(|setting| env.raw(setting), "redis://127.0.0.1:6379")
+                .map_err(|err| env.invalid(err.setting, err.reason))?,
             redis_prefix: env.string_or("REDIS_PREFIX", "gateway:v1"),
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(100))?,
             rate_limit_per_minute: env.parse_or("RATE_LIMIT_PER_MINUTE", 300)?,
@@ -196,13 +200,6 @@ impl Config {
                 variable: env.name("STREAM_TICKET_KEY"),
                 value: "<redacted>".to_owned(),
                 reason: "must be at least 32 bytes (e.g. openssl rand -hex 32)".to_owned(),
-            });
-        }
-        if !self.redis_url.starts_with("redis://") && !self.redis_url.starts_with("rediss://") {
-            return Err(ConfigError {
-                variable: env.name("REDIS_URL"),
-                value: platform::config::redact_url(&self.redis_url),
-                reason: "expected a redis:// or rediss:// URL".to_owned(),
             });
         }
         Ok(())
@@ -357,6 +354,53 @@ mod tests {
         let err = config(&[("GATEWAY_REDIS_URL", "http://user:hunter2@cache")]).unwrap_err();
         assert_eq!(err.variable, "GATEWAY_REDIS_URL");
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn redis_through_sentinel_takes_precedence_over_the_url() {
+        let through_sentinel = config(&[
+            ("GATEWAY_REDIS_URL", "redis://redis:6379"),
+            (
+                "GATEWAY_REDIS_SENTINELS",
+                "sentinel-0:26379,sentinel-1:26379",
+            ),
+            ("GATEWAY_REDIS_MASTER", "ferroshop"),
+        ])
+        .unwrap();
+        let RedisTarget::Sentinel { sentinels, master } = through_sentinel.redis else {
+            panic!("{:?}", through_sentinel.redis);
+        };
+        assert_eq!(master, "ferroshop");
+        assert_eq!(sentinels.len(), 2);
+        assert_eq!(
+            config(&[]).unwrap().redis,
+            RedisTarget::Url("redis://127.0.0.1:6379".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_bad_sentinel_setting_names_its_variable() {
+        for (vars, variable) in [
+            (
+                &[
+                    ("GATEWAY_REDIS_SENTINELS", "sentinel-0"),
+                    ("GATEWAY_REDIS_MASTER", "ferroshop"),
+                ][..],
+                "GATEWAY_REDIS_SENTINELS",
+            ),
+            (
+                &[("GATEWAY_REDIS_SENTINELS", "sentinel-0:26379")][..],
+                "GATEWAY_REDIS_MASTER",
+            ),
+            (
+                &[("GATEWAY_REDIS_MASTER", "ferroshop")][..],
+                "GATEWAY_REDIS_SENTINELS",
+            ),
+        ] {
+            let err = config(vars).unwrap_err();
+            assert_eq!(err.variable, variable, "{vars:?}");
+            assert!(err.to_string().contains(variable), "{err}");
+        }
     }
 
     #[test]

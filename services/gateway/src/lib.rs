@@ -125,13 +125,13 @@ impl Application {
         });
         let limiter = Limiter::new(
             Gcra::per_minute(config.rate_limit_per_minute, config.rate_limit_burst),
-            &config.redis_url,
+            &config.redis,
             &config.redis_prefix,
             config.redis_timeout,
         )?;
         let login_limiter = Limiter::new(
             Gcra::per_minute(config.login_rate_per_minute, config.login_rate_burst),
-            &config.redis_url,
+            &config.redis,
             &config.redis_prefix,
             config.redis_timeout,
         )?;

@@ -1,9 +1,12 @@
 //! Rate limits at the edge: GCRA in Redis, shared by gateway replicas, with a local fallback
-//! when Redis is down. No upstream is needed: the limiter answers before any is called.
+//! when Redis is down or failing over. No upstream is needed: the limiter answers before any is
+//! called.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use support::{metric, problem, spawn_gateway};
@@ -129,5 +132,80 @@ async fn with_redis_down_the_local_limit_takes_over_and_is_counted() {
         )
         .is_some_and(|count| count >= 1.0)
     );
+    gateway.stop().await;
+}
+
+/// Through Sentinel the limiter follows a failover. The primary crashes; while the sentinel
+/// notices and promotes the replica every request is still decided (by the local limit), and
+/// afterwards the shared state is written to the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_limit_follows_a_sentinel_failover_to_the_new_primary() {
+    let mut redis = testkit::RedisFailover::start().await;
+    let prefix = testkit::unique_name("gateway-failover");
+    // One request per 10 s sustained: each one keeps its bucket (the key) for 10 s more, long
+    // enough to be looked at; the burst is never reached.
+    let mut vars = limited(6, 10_000);
+    vars.extend([
+        ("GATEWAY_REDIS_SENTINELS", redis.sentinels()),
+        ("GATEWAY_REDIS_MASTER", redis.master().to_owned()),
+        ("GATEWAY_REDIS_PREFIX", prefix.clone()),
+    ]);
+    let gateway = spawn_gateway(vars).await;
+    let key = format!("{prefix}:rl:ip:127.0.0.1");
+    let decided_by = |store: &'static str| {
+        let gateway = &gateway;
+        async move {
+            let series = format!(
+                r#"gateway_rate_limit_decisions_total{{decision="allowed",store="{store}"}}"#
+            );
+            metric(&gateway.metrics().await, &series).unwrap_or(0.0)
+        }
+    };
+    assert_eq!(
+        gateway.get(PATH, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(decided_by("redis").await >= 1.0, "decided in Redis");
+    let exists = |connection: redis::aio::MultiplexedConnection| {
+        let key = key.clone();
+        async move {
+            let mut connection = connection;
+            redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async::<bool>(&mut connection)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(exists(redis.primary().await.connection().await).await);
+
+    let new_port = redis.kill_primary().await;
+    let new_primary = redis.server(new_port).connection().await;
+    // The bucket arrived by replication; remove it so only a write by the gateway brings it back.
+    redis::cmd("DEL")
+        .arg(&key)
+        .query_async::<()>(&mut new_primary.clone())
+        .await
+        .unwrap();
+    let (local_before, redis_before) = (decided_by("local").await, decided_by("redis").await);
+    testkit::poll_until(
+        "the limiter to write to the new primary",
+        Duration::from_secs(30),
+        || async {
+            // Every request is decided, by Redis or by the local limit.
+            assert_eq!(
+                gateway.get(PATH, None).await.status(),
+                StatusCode::NOT_FOUND
+            );
+            exists(new_primary.clone()).await.then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        decided_by("local").await > local_before,
+        "the local limit decided while Redis switched"
+    );
+    assert!(decided_by("redis").await > redis_before);
     gateway.stop().await;
 }

@@ -42,6 +42,13 @@
 //! invalidation during an outage are never served afterwards. Redis is deliberately **not** part
 //! of `/readyz`: a replica without its cache is slower, not broken, and taking every replica out
 //! of rotation because the cache is down would turn a degradation into an outage.
+//!
+//! **Failover.** With Redis Sentinel (`INVENTORY_REDIS_SENTINELS`, `INVENTORY_REDIS_MASTER`) the
+//! guard finds the primary through the sentinels and follows a failover to the new one; reads
+//! go to Postgres while it switches, as in any outage. One gap remains, as with any asynchronous
+//! Redis replication: an invalidation the old primary acknowledged after the promotion and
+//! before its demotion is lost with it, so the entry it deleted may be served again from the new
+//! primary until its TTL. `INVENTORY_CACHE_TTL` bounds that, as it bounds anything else missed.
 
 use std::{
     collections::BTreeSet,
@@ -49,7 +56,7 @@ use std::{
     time::Duration,
 };
 
-use redis_guard::{GuardedRedis, SetupError};
+use redis_guard::{GuardedRedis, RedisTarget, SetupError};
 
 use crate::domain::{ListQuery, Sku};
 
@@ -113,14 +120,14 @@ impl CatalogCache {
     /// Sets up the connection lazily: nothing is dialled until the first read, so the service
     /// starts whether or not Redis is up.
     pub fn new(
-        url: &str,
+        target: &RedisTarget,
         prefix: &str,
         ttl: Duration,
         timeout: Duration,
     ) -> Result<Self, SetupError> {
         let redis = GuardedRedis::new(
             "catalog cache",
-            url,
+            target,
             timeout,
             "catalog reads go to Postgres",
         )?;
@@ -315,7 +322,7 @@ mod tests {
     #[tokio::test]
     async fn keys_are_namespaced_by_the_prefix() {
         let cache = CatalogCache::new(
-            "redis://127.0.0.1:1",
+            &RedisTarget::Url("redis://127.0.0.1:1".to_owned()),
             "test:v9",
             Duration::from_secs(60),
             Duration::from_millis(50),
@@ -331,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_redis_is_a_miss_for_the_caller_and_invalidations_wait() {
         let cache = CatalogCache::new(
-            "redis://127.0.0.1:1",
+            &RedisTarget::Url("redis://127.0.0.1:1".to_owned()),
             "test:v1",
             Duration::from_secs(60),
             Duration::from_millis(100),

@@ -11,6 +11,7 @@
 use std::{ops::RangeInclusive, time::Duration};
 
 use platform::config::{ConfigError, Env, RuntimeConfig, RuntimeDefaults};
+use redis_guard::RedisTarget;
 
 pub const DEFAULTS: RuntimeDefaults =
     RuntimeDefaults::declared(&declarations::inventory::INVENTORY);
@@ -18,7 +19,9 @@ pub const DEFAULTS: RuntimeDefaults =
 #[derive(Debug, Clone)]
 pub struct Config {
     pub runtime: RuntimeConfig,
-    pub redis_url: String,
+    /// `INVENTORY_REDIS_URL`, or the primary `INVENTORY_REDIS_SENTINELS` name for
+    /// `INVENTORY_REDIS_MASTER` (which take precedence; see `redis_guard::target`).
+    pub redis: RedisTarget,
     pub cache_prefix: String,
     pub cache_ttl: Duration,
     pub cache_timeout: Duration,
@@ -33,14 +36,9 @@ impl Config {
     }
 
     pub fn from(env: &Env) -> Result<Self, ConfigError> {
-        let redis_url = env.string_or("REDIS_URL", "redis://127.0.0.1:6379");
-        if let Err(err) = redis::Client::open(redis_url.as_str()) {
-            return Err(ConfigError {
-                variable: env.name("REDIS_URL"),
-                value: platform::config::redact_url(&redis_url),
-                reason: format!("not a Redis URL: {err}"),
-            });
-        }
+        let redis =
+            RedisTarget::from_settings(|setting| env.raw(setting), "redis://127.0.0.1:6379")
+                .map_err(|err| env.invalid(err.setting, err.reason))?;
         let cache_prefix = env.string_or("CACHE_PREFIX", "inventory:v1");
         if cache_prefix.len() > 100
             || cache_prefix
@@ -55,7 +53,7 @@ impl Config {
         }
         Ok(Self {
             runtime: RuntimeConfig::from_env(env, DEFAULTS)?,
-            redis_url,
+            redis,
             cache_prefix,
             cache_ttl: bounded(
                 env,
@@ -134,7 +132,10 @@ mod tests {
             config.runtime.database_url,
             "postgres://postgres@127.0.0.1:5432/inventory"
         );
-        assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(
+            config.redis,
+            RedisTarget::Url("redis://127.0.0.1:6379".to_owned())
+        );
         assert_eq!(config.cache_prefix, "inventory:v1");
         assert_eq!(config.cache_ttl, Duration::from_secs(60));
         assert_eq!(config.cache_timeout, Duration::from_millis(250));
@@ -168,7 +169,10 @@ mod tests {
             ("INVENTORY_QUEUE_EXPIRY", "60s"),
         ]))
         .unwrap();
-        assert_eq!(config.redis_url, "redis://cache:6380/2");
+        assert_eq!(
+            config.redis,
+            RedisTarget::Url("redis://cache:6380/2".to_owned())
+        );
         assert_eq!(config.cache_prefix, "test:inventory");
         assert_eq!(config.cache_ttl, Duration::from_secs(300));
         assert_eq!(config.reservation_ttl, Duration::from_secs(2));
@@ -209,6 +213,38 @@ mod tests {
             assert_eq!(err.variable, variable, "{value}");
             assert!(err.to_string().contains(variable), "{err}");
         }
+    }
+
+    #[test]
+    fn redis_through_sentinel_takes_precedence_over_the_url() {
+        let config = Config::from(&env(&[
+            ("INVENTORY_REDIS_URL", "redis://redis:6379"),
+            (
+                "INVENTORY_REDIS_SENTINELS",
+                "sentinel-0:26379, sentinel-1:26379",
+            ),
+            ("INVENTORY_REDIS_MASTER", "ferroshop"),
+        ]))
+        .unwrap();
+        let RedisTarget::Sentinel { sentinels, master } = config.redis else {
+            panic!("{:?}", config.redis);
+        };
+        assert_eq!(master, "ferroshop");
+        assert_eq!(sentinels[1].to_string(), "sentinel-1:26379");
+    }
+
+    #[test]
+    fn a_bad_sentinel_address_names_its_variable() {
+        let err = Config::from(&env(&[
+            (
+                "INVENTORY_REDIS_SENTINELS",
+                "sentinel-0:26379,sentinel-1:port",
+            ),
+            ("INVENTORY_REDIS_MASTER", "ferroshop"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "INVENTORY_REDIS_SENTINELS");
+        assert!(err.reason.contains("sentinel-1:port"), "{err}");
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl Application {
         )
         .await?;
         let cache = CatalogCache::new(
-            &config.redis_url,
+            &config.redis,
             &config.cache_prefix,
             config.cache_ttl,
             config.cache_timeout,

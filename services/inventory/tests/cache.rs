@@ -1,6 +1,6 @@
 //! The catalog cache against a real Redis: hits, invalidation on every kind of write, the
-//! single-flight stampede guard, and correct answers when Redis is unreachable, dies, or misses
-//! invalidations during an outage.
+//! single-flight stampede guard, and correct answers when Redis is unreachable, dies, fails over
+//! (through Sentinel), or misses invalidations during an outage.
 
 mod support;
 
@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use contracts::inventory::UpsertProductRequest;
 use futures::future::join_all;
-use support::{eur, redis_server::RedisServer, spawn_app, spawn_app_with};
+use support::{eur, spawn_app, spawn_app_with};
+use testkit::PrivateRedis;
 use uuid::Uuid;
 
 #[tokio::test]
@@ -172,7 +173,7 @@ async fn reads_are_correct_when_redis_is_unreachable() {
 
 #[tokio::test]
 async fn reads_stay_correct_when_redis_dies_mid_flight() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = PrivateRedis::start().await;
     let url = redis.url();
     let app = spawn_app_with(&[("INVENTORY_REDIS_URL", url.as_str())]).await;
     app.product("MUG-1", "Mug", 1290, 10).await;
@@ -201,7 +202,7 @@ async fn reads_stay_correct_when_redis_dies_mid_flight() {
 /// once Redis is back.
 #[tokio::test]
 async fn invalidations_missed_during_an_outage_are_applied_before_the_cache_is_trusted_again() {
-    let redis = RedisServer::start().await;
+    let redis = PrivateRedis::start().await;
     let url = redis.url();
     let app = spawn_app_with(&[("INVENTORY_REDIS_URL", url.as_str())]).await;
     app.product("MUG-1", "Old name", 1290, 1).await;
@@ -275,5 +276,86 @@ async fn invalidations_missed_during_an_outage_are_applied_before_the_cache_is_t
     .await
     .unwrap();
     assert_eq!(product.name, "New name");
+    app.stop().await;
+}
+
+/// Through Sentinel the cache follows a failover. `SENTINEL FAILOVER` promotes the replica and
+/// demotes the old primary, which keeps answering reads but refuses writes with `READONLY`; a
+/// cache that stayed on it could never apply an invalidation again. Every answer stays correct
+/// while Redis switches (reads fall back to Postgres), and afterwards the cache writes to the
+/// new primary: the invalidation of a write made after the failover lands there, and so does
+/// the refill.
+#[tokio::test]
+async fn the_cache_follows_a_sentinel_failover_to_the_new_primary() {
+    let redis = testkit::RedisFailover::start().await;
+    let sentinels = redis.sentinels();
+    let app = spawn_app_with(&[
+        ("INVENTORY_REDIS_SENTINELS", sentinels.as_str()),
+        ("INVENTORY_REDIS_MASTER", redis.master()),
+    ])
+    .await;
+    let product_key = format!("{}:product:MUG-1", app.cache_prefix);
+    let generation_key = format!("{}:generation", app.cache_prefix);
+    app.product("MUG-1", "Mug", 1290, 10).await;
+    app.get("MUG-1").await.unwrap();
+    let reads = app.db_reads();
+    assert_eq!(app.get("MUG-1").await.unwrap().available, 10);
+    assert_eq!(
+        app.db_reads(),
+        reads,
+        "served from the primary Sentinel named"
+    );
+    let mut old_primary = redis.primary().await.connection().await;
+    let cached: bool = redis::cmd("EXISTS")
+        .arg(&product_key)
+        .query_async(&mut old_primary)
+        .await
+        .unwrap();
+    assert!(cached, "the entry is on the first primary");
+
+    let new_port = redis.failover().await;
+    let mut new_primary = redis.server(new_port).connection().await;
+    let generation = |connection: &mut redis::aio::MultiplexedConnection| {
+        let mut connection = connection.clone();
+        let key = generation_key.clone();
+        async move {
+            redis::cmd("GET")
+                .arg(&key)
+                .query_async::<Option<u64>>(&mut connection)
+                .await
+                .unwrap()
+                .unwrap_or_default()
+        }
+    };
+    let before = generation(&mut new_primary).await;
+
+    // A write after the failover: its invalidation has to reach the new primary.
+    app.adjust("MUG-1", 5).await.unwrap();
+    let started = Instant::now();
+    testkit::poll_until(
+        "the cache to invalidate and refill on the new primary",
+        Duration::from_secs(30),
+        || {
+            let (app, mut new_primary) = (&app, new_primary.clone());
+            let (product_key, generation) = (&product_key, &generation);
+            async move {
+                // Every answer is right, whichever way it is served.
+                assert_eq!(app.get("MUG-1").await.unwrap().available, 15);
+                let invalidated = generation(&mut new_primary).await > before;
+                let refilled: bool = redis::cmd("EXISTS")
+                    .arg(product_key)
+                    .query_async(&mut new_primary)
+                    .await
+                    .unwrap();
+                (invalidated && refilled).then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let reads = app.db_reads();
+    assert_eq!(app.get("MUG-1").await.unwrap().available, 15);
+    assert_eq!(app.db_reads(), reads, "served from the new primary");
+    eprintln!("switched to the new primary in {:?}", started.elapsed());
     app.stop().await;
 }

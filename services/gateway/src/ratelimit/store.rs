@@ -15,14 +15,15 @@
 //! the same guard the catalog cache uses: every command has the deadline, the outage is logged
 //! once when it starts and once when it ends, and Redis is left alone for a second after a
 //! failure (a circuit breaker), so that a dead Redis costs each request nothing rather than a
-//! timeout.
+//! timeout. With Sentinel (`GATEWAY_REDIS_SENTINELS`) the guard also follows a failover to the
+//! new primary; while it switches, the local limit applies as in any other outage.
 
 use std::{num::NonZeroU32, time::Duration};
 
 use governor::{
     DefaultKeyedRateLimiter, Quota, clock::Clock as _, middleware::StateInformationMiddleware,
 };
-use redis_guard::{GuardedRedis, SetupError};
+use redis_guard::{GuardedRedis, RedisTarget, SetupError};
 
 use super::gcra::{Decision, Gcra};
 
@@ -72,10 +73,15 @@ pub struct Limiter {
 impl Limiter {
     /// Connects lazily: nothing is dialled until the first request, so the gateway starts
     /// whether or not Redis is up.
-    pub fn new(gcra: Gcra, url: &str, prefix: &str, timeout: Duration) -> Result<Self, SetupError> {
+    pub fn new(
+        gcra: Gcra,
+        target: &RedisTarget,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, SetupError> {
         let redis = GuardedRedis::new(
             "rate limiter",
-            url,
+            target,
             timeout,
             "rate limits fall back to this replica",
         )?;
@@ -163,7 +169,7 @@ mod tests {
         // Port 1 on loopback: connection refused at once.
         let limiter = Limiter::new(
             Gcra::per_minute(60, 2),
-            "redis://127.0.0.1:1",
+            &RedisTarget::Url("redis://127.0.0.1:1".to_owned()),
             "test",
             Duration::from_millis(200),
         )

@@ -4,8 +4,6 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
-pub mod redis_server;
-
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
 use contracts::{
