@@ -267,8 +267,12 @@ async fn an_event_returned_for_want_of_its_queue_stays_unpublished_until_the_que
     let config = relay_config(&f.amqp_url, &f.exchange).with_topology(vec![queue.clone()]);
     let shutdown = Shutdown::new();
     let relay = tokio::spawn(OutboxRelay::new(f.pool.clone(), config).run(shutdown.clone()));
-    testkit::poll_until("the relay to declare", Duration::from_secs(10), || async {
-        depth(&f, &queue.queue).await.map(|_| ())
+    // A first event delivered proves the relay has declared the queue *and its binding* and is
+    // relaying; the queue alone exists a moment before its binding, and deleting it then would
+    // fail the relay's declaration instead of its publish.
+    f.enqueue(&[event("u-0", 0)]).await;
+    testkit::poll_until("the first event delivered", Duration::from_secs(10), || async {
+        (depth(&f, &queue.queue).await == Some(1)).then_some(())
     })
     .await
     .unwrap();
@@ -281,7 +285,7 @@ async fn an_event_returned_for_want_of_its_queue_stays_unpublished_until_the_que
         )
         .await
         .unwrap();
-    f.enqueue(&[event("u-1", 0)]).await;
+    f.enqueue(&[event("u-1", 1)]).await;
 
     // The broker returns the event: it is not marked published, the failure is recorded, and
     // the relay's reconnect declares the queue again and delivers it there.
@@ -293,7 +297,7 @@ async fn an_event_returned_for_want_of_its_queue_stays_unpublished_until_the_que
     .await
     .unwrap();
     let (attempts, last_error): (i32, Option<String>) =
-        sqlx::query_as("SELECT attempts, last_error FROM outbox")
+        sqlx::query_as("SELECT attempts, last_error FROM outbox ORDER BY seq DESC LIMIT 1")
             .fetch_one(&f.pool)
             .await
             .unwrap();
