@@ -271,9 +271,11 @@ async fn an_event_returned_for_want_of_its_queue_stays_unpublished_until_the_que
     // relaying; the queue alone exists a moment before its binding, and deleting it then would
     // fail the relay's declaration instead of its publish.
     f.enqueue(&[event("u-0", 0)]).await;
-    testkit::poll_until("the first event delivered", Duration::from_secs(10), || async {
-        (depth(&f, &queue.queue).await == Some(1)).then_some(())
-    })
+    testkit::poll_until(
+        "the first event delivered",
+        Duration::from_secs(10),
+        || async { (depth(&f, &queue.queue).await == Some(1)).then_some(()) },
+    )
     .await
     .unwrap();
 

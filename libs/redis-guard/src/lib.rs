@@ -55,7 +55,9 @@
 //!
 //! So a failover costs the fallback for about as long as Sentinel takes to promote a replica,
 //! plus at most one rest. What is written to the old primary between the promotion and its
-//! demotion is lost, as with any Redis failover: for a cache and a rate limiter that is harmless.
+//! demotion is lost, as with any Redis failover: for a rate limiter that is harmless. A user
+//! for whom a lost write matters (the catalog cache: a lost *invalidation* leaves an entry that
+//! is no longer true) watches [`GuardedRedis::primary_moves`] and starts over on a new primary.
 
 mod route;
 pub mod target;
@@ -232,6 +234,14 @@ impl GuardedRedis {
             }
             Err(resilience::BreakerError::Open) => None,
         }
+    }
+
+    /// How many times commands have moved to another primary (failovers followed through
+    /// Sentinel; always 0 with one URL). The count grows before the first command on the new
+    /// primary runs, so a value read after a command that equals the one read before it means
+    /// the command ran where the caller's earlier commands did.
+    pub fn primary_moves(&self) -> u64 {
+        self.inner.route.moves()
     }
 
     /// True from a failure until the next successful command.

@@ -5,6 +5,8 @@
 //! Sentinel, [`Route::Sentinel`] keeps one manager for the primary it last found and replaces it
 //! when told to: [`Route::connection`] asks the sentinels when no primary is known, and
 //! [`Route::forget`] drops the known one after a failure, so the next command asks again.
+//! [`Route::moves`] counts the lookups that found a primary at another address than the one
+//! before: each is a failover this process has followed.
 
 use std::sync::{
     Mutex, PoisonError,
@@ -43,6 +45,11 @@ pub(crate) struct SentinelRoute {
     primary: Mutex<Option<Primary>>,
     /// How many primaries have been found so far: the next one's generation.
     found: AtomicU64,
+    /// The address of the last primary found; kept when that primary is forgotten, so the next
+    /// lookup can tell a new primary from the same one asked for again.
+    last_address: Mutex<Option<String>>,
+    /// How many lookups found a primary at another address than `last_address`.
+    moves: AtomicU64,
     /// Settings of every manager built for a primary.
     config: ConnectionManagerConfig,
     /// The master name, for logs.
@@ -88,6 +95,8 @@ impl Route {
             sentinels: tokio::sync::Mutex::new(client),
             primary: Mutex::new(None),
             found: AtomicU64::new(0),
+            last_address: Mutex::new(None),
+            moves: AtomicU64::new(0),
             config,
             master: master.to_owned(),
         })))
@@ -102,6 +111,16 @@ impl Route {
                 generation: None,
             }),
             Self::Sentinel(route) => route.connection().await,
+        }
+    }
+
+    /// How many times commands moved to a primary at another address (always 0 on a fixed
+    /// route). It grows before the first command on the new primary gets its connection, so a
+    /// caller that reads it after a command knows whether that command may have run there.
+    pub(crate) fn moves(&self) -> u64 {
+        match self {
+            Self::Fixed(_) => 0,
+            Self::Sentinel(route) => route.moves.load(Ordering::SeqCst),
         }
     }
 
@@ -139,6 +158,14 @@ impl SentinelRoute {
         let address = client.get_connection_info().addr().to_string();
         let connection = ConnectionManager::new_lazy_with_config(client, self.config.clone())?;
         let generation = self.found.fetch_add(1, Ordering::SeqCst) + 1;
+        let previous = self
+            .last_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(address.clone());
+        if previous.is_some_and(|previous| previous != address) {
+            self.moves.fetch_add(1, Ordering::SeqCst);
+        }
         tracing::info!(master = %self.master, %address, "Sentinel named the Redis primary");
         let primary = Primary {
             generation,

@@ -304,6 +304,11 @@ impl RedisFailover {
         self.server(self.primary_port().await)
     }
 
+    /// The data server the sentinel does not name as the primary now.
+    pub async fn replica(&self) -> &PrivateRedis {
+        self.server(self.other(self.primary_port().await))
+    }
+
     /// `SENTINEL FAILOVER`, as an operator runs it: the replica is promoted and the old primary,
     /// still running, is turned into its replica. Returns once the sentinel names the new
     /// primary, it says it is one, and the old one says it is a replica; returns the new

@@ -45,10 +45,17 @@
 //!
 //! **Failover.** With Redis Sentinel (`INVENTORY_REDIS_SENTINELS`, `INVENTORY_REDIS_MASTER`) the
 //! guard finds the primary through the sentinels and follows a failover to the new one; reads
-//! go to Postgres while it switches, as in any outage. One gap remains, as with any asynchronous
-//! Redis replication: an invalidation the old primary acknowledged after the promotion and
-//! before its demotion is lost with it, so the entry it deleted may be served again from the new
-//! primary until its TTL. `INVENTORY_CACHE_TTL` bounds that, as it bounds anything else missed.
+//! go to Postgres while it switches, as in any outage. Redis replicates asynchronously, so an
+//! invalidation the old primary acknowledged just before it failed (or after the promotion,
+//! before its demotion) may never have reached the new primary, which then still holds the
+//! entry it deleted. Which ones were lost cannot be known, so on a new primary the cache
+//! **starts over**: before it trusts anything there, it makes the generation jump by a random
+//! amount (no page key, and no fill keyed to a generation read earlier, can match it again) and
+//! deletes every product entry (`SCAN` + `UNLINK`, once per failover). Any answer that came from
+//! a primary the cache has not started over on is discarded and read from Postgres instead.
+//! What remains is another replica of this service still writing to a demoted old primary that
+//! it has not yet found to be demoted; its invalidations are lost until it follows, and
+//! `INVENTORY_CACHE_TTL` bounds that, as it bounds anything else missed.
 
 use std::{
     collections::BTreeSet,
@@ -114,6 +121,9 @@ struct Pending {
     /// Generation bumps asked for and applied: outstanding while `requested > applied`.
     requested: u64,
     applied: u64,
+    /// The guard's [`GuardedRedis::primary_moves`] the cache has started over for: while the
+    /// guard's count is higher, the current primary is not trusted.
+    started_over_for: u64,
 }
 
 impl CatalogCache {
@@ -161,17 +171,20 @@ impl CatalogCache {
 
     /// Looks `key` up and counts the outcome under `kind` (`product` or `page`).
     pub async fn lookup(&self, key: &str, kind: &'static str) -> Lookup {
-        let found = if self.settle_pending().await {
-            let mut get = redis::cmd("GET");
-            get.arg(key);
-            self.inner
-                .redis
-                .run("GET", |mut conn| async move {
-                    get.query_async::<Option<Vec<u8>>>(&mut conn).await
-                })
-                .await
-        } else {
-            None
+        let found = match self.settle_pending().await {
+            Some(moves) => {
+                let mut get = redis::cmd("GET");
+                get.arg(key);
+                let found = self
+                    .inner
+                    .redis
+                    .run("GET", |mut conn| async move {
+                        get.query_async::<Option<Vec<u8>>>(&mut conn).await
+                    })
+                    .await;
+                found.filter(|_| self.on_trusted_primary(moves))
+            }
+            None => None,
         };
         let lookup = match found {
             Some(Some(bytes)) => Lookup::Hit(bytes),
@@ -185,9 +198,7 @@ impl CatalogCache {
     /// The current catalog generation (0 before the first write), or `None` when Redis cannot
     /// be used.
     pub async fn generation(&self) -> Option<u64> {
-        if !self.settle_pending().await {
-            return None;
-        }
+        let moves = self.settle_pending().await?;
         let mut get = redis::cmd("GET");
         get.arg(self.generation_key());
         self.inner
@@ -196,7 +207,14 @@ impl CatalogCache {
                 get.query_async::<Option<u64>>(&mut conn).await
             })
             .await
+            .filter(|_| self.on_trusted_primary(moves))
             .map(Option::unwrap_or_default)
+    }
+
+    /// Whether a command just run went to the primary the cache had settled on before it (the
+    /// guard counts a move before the first command on a new primary runs).
+    fn on_trusted_primary(&self, moves: u64) -> bool {
+        self.inner.redis.primary_moves() == moves
     }
 
     /// Stores `value` at `key` unless the catalog changed since `generation` was read.
@@ -236,8 +254,73 @@ impl CatalogCache {
         self.settle_pending().await;
     }
 
+    /// Starts over on a new primary and applies outstanding invalidations. When nothing is
+    /// outstanding, the guard's primary moves the cache is consistent with; `None` otherwise.
+    async fn settle_pending(&self) -> Option<u64> {
+        let moves = self.inner.redis.primary_moves();
+        if moves != self.pending().started_over_for {
+            self.start_over().await?;
+            let mut pending = self.pending();
+            pending.started_over_for = pending.started_over_for.max(moves);
+        }
+        self.apply_invalidations().await.then_some(moves)
+    }
+
+    /// Makes everything cached before a failover unreachable (see the module docs): the
+    /// generation jumps, then every product entry is deleted. In that order, so a fill racing
+    /// with it either finds the generation changed or is already there for the scan to find.
+    async fn start_over(&self) -> Option<()> {
+        let jump = u64::from(rand::random::<u32>()) + 1;
+        let mut incr = redis::cmd("INCRBY");
+        incr.arg(self.generation_key()).arg(jump);
+        self.inner
+            .redis
+            .run("start over", |mut conn| async move {
+                incr.query_async::<u64>(&mut conn).await
+            })
+            .await?;
+        let pattern = format!("{}:product:*", glob_escaped(&self.inner.prefix));
+        let mut cursor = 0_u64;
+        let mut deleted = 0_usize;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500);
+            let (next, keys) = self
+                .inner
+                .redis
+                .run("start over", |mut conn| async move {
+                    scan.query_async::<(u64, Vec<String>)>(&mut conn).await
+                })
+                .await?;
+            if !keys.is_empty() {
+                deleted += keys.len();
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(&keys);
+                self.inner
+                    .redis
+                    .run("start over", |mut conn| async move {
+                        unlink.query_async::<u64>(&mut conn).await
+                    })
+                    .await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        tracing::info!(
+            deleted,
+            "catalog cache started over on a new Redis primary: invalidations may have been lost"
+        );
+        Some(())
+    }
+
     /// Applies outstanding invalidations; true when none are left.
-    async fn settle_pending(&self) -> bool {
+    async fn apply_invalidations(&self) -> bool {
         let (keys, requested) = {
             let pending = self.pending();
             if pending.keys.is_empty() && pending.requested == pending.applied {
@@ -297,6 +380,18 @@ pub fn record(kind: &'static str, lookup: &Lookup) {
         .increment(1);
 }
 
+/// `text` with Redis's glob characters escaped, for a `SCAN MATCH` pattern.
+fn glob_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 /// `ttl` scaled by a factor in [0.8, 1.2): `unit` is uniform in [0, 1).
 fn jittered(ttl: Duration, unit: f64) -> Duration {
     ttl.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
@@ -317,6 +412,12 @@ mod tests {
             let value = jittered(ttl, rand::random::<f64>());
             assert!((Duration::from_secs(48)..=Duration::from_secs(72)).contains(&value));
         }
+    }
+
+    #[test]
+    fn a_prefix_is_matched_literally() {
+        assert_eq!(glob_escaped("inventory:v1"), "inventory:v1");
+        assert_eq!(glob_escaped(r"a*b?c[d]\e"), r"a\*b\?c\[d\]\\e");
     }
 
     #[tokio::test]
