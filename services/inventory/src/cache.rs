@@ -126,6 +126,13 @@ struct Pending {
     started_over_for: u64,
 }
 
+impl Pending {
+    /// No invalidation outstanding.
+    fn is_settled(&self) -> bool {
+        self.keys.is_empty() && self.requested == self.applied
+    }
+}
+
 impl CatalogCache {
     /// Sets up the connection lazily: nothing is dialled until the first read, so the service
     /// starts whether or not Redis is up.
@@ -258,12 +265,18 @@ impl CatalogCache {
     /// outstanding, the guard's primary moves the cache is consistent with; `None` otherwise.
     async fn settle_pending(&self) -> Option<u64> {
         let moves = self.inner.redis.primary_moves();
+        // The two slow paths are boxed: they are rare, and inlining their futures into every
+        // lookup's would make the futures that contain a lookup (up to a whole service spawned
+        // in another crate's tests) deeper than the compiler's type-depth limit.
         if moves != self.pending().started_over_for {
-            self.start_over().await?;
+            Box::pin(self.start_over()).await?;
             let mut pending = self.pending();
             pending.started_over_for = pending.started_over_for.max(moves);
         }
-        self.apply_invalidations().await.then_some(moves)
+        if self.pending().is_settled() {
+            return Some(moves);
+        }
+        Box::pin(self.apply_invalidations()).await.then_some(moves)
     }
 
     /// Makes everything cached before a failover unreachable (see the module docs): the
@@ -323,7 +336,7 @@ impl CatalogCache {
     async fn apply_invalidations(&self) -> bool {
         let (keys, requested) = {
             let pending = self.pending();
-            if pending.keys.is_empty() && pending.requested == pending.applied {
+            if pending.is_settled() {
                 return true;
             }
             (
@@ -357,7 +370,7 @@ impl CatalogCache {
             pending.keys.remove(key);
         }
         pending.applied = pending.applied.max(requested);
-        pending.keys.is_empty() && pending.requested == pending.applied
+        pending.is_settled()
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
