@@ -32,7 +32,7 @@ pub const GATEWAY: Service = Service {
         Setting::new(
             "LB_STRATEGY",
             "`round_robin`",
-            "`round_robin`, `least_requests` or `consistent_hash`",
+            "`round_robin` or `least_requests`",
         ),
         Setting::new(
             "<SERVICE>_LB_STRATEGY",

@@ -1,10 +1,23 @@
-//! Runs a service: the gRPC API and the admin HTTP port, side by side, until shutdown.
+//! Runs a service: its public API and the admin HTTP port, side by side, until shutdown.
+//!
+//! Every Ferroshop process is one of these. The public API is an [`Api`]: a tonic gRPC server
+//! for the services, an axum router for the gateway's REST API. Both sit on the same stack
+//! (tonic is built on hyper, tower and axum), so what surrounds the API is the same for every
+//! process:
+//!
+//! | piece | what the host does with it |
+//! |---|---|
+//! | the API port | serves the [`Api`]; on shutdown stops accepting and lets in-flight requests finish within the grace period |
+//! | the admin port | `/healthz`, `/readyz`, `/metrics` ([`crate::admin`]); answers (`/readyz` says 503) until the API has drained |
+//! | the [`Worker`]s | started beside the API with the shutdown signal; awaited, within the grace period, after the API has drained |
 //!
 //! Binding is separate from serving so that callers (tests above all) can bind port 0 and learn
 //! the real addresses before the service starts.
 
 use std::{net::SocketAddr, time::Duration};
 
+use axum::serve::ListenerExt as _;
+use futures::{TryFutureExt as _, future::BoxFuture};
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
@@ -30,6 +43,8 @@ pub enum HostError {
     Authorization(String),
     #[error("gRPC server failed: {0}")]
     Grpc(Box<dyn std::error::Error + Send + Sync>),
+    #[error("HTTP API server failed: {0}")]
+    Http(std::io::Error),
     #[error("admin server failed: {0}")]
     Admin(std::io::Error),
 }
@@ -54,15 +69,59 @@ impl Worker {
     }
 }
 
-/// A service ready to run: both ports bound, its gRPC API, its readiness checks and its
-/// background workers. Every Ferroshop service's `Application` is one of these plus whatever
-/// handles its tests need.
+/// What a host serves on its API port.
+pub enum Api {
+    /// A gRPC API (every service): mutual TLS and the authorization tables as configured.
+    Grpc(GrpcServer),
+    /// An HTTP API as an axum router (the gateway's REST API), over plain HTTP: public TLS
+    /// ends at the ingress. Handlers can read the peer address with
+    /// `axum::extract::ConnectInfo<SocketAddr>`.
+    Http(axum::Router),
+}
+
+impl Api {
+    /// How the API port is named in logs and errors.
+    fn what(&self) -> &'static str {
+        match self {
+            Self::Grpc(_) => "gRPC API",
+            Self::Http(_) => "HTTP API",
+        }
+    }
+}
+
+/// Where and how a host listens.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// The API port.
+    pub api_addr: SocketAddr,
+    /// The admin port (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_addr: SocketAddr,
+    /// How long in-flight requests, then the workers, may take after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// Mutual TLS on a gRPC API, or plaintext. An HTTP API is always plaintext.
+    pub tls: TlsMode,
+}
+
+impl From<&RuntimeConfig> for HostConfig {
+    fn from(runtime: &RuntimeConfig) -> Self {
+        Self {
+            api_addr: runtime.grpc_addr,
+            admin_addr: runtime.admin_addr,
+            shutdown_grace: runtime.shutdown_grace,
+            tls: runtime.tls.clone(),
+        }
+    }
+}
+
+/// A process ready to run: both ports bound, its API, its readiness checks and its background
+/// workers. Every Ferroshop `Application` (the services' and the gateway's) is one of these plus
+/// whatever handles its tests need.
 pub struct ServiceHost {
-    grpc_listener: TcpListener,
+    api_listener: TcpListener,
     admin_listener: TcpListener,
-    grpc_addr: SocketAddr,
+    api_addr: SocketAddr,
     admin_addr: SocketAddr,
-    grpc: GrpcServer,
+    api: Api,
     readiness: Readiness,
     workers: Vec<Worker>,
     grace: Duration,
@@ -71,32 +130,38 @@ pub struct ServiceHost {
 }
 
 impl ServiceHost {
-    /// Binds the gRPC and admin ports of `runtime` (port 0 picks a free one, see
-    /// [`ServiceHost::grpc_addr`]) for `grpc`, answering `/readyz` with `readiness`. With mutual
-    /// TLS, the credentials are loaded here, so unusable files stop the service at start; the
-    /// authorization tables are checked whatever the mode.
+    /// Binds the API and admin ports of `config` (port 0 picks a free one, see
+    /// [`ServiceHost::api_addr`]) for `api`, answering `/readyz` with `readiness`. For a gRPC
+    /// API with mutual TLS, the credentials are loaded here, so unusable files stop the service
+    /// at start; its authorization tables are checked whatever the mode.
     pub async fn bind(
-        runtime: &RuntimeConfig,
-        grpc: GrpcServer,
+        config: &HostConfig,
+        api: Api,
         readiness: Readiness,
     ) -> Result<Self, HostError> {
-        grpc.policy().map_err(HostError::Authorization)?;
-        let tls = match runtime.tls.files() {
-            Some(files) => Some(ServerTls::load(files).await?),
-            None => None,
+        let tls = match &api {
+            Api::Grpc(grpc) => {
+                grpc.policy().map_err(HostError::Authorization)?;
+                match config.tls.files() {
+                    Some(files) => Some(ServerTls::load(files).await?),
+                    None => None,
+                }
+            }
+            Api::Http(_) => None,
         };
-        let grpc_listener = bind("gRPC API", runtime.grpc_addr).await?;
-        let admin_listener = bind("admin HTTP", runtime.admin_addr).await?;
+        let what = api.what();
+        let api_listener = bind(what, config.api_addr).await?;
+        let admin_listener = bind("admin HTTP", config.admin_addr).await?;
         Ok(Self {
-            grpc_addr: local_addr(&grpc_listener, "gRPC API", runtime.grpc_addr)?,
-            admin_addr: local_addr(&admin_listener, "admin HTTP", runtime.admin_addr)?,
-            grpc_listener,
+            api_addr: local_addr(&api_listener, what, config.api_addr)?,
+            admin_addr: local_addr(&admin_listener, "admin HTTP", config.admin_addr)?,
+            api_listener,
             admin_listener,
-            grpc,
+            api,
             readiness,
             workers: Vec::new(),
-            grace: runtime.shutdown_grace,
-            tls_mode: runtime.tls.clone(),
+            grace: config.shutdown_grace,
+            tls_mode: config.tls.clone(),
             tls,
         })
     }
@@ -108,9 +173,9 @@ impl ServiceHost {
         self
     }
 
-    /// The address the gRPC API actually listens on (useful after binding port 0).
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+    /// The address the API actually listens on (useful after binding port 0).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -118,7 +183,7 @@ impl ServiceHost {
     }
 
     /// Serves both ports, with the workers beside the API, until `shutdown` fires. In-flight
-    /// gRPC calls then get up to the shutdown grace period to finish; the admin port keeps
+    /// requests then get up to the shutdown grace period to finish; the admin port keeps
     /// answering (`/readyz` says 503) until the API has drained. Each worker must return once
     /// `shutdown` fires; the host waits for them, within the same grace period, after the API
     /// has drained.
@@ -128,8 +193,7 @@ impl ServiceHost {
         for worker in self.workers {
             running.spawn((worker.start)(shutdown.clone()));
         }
-        tracing::info!(grpc = %self.grpc_addr, admin = %self.admin_addr, "serving");
-        self.tls_mode.log("the gRPC API");
+        tracing::info!(api = %self.api_addr, admin = %self.admin_addr, "serving {}", self.api.what());
         let admin_stop = Shutdown::new();
         let admin = tokio::spawn({
             let router = crate::admin::router(self.readiness, shutdown.clone());
@@ -142,29 +206,19 @@ impl ServiceHost {
             }
         });
 
-        let api: futures::future::BoxFuture<'_, Result<(), _>> = match self.tls {
-            // Handshakes, each verifying the client's certificate; the callers' identities
-            // feed the authorization layer.
-            Some(tls) => Box::pin(self.grpc.serve(
-                tls.incoming(self.grpc_listener, shutdown.clone()),
-                shutdown.clone(),
-                true,
-            )),
-            // TCP_NODELAY on every accepted connection, as the clients set it on theirs
-            // (`grpc::client::connect_lazy`): without it, Nagle's algorithm holds a small
-            // response frame back until the peer's delayed ACK arrives, up to 40 ms on Linux.
-            None => Box::pin(self.grpc.serve(
-                TcpIncoming::from(self.grpc_listener).with_nodelay(Some(true)),
-                shutdown.clone(),
-                false,
-            )),
-        };
+        let api = serve(
+            self.api,
+            self.api_listener,
+            self.tls,
+            &self.tls_mode,
+            &shutdown,
+        );
         let deadline = async {
             shutdown.wait().await;
             tokio::time::sleep(grace).await;
         };
         let result = tokio::select! {
-            result = api => result.map_err(HostError::Grpc),
+            result = api => result,
             () = deadline => {
                 tracing::warn!(?grace, "grace period over; abandoning in-flight calls");
                 Ok(())
@@ -197,6 +251,65 @@ impl ServiceHost {
         }
         tracing::info!("stopped");
         result
+    }
+}
+
+/// The API served on `listener` until `shutdown` fires, then drained.
+fn serve(
+    api: Api,
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    tls_mode: &TlsMode,
+    shutdown: &Shutdown,
+) -> BoxFuture<'static, Result<(), HostError>> {
+    let drain = {
+        let shutdown = shutdown.clone();
+        async move { shutdown.wait().await }
+    };
+    match (api, tls) {
+        (Api::Grpc(grpc), tls) => {
+            tls_mode.log("the gRPC API");
+            match tls {
+                // Handshakes, each verifying the client's certificate; the callers' identities
+                // feed the authorization layer.
+                Some(tls) => Box::pin(
+                    grpc.serve(
+                        tls.incoming(listener, shutdown.clone()),
+                        shutdown.clone(),
+                        true,
+                    )
+                    .map_err(HostError::Grpc),
+                ),
+                // TCP_NODELAY on every accepted connection, as the clients set it on theirs
+                // (`grpc::client::connect_lazy`): without it, Nagle's algorithm holds a small
+                // response frame back until the peer's delayed ACK arrives, up to 40 ms on Linux.
+                None => Box::pin(
+                    grpc.serve(
+                        TcpIncoming::from(listener).with_nodelay(Some(true)),
+                        shutdown.clone(),
+                        false,
+                    )
+                    .map_err(HostError::Grpc),
+                ),
+            }
+        }
+        (Api::Http(router), _) => {
+            // The same TCP_NODELAY as the gRPC port, for the same reason.
+            let listener = listener.tap_io(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            });
+            Box::pin(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(drain)
+                .await
+                .map_err(HostError::Http)
+            })
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! platform::entrypoint::run("users", |shutdown| async move {   // telemetry, SIGTERM, exit code
 //!     let config = Config::from_env()?;                         // platform::config
 //!     let app = Application::build(config).await?;              // db::connect + migrate, GrpcServer,
-//!     app.run(shutdown).await?;                                 //   ServiceHost: gRPC + admin HTTP
+//!     app.run(shutdown).await?;                                 //   ServiceHost: API + admin HTTP
 //!     Ok(())
 //! })
 //! ```
@@ -21,7 +21,7 @@
 //! | [`trace_context`] | W3C trace context in and out of HTTP headers / gRPC metadata |
 //! | [`admin`] | the admin HTTP port: `/healthz`, `/readyz`, `/metrics` |
 //! | [`grpc`] | gRPC server with health, reflection, tracing and RED metrics; client plumbing |
-//! | [`host`] | binds both ports and serves them until shutdown |
+//! | [`host`] | binds both ports and serves them until shutdown: a gRPC API or an axum router, the admin port, workers, drain |
 //! | [`service`] | a service assembled from the shared pieces: database, workers, API; one start-up error; in-process spawning for tests |
 //! | [`db`] | Postgres pool and embedded migrations |
 //! | [`fencing`] | fencing tokens: participants refuse calls from a superseded saga runner |

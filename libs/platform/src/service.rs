@@ -30,7 +30,7 @@ use crate::{
     admin::Readiness,
     config::RuntimeConfig,
     grpc::GrpcServer,
-    host::{HostError, ServiceHost, Worker},
+    host::{Api, HostConfig, HostError, ServiceHost, Worker},
 };
 
 /// Why a service could not start.
@@ -137,9 +137,13 @@ impl ServiceBuilder {
 
     /// Binds the ports: the service is ready to run.
     pub async fn bind(self) -> Result<ServiceHost, StartError> {
-        Ok(ServiceHost::bind(&self.runtime, self.grpc, self.readiness)
-            .await?
-            .with_workers(self.workers))
+        Ok(ServiceHost::bind(
+            &HostConfig::from(&self.runtime),
+            Api::Grpc(self.grpc),
+            self.readiness,
+        )
+        .await?
+        .with_workers(self.workers))
     }
 }
 
@@ -157,7 +161,7 @@ impl Spawned {
     /// Runs `host` on a task of its own.
     pub fn start(host: ServiceHost) -> Self {
         let shutdown = Shutdown::new();
-        let (grpc_addr, admin_addr) = (host.grpc_addr(), host.admin_addr());
+        let (grpc_addr, admin_addr) = (host.api_addr(), host.admin_addr());
         let task = tokio::spawn(host.run(shutdown.clone()));
         Self {
             grpc_addr,

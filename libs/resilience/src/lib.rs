@@ -82,7 +82,7 @@
 //! | [`retry`](mod@retry) | [`RetryPolicy`], the shared [`RetryBudget`], the [`retry()`] loop |
 //! | [`breaker`] | the [`CircuitBreaker`] state machine and its metrics |
 //! | [`grpc`] | which `tonic::Status` codes are transient or upstream failures; [`grpc::Upstream`] |
-//! | [`balance`] | client-side load balancing over replicas: round-robin, least-requests (P2C), consistent hash, passive ejection |
+//! | [`balance`] | client-side load balancing over replicas: round-robin, least-requests (P2C), passive ejection |
 //! | [`clock`] | time as a dependency, so tests move it by hand instead of sleeping |
 
 pub mod backoff;

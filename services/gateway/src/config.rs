@@ -304,11 +304,11 @@ mod tests {
     fn the_strategy_has_a_default_and_per_upstream_overrides() {
         let config = config(&[
             ("GATEWAY_LB_STRATEGY", "least_requests"),
-            ("GATEWAY_ORDERS_LB_STRATEGY", "consistent_hash"),
+            ("GATEWAY_ORDERS_LB_STRATEGY", "round_robin"),
         ])
         .unwrap();
         assert_eq!(config.inventory.strategy, Strategy::LeastRequests);
-        assert_eq!(config.orders.strategy, Strategy::ConsistentHash);
+        assert_eq!(config.orders.strategy, Strategy::RoundRobin);
         let err = self::config(&[("GATEWAY_PAYMENTS_LB_STRATEGY", "random")]).unwrap_err();
         assert_eq!(err.variable, "GATEWAY_PAYMENTS_LB_STRATEGY");
     }

@@ -114,7 +114,7 @@ impl Application {
             let users = users.clone();
             Box::pin(async move {
                 users
-                    .call(true, None, |endpoint| async move {
+                    .call(true, |endpoint| async move {
                         UsersServiceClient::new(endpoint)
                             .get_jwks(GetJwksRequest {})
                             .await

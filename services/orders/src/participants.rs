@@ -122,7 +122,7 @@ impl Participants {
         };
         let response = self
             .inventory
-            .call(true, None, |endpoint| {
+            .call(true, |endpoint| {
                 let request = request.clone();
                 async move {
                     InventoryServiceClient::new(endpoint)
@@ -165,7 +165,7 @@ impl Participants {
         };
         let response = self
             .inventory
-            .call(true, None, |endpoint| {
+            .call(true, |endpoint| {
                 let request = fenced(&request, fence);
                 async move {
                     InventoryServiceClient::new(endpoint)
@@ -193,7 +193,7 @@ impl Participants {
         };
         let response = self
             .inventory
-            .call(true, None, |endpoint| {
+            .call(true, |endpoint| {
                 let request = fenced(&request, fence);
                 async move {
                     InventoryServiceClient::new(endpoint)
@@ -216,7 +216,7 @@ impl Participants {
         };
         let response = self
             .inventory
-            .call(true, None, |endpoint| {
+            .call(true, |endpoint| {
                 let request = fenced(&request, fence);
                 async move {
                     InventoryServiceClient::new(endpoint)
@@ -254,7 +254,7 @@ impl Participants {
         };
         let response = self
             .payments
-            .call(true, None, |endpoint| {
+            .call(true, |endpoint| {
                 let request = fenced(&request, fence);
                 async move {
                     PaymentsServiceClient::new(endpoint)
@@ -309,7 +309,7 @@ impl Participants {
         };
         let response = self
             .payments
-            .call(true, None, |endpoint| {
+            .call(true, |endpoint| {
                 let request = fenced(&request, fence);
                 async move {
                     PaymentsServiceClient::new(endpoint)

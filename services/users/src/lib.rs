@@ -69,7 +69,7 @@ impl Application {
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.host.grpc_addr()
+        self.host.api_addr()
     }
 
     pub fn admin_addr(&self) -> SocketAddr {

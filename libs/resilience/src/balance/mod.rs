@@ -10,15 +10,14 @@
 //!
 //! | piece | job |
 //! |---|---|
-//! | [`Strategy`] | round-robin, least-requests (power of two choices), consistent hash |
-//! | [`ring`] | the consistent-hash ring with virtual nodes |
+//! | [`Strategy`] | round-robin, least-requests (power of two choices) |
 //! | [`health`] | passive health: eject an endpoint after consecutive failures, probation on return |
 //! | [`Balancer`] | the thread-safe pool of endpoints: update from discovery, pick, report |
 //!
 //! ```text
 //! let balancer = Balancer::new("inventory", Strategy::RoundRobin, EjectionConfig::default())?;
 //! balancer.update(&names, |name| connect_lazy(name).ok());      // from config or DNS
-//! let picked = balancer.pick(Request { key: Some(order_id.as_bytes()), avoid: &tried })?;
+//! let picked = balancer.pick(Request { avoid: &tried })?;
 //! let result = call(picked.value().clone()).await;
 //! picked.finish(if endpoint_failed(&result) { Outcome::Failure } else { Outcome::Success });
 //! ```
@@ -34,7 +33,6 @@
 
 pub mod health;
 mod pool;
-pub mod ring;
 
 #[cfg(test)]
 mod tests;

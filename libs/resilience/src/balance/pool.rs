@@ -5,10 +5,7 @@ use std::{fmt, str::FromStr, sync::Arc, time::Instant};
 
 use rand::Rng;
 
-use super::{
-    health::{EjectionConfig, Health, Outcome, Transition},
-    ring::{Ring, stable_hash},
-};
+use super::health::{EjectionConfig, Health, Outcome, Transition};
 
 /// How the next endpoint is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,18 +17,14 @@ pub enum Strategy {
     /// of two lookups; and unlike "always the least loaded" it does not stampede a newly idle
     /// endpoint (Mitzenmacher, 2001).
     LeastRequests,
-    /// The same key (an order id, a user id) always goes to the same endpoint while it is
-    /// healthy; see [`super::ring`]. Requests without a key are spread round-robin.
-    ConsistentHash,
 }
 
 impl Strategy {
-    /// The configuration spelling: `round_robin`, `least_requests`, `consistent_hash`.
+    /// The configuration spelling: `round_robin`, `least_requests`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RoundRobin => "round_robin",
             Self::LeastRequests => "least_requests",
-            Self::ConsistentHash => "consistent_hash",
         }
     }
 }
@@ -49,8 +42,7 @@ impl FromStr for Strategy {
         match text.trim().to_ascii_lowercase().replace('-', "_").as_str() {
             "round_robin" => Ok(Self::RoundRobin),
             "least_requests" => Ok(Self::LeastRequests),
-            "consistent_hash" => Ok(Self::ConsistentHash),
-            _ => Err("expected round_robin, least_requests or consistent_hash".to_owned()),
+            _ => Err("expected round_robin or least_requests".to_owned()),
         }
     }
 }
@@ -72,8 +64,6 @@ pub(crate) struct Slot<T> {
 /// What a pick is asked for.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Request<'a> {
-    /// The affinity key (consistent hash only).
-    pub key: Option<&'a [u8]>,
     /// Endpoints to avoid if any other is usable: those that already failed this call, so a
     /// retry goes elsewhere.
     pub avoid: &'a [Arc<str>],
@@ -85,7 +75,6 @@ pub(crate) struct Pool<T> {
     pub(crate) strategy: Strategy,
     pub(crate) ejection: EjectionConfig,
     pub(crate) slots: Vec<Slot<T>>,
-    ring: Ring,
     cursor: usize,
     next_id: u64,
 }
@@ -96,7 +85,6 @@ impl<T> Pool<T> {
             strategy,
             ejection,
             slots: Vec::new(),
-            ring: Ring::default(),
             cursor: 0,
             next_id: 0,
         }
@@ -111,8 +99,8 @@ impl<T> Pool<T> {
         mut make: impl FnMut(&str) -> Option<T>,
     ) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
         let mut names: Vec<Arc<str>> = names.to_vec();
-        // A stable order, whatever order DNS answered in, so every replica builds the same ring
-        // and round-robin does not jump when the answer is shuffled.
+        // A stable order, whatever order DNS answered in, so round-robin does not jump when the
+        // answer is shuffled.
         names.sort();
         names.dedup();
         let mut old: Vec<Option<Slot<T>>> = std::mem::take(&mut self.slots)
@@ -143,7 +131,6 @@ impl<T> Pool<T> {
             }
         }
         let removed = old.into_iter().flatten().map(|slot| slot.name).collect();
-        self.ring = Ring::build(self.slots.iter().map(|slot| &*slot.name));
         (added, removed)
     }
 
@@ -182,13 +169,9 @@ impl<T> Pool<T> {
         } else {
             vec![true; self.slots.len()]
         };
-        let chosen = match (self.strategy, request.key) {
-            (Strategy::ConsistentHash, Some(key)) => self
-                .ring
-                .walk(stable_hash(key))
-                .find(|index| candidates[*index]),
-            (Strategy::LeastRequests, _) => self.least_requests(&candidates, rng),
-            _ => self.round_robin(&candidates),
+        let chosen = match self.strategy {
+            Strategy::LeastRequests => self.least_requests(&candidates, rng),
+            Strategy::RoundRobin => self.round_robin(&candidates),
         }?;
         if let Some(slot) = self.slots.get_mut(chosen) {
             slot.in_flight = slot.in_flight.saturating_add(1);

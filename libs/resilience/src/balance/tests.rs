@@ -26,8 +26,8 @@ fn pool_of(strategy: Strategy, count: usize) -> (Balancer<String>, ManualClock) 
 }
 
 /// Picks and immediately finishes with success; returns the endpoint.
-fn pick(balancer: &Balancer<String>, key: Option<&[u8]>) -> Arc<str> {
-    let picked = balancer.pick(Request { key, avoid: &[] }).unwrap();
+fn pick(balancer: &Balancer<String>) -> Arc<str> {
+    let picked = balancer.pick(Request::default()).unwrap();
     let name = Arc::clone(picked.endpoint());
     assert_eq!(picked.value(), &*name);
     picked.finish(Outcome::Success);
@@ -48,11 +48,7 @@ fn counts(picks: impl IntoIterator<Item = Arc<str>>) -> HashMap<Arc<str>, usize>
 
 #[test]
 fn strategies_parse_from_their_config_spelling() {
-    for strategy in [
-        Strategy::RoundRobin,
-        Strategy::LeastRequests,
-        Strategy::ConsistentHash,
-    ] {
+    for strategy in [Strategy::RoundRobin, Strategy::LeastRequests] {
         assert_eq!(strategy.as_str().parse::<Strategy>(), Ok(strategy));
     }
     assert_eq!(
@@ -71,7 +67,7 @@ fn an_empty_pool_picks_nothing() {
 #[test]
 fn round_robin_is_exactly_fair() {
     let (balancer, _) = pool_of(Strategy::RoundRobin, 3);
-    let picks: Vec<Arc<str>> = (0..300).map(|_| pick(&balancer, None)).collect();
+    let picks: Vec<Arc<str>> = (0..300).map(|_| pick(&balancer)).collect();
     assert!(counts(picks.clone()).values().all(|count| *count == 100));
     // And strictly in turn: no endpoint twice in a row.
     assert!(picks.windows(2).all(|pair| pair[0] != pair[1]));
@@ -83,7 +79,7 @@ fn round_robin_stays_fair_over_the_rest_while_one_is_ejected_and_takes_it_back()
     let all = names(3);
     fail(&balancer, &all[1]);
     fail(&balancer, &all[1]);
-    let during = counts((0..100).map(|_| pick(&balancer, None)));
+    let during = counts((0..100).map(|_| pick(&balancer)));
     assert_eq!(
         during.get(&all[1]),
         None,
@@ -94,7 +90,7 @@ fn round_robin_stays_fair_over_the_rest_while_one_is_ejected_and_takes_it_back()
     assert!(balancer.endpoints()[1].ejected);
 
     clock.advance(Duration::from_secs(10));
-    let after = counts((0..99).map(|_| pick(&balancer, None)));
+    let after = counts((0..99).map(|_| pick(&balancer)));
     assert_eq!(after[&all[1]], 33, "back in rotation after the ejection");
 }
 
@@ -131,90 +127,15 @@ fn least_requests_prefers_the_less_loaded_under_exact_loads() {
 }
 
 #[test]
-fn consistent_hash_keeps_a_key_on_one_endpoint_and_spreads_keys() {
-    let (balancer, _) = pool_of(Strategy::ConsistentHash, 4);
-    let mut owners = HashMap::new();
-    for i in 0..400 {
-        let key = format!("order-{i}");
-        let first = pick(&balancer, Some(key.as_bytes()));
-        for _ in 0..3 {
-            assert_eq!(pick(&balancer, Some(key.as_bytes())), first);
-        }
-        owners.insert(key, first);
-    }
-    let shares = counts(owners.values().cloned());
-    assert_eq!(shares.len(), 4);
-    assert!(shares.values().all(|share| *share > 50), "{shares:?}");
-}
-
-#[test]
-fn consistent_hash_moves_about_one_key_in_n_when_an_endpoint_leaves_or_joins() {
-    let (balancer, _) = pool_of(Strategy::ConsistentHash, 5);
-    let keys: Vec<String> = (0..5000).map(|i| format!("user-{i}")).collect();
-    let owners = |balancer: &Balancer<String>| -> Vec<Arc<str>> {
-        keys.iter()
-            .map(|key| pick(balancer, Some(key.as_bytes())))
-            .collect()
-    };
-    let before = owners(&balancer);
-    let mut fewer = names(5);
-    let gone = fewer.remove(2);
-    balancer.update(&fewer, |name| Some(name.to_owned()));
-    let after = owners(&balancer);
-    let moved: Vec<_> = before.iter().zip(&after).filter(|(a, b)| a != b).collect();
-    assert!(moved.iter().all(|(old, _)| **old == gone), "only its keys");
-    assert!((700..=1300).contains(&moved.len()), "{} moved", moved.len());
-
-    // It comes back: every key returns to its original owner.
-    balancer.update(&names(5), |name| Some(name.to_owned()));
-    assert_eq!(owners(&balancer), before);
-}
-
-#[test]
-fn consistent_hash_skips_an_ejected_owner_and_returns_to_it() {
-    let (balancer, clock) = pool_of(Strategy::ConsistentHash, 3);
-    let key = b"order-42".as_slice();
-    let owner = pick(&balancer, Some(key));
-    fail(&balancer, &owner);
-    fail(&balancer, &owner);
-    let stand_in = pick(&balancer, Some(key));
-    assert_ne!(stand_in, owner);
-    assert_eq!(
-        pick(&balancer, Some(key)),
-        stand_in,
-        "the stand-in is stable"
-    );
-    clock.advance(Duration::from_secs(10));
-    assert_eq!(pick(&balancer, Some(key)), owner);
-}
-
-#[test]
-fn consistent_hash_without_a_key_rotates() {
-    let (balancer, _) = pool_of(Strategy::ConsistentHash, 3);
-    let shares = counts((0..30).map(|_| pick(&balancer, None)));
-    assert!(shares.values().all(|share| *share == 10), "{shares:?}");
-}
-
-#[test]
 fn a_retry_avoids_the_endpoint_that_failed_unless_it_is_the_only_one() {
     let (balancer, _) = pool_of(Strategy::RoundRobin, 2);
     let all = names(2);
     for _ in 0..10 {
-        let picked = balancer
-            .pick(Request {
-                key: None,
-                avoid: &all[..1],
-            })
-            .unwrap();
+        let picked = balancer.pick(Request { avoid: &all[..1] }).unwrap();
         assert_eq!(picked.endpoint(), &all[1]);
     }
     let (single, _) = pool_of(Strategy::RoundRobin, 1);
-    let picked = single
-        .pick(Request {
-            key: None,
-            avoid: &names(1),
-        })
-        .unwrap();
+    let picked = single.pick(Request { avoid: &names(1) }).unwrap();
     assert_eq!(picked.endpoint(), &names(1)[0]);
 }
 
@@ -226,7 +147,7 @@ fn when_every_endpoint_is_ejected_all_are_tried_rather_than_none() {
         fail(&balancer, &name);
     }
     assert!(balancer.endpoints().iter().all(|status| status.ejected));
-    let shares = counts((0..10).map(|_| pick(&balancer, None)));
+    let shares = counts((0..10).map(|_| pick(&balancer)));
     assert_eq!(shares.len(), 2, "panic mode spreads over all endpoints");
 }
 
@@ -252,7 +173,7 @@ fn failures_of_picked_calls_eject_and_probation_re_ejects_on_the_first_failure()
 
     clock.advance(Duration::from_secs(10));
     assert!(
-        (0..2).any(|_| pick(&balancer, None) == all[0]),
+        (0..2).any(|_| pick(&balancer) == all[0]),
         "back in rotation"
     );
     // That was a success: full standing again. Two failures needed, then probation after.
@@ -332,9 +253,9 @@ fn active_health_checks_take_an_endpoint_out_and_back() {
     let (balancer, _) = pool_of(Strategy::RoundRobin, 2);
     let all = names(2);
     balancer.set_serving(&all[0], false);
-    assert!((0..10).all(|_| pick(&balancer, None) == all[1]));
+    assert!((0..10).all(|_| pick(&balancer) == all[1]));
     balancer.set_serving(&all[0], true);
-    assert_eq!(counts((0..10).map(|_| pick(&balancer, None))).len(), 2);
+    assert_eq!(counts((0..10).map(|_| pick(&balancer))).len(), 2);
 }
 
 /// Records the level of every event logged while it is the default subscriber.
@@ -387,7 +308,7 @@ fn ejections_are_counted_and_the_gauge_follows_the_endpoint() {
         Some(1.0)
     );
     clock.advance(Duration::from_secs(10));
-    pick(&balancer, None);
+    pick(&balancer);
     assert_eq!(
         recorder.value(&series("load_balancer_endpoint_ejected")),
         Some(0.0)

@@ -44,7 +44,7 @@ pub async fn register(
     let response = gateway
         .upstreams
         .users
-        .call(false, Some(request.email.as_bytes()), |endpoint| {
+        .call(false, |endpoint| {
             let request = request.clone();
             async move { UsersServiceClient::new(endpoint).register(request).await }
         })
@@ -81,7 +81,7 @@ pub async fn login(
     let response = gateway
         .upstreams
         .users
-        .call(false, Some(request.email.as_bytes()), |endpoint| {
+        .call(false, |endpoint| {
             let request = request.clone();
             async move {
                 UsersServiceClient::new(endpoint)
@@ -114,7 +114,7 @@ pub async fn me(gateway: web::Data<Gateway>, caller: Caller) -> Result<HttpRespo
     let response = gateway
         .upstreams
         .users
-        .call(true, Some(user_id.as_bytes()), |endpoint| {
+        .call(true, |endpoint| {
             let request = GetUserRequest {
                 user_id: user_id.clone(),
             };

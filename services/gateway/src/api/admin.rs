@@ -59,7 +59,7 @@ pub async fn upsert_product(
     let response = gateway
         .upstreams
         .inventory
-        .call(false, Some(request.sku.as_bytes()), |endpoint| {
+        .call(false, |endpoint| {
             let request = request.clone();
             async move {
                 InventoryServiceClient::new(endpoint)
@@ -104,7 +104,7 @@ pub async fn adjust_stock(
     let response = gateway
         .upstreams
         .inventory
-        .call(false, Some(request.sku.as_bytes()), |endpoint| {
+        .call(false, |endpoint| {
             let request = request.clone();
             async move {
                 InventoryServiceClient::new(endpoint)

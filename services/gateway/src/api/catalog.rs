@@ -80,7 +80,7 @@ pub async fn list_products(
     let result = gateway
         .upstreams
         .inventory
-        .call(true, None, |endpoint| {
+        .call(true, |endpoint| {
             let request = request.clone();
             async move {
                 InventoryServiceClient::new(endpoint)
@@ -130,7 +130,7 @@ pub async fn get_product(
     let result = gateway
         .upstreams
         .inventory
-        .call(true, Some(sku.as_bytes()), |endpoint| {
+        .call(true, |endpoint| {
             let request = GetProductRequest { sku: sku.clone() };
             async move {
                 InventoryServiceClient::new(endpoint)

@@ -124,7 +124,7 @@ async fn watch(
     gateway
         .upstreams
         .orders
-        .call(true, Some(order_id.as_bytes()), |endpoint| {
+        .call(true, |endpoint| {
             let mut request = tonic::Request::new(WatchOrderRequest {
                 order_id: order_id.to_owned(),
                 customer_id: customer_id.clone(),

@@ -14,9 +14,6 @@
 //! (`libs/inputs`) — the same types orders and payments parse them with — so a request this
 //! route accepts is one no later layer refuses for its shape, and a malformed one is a 400
 //! naming the field before any upstream is called.
-//!
-//! Order calls carry the order id (or for lists the customer id) as the consistent-hash key, so
-//! with `GATEWAY_ORDERS_LB_STRATEGY=consistent_hash` one order's reads land on one replica.
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use contracts::{
@@ -96,7 +93,7 @@ pub async fn fetch_order(gateway: &Gateway, caller: &Caller, id: &str) -> Result
     let response = gateway
         .upstreams
         .orders
-        .call(true, Some(id.as_bytes()), |endpoint| {
+        .call(true, |endpoint| {
             let request = GetOrderRequest {
                 order_id: id.to_owned(),
                 customer_id: customer_id.clone(),
@@ -137,7 +134,7 @@ pub async fn place_order(
     let response = gateway
         .upstreams
         .orders
-        .call(false, Some(customer_id.as_bytes()), |endpoint| {
+        .call(false, |endpoint| {
             let request = request.clone();
             async move {
                 OrdersServiceClient::new(endpoint)
@@ -211,7 +208,7 @@ pub async fn list_orders(
     let response = gateway
         .upstreams
         .orders
-        .call(true, Some(customer_id.as_bytes()), |endpoint| {
+        .call(true, |endpoint| {
             let request = request.clone();
             async move {
                 OrdersServiceClient::new(endpoint)
@@ -263,7 +260,7 @@ pub async fn cancel_order(
     let response = gateway
         .upstreams
         .orders
-        .call(false, Some(id.as_bytes()), |endpoint| {
+        .call(false, |endpoint| {
             let request = request.clone();
             async move {
                 OrdersServiceClient::new(endpoint)
@@ -301,7 +298,7 @@ pub async fn order_payment(
     let response = gateway
         .upstreams
         .payments
-        .call(true, Some(id.as_bytes()), |endpoint| {
+        .call(true, |endpoint| {
             let request = GetPaymentRequest {
                 key: Some(Key::OrderId(id.clone())),
             };

@@ -55,7 +55,7 @@ pub async fn get_{{snake}}_record(
     let response = gateway
         .upstreams
         .{{snake}}
-        .call(true, Some(id.as_bytes()), |endpoint| {
+        .call(true, |endpoint| {
             let request = GetRecordRequest { id: id.clone() };
             async move { {{Pascal}}ServiceClient::new(endpoint).get_record(request).await }
         })

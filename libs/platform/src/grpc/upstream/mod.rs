@@ -2,10 +2,10 @@
 //! the gateway for the four services, orders for inventory and payments.
 //!
 //! ```text
-//! Backend::call(idempotent, key, op)
+//! Backend::call(idempotent, op)
 //! └─ circuit breaker (per upstream)    open → UNAVAILABLE at once (callers may serve a fallback)
 //!    └─ retry with budget              transient failures of idempotent calls only
-//!       └─ load balancer (per attempt) round-robin / P2C / consistent hash; avoids endpoints
+//!       └─ load balancer (per attempt) round-robin / P2C; avoids endpoints
 //!          │                           that already failed this call; ejects failing ones
 //!          └─ attempt                  own deadline (grpc-timeout, at most what the caller has
 //!                                      left) + W3C trace context ([`CallContext`])
@@ -137,14 +137,8 @@ impl Backend {
     }
 
     /// Calls the service: `op` runs once per attempt, on the endpoint the balancer chose, and
-    /// must build a fresh request each time. `key` is the consistent-hash affinity key (an
-    /// order or user id); `idempotent` allows retries.
-    pub async fn call<T, Op, Fut>(
-        &self,
-        idempotent: bool,
-        key: Option<&[u8]>,
-        mut op: Op,
-    ) -> Result<T, Status>
+    /// must build a fresh request each time; `idempotent` allows retries.
+    pub async fn call<T, Op, Fut>(&self, idempotent: bool, mut op: Op) -> Result<T, Status>
     where
         Op: FnMut(Endpoint) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -152,7 +146,7 @@ impl Backend {
         let mut tried: Vec<Arc<str>> = Vec::new();
         self.resilience
             .call(idempotent, || {
-                let picked = self.balancer.pick(Request { key, avoid: &tried });
+                let picked = self.balancer.pick(Request { avoid: &tried });
                 let attempt = picked.map(|picked| {
                     tried.push(Arc::clone(picked.endpoint()));
                     metrics::counter!(
