@@ -125,7 +125,7 @@ async fn watch(
         .upstreams
         .orders
         .call(true, Some(order_id.as_bytes()), |endpoint| {
-            let mut request = tonic::Request::new(WatchOrderRequest {
+            let mut request = caller.orders_request(WatchOrderRequest {
                 order_id: order_id.to_owned(),
                 customer_id: customer_id.clone(),
                 after,

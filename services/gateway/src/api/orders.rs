@@ -101,6 +101,7 @@ pub async fn fetch_order(gateway: &Gateway, caller: &Caller, id: &str) -> Result
                 order_id: id.to_owned(),
                 customer_id: customer_id.clone(),
             };
+            let request = caller.orders_request(request);
             async move { OrdersServiceClient::new(endpoint).get_order(request).await }
         })
         .await
@@ -264,7 +265,7 @@ pub async fn cancel_order(
         .upstreams
         .orders
         .call(false, Some(id.as_bytes()), |endpoint| {
-            let request = request.clone();
+            let request = caller.orders_request(request.clone());
             async move {
                 OrdersServiceClient::new(endpoint)
                     .cancel_order(request)
