@@ -19,6 +19,9 @@
 //!    Every error counts: for a component with a fallback, a Redis that refuses commands (an ACL
 //!    change, out of memory) is as unusable as one that is gone.
 //!
+//! Each component connects as an ACL user of its own, limited to its key prefix and commands
+//! ([`acl`]); the URL carries the user (`redis://<user>:<password>@host`).
+//!
 //! The outage is logged once when it starts (a warning naming what degrades) and once when it
 //! ends; the breaker's own series (`circuit_breaker_state{breaker="redis-<name>"}` and
 //! friends) show it on dashboards.
@@ -57,6 +60,7 @@
 //! plus at most one rest. What is written to the old primary between the promotion and its
 //! demotion is lost, as with any Redis failover: for a cache and a rate limiter that is harmless.
 
+pub mod acl;
 mod route;
 pub mod target;
 

@@ -15,7 +15,8 @@
 //!
 //! A test that must stop or fail over a server starts one of its own instead of touching the
 //! shared one: [`PrivateBroker`] (RabbitMQ), [`PrivateRedis`] and [`RedisFailover`] (a primary, a
-//! replica and a sentinel).
+//! replica and a sentinel). A test of least privilege creates a throwaway user on the shared
+//! Redis ([`AclUser`], deleted when dropped).
 
 mod broker;
 mod certs;
@@ -25,6 +26,7 @@ mod metrics;
 mod private_redis;
 mod process;
 mod proxy;
+mod redis_acl;
 
 pub use broker::PrivateBroker;
 pub use certs::TestCerts;
@@ -34,6 +36,7 @@ pub use metrics::{Sample, Scrape};
 pub use private_redis::{PrivateRedis, RedisFailover};
 pub use process::{RunningService, ServiceProcess, free_port, poll_until};
 pub use proxy::TcpProxy;
+pub use redis_acl::AclUser;
 
 /// The settings every Ferroshop service under test shares, under its prefix (`users` →
 /// `USERS_…`): its database, port 0 on loopback for the gRPC and admin ports, and the broker with
