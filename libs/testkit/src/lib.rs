@@ -16,9 +16,10 @@
 //! A test that must stop or fail over a server starts one of its own instead of touching the
 //! shared one: [`PrivateBroker`] (RabbitMQ), [`PrivateRedis`] and [`RedisFailover`] (a primary, a
 //! replica and a sentinel). A test of least privilege creates a throwaway user on the shared
-//! Redis ([`AclUser`], deleted when dropped).
+//! Redis ([`AclUser`]) or broker ([`BrokerUser`]), deleted when dropped.
 
 mod broker;
+mod broker_user;
 mod certs;
 pub mod events;
 mod infra;
@@ -29,6 +30,7 @@ mod proxy;
 mod redis_acl;
 
 pub use broker::PrivateBroker;
+pub use broker_user::BrokerUser;
 pub use certs::TestCerts;
 pub use events::EventProbe;
 pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admin_url, redis_url};
