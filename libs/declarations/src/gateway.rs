@@ -77,7 +77,7 @@ pub const GATEWAY: Service = Service {
         Setting::new(
             "REDIS_URL",
             "`redis://127.0.0.1:6379`",
-            "shared rate-limit state; not used when `GATEWAY_REDIS_SENTINELS` is set",
+            "shared rate-limit state; `redis://<user>:<password>@host:6379` connects as the limiter's ACL user (its key prefix and commands only: `redis_guard::acl`); not used when `GATEWAY_REDIS_SENTINELS` is set",
         )
         .required(),
         Setting::new(

@@ -13,7 +13,7 @@ pub const INVENTORY: Service = Service {
         Setting::new(
             "REDIS_URL",
             "`redis://127.0.0.1:6379`",
-            "the catalog cache (optional at run time: reads fall back to Postgres); not used when `INVENTORY_REDIS_SENTINELS` is set",
+            "the catalog cache (optional at run time: reads fall back to Postgres); `redis://<user>:<password>@host:6379` connects as the cache's ACL user (its key prefix and commands only: `redis_guard::acl`); not used when `INVENTORY_REDIS_SENTINELS` is set",
         )
         .required(),
         Setting::new(

@@ -92,6 +92,74 @@ pub fn system(runtime: &platform::config::RuntimeConfig) -> Vec<ConsumerTopology
         .collect()
 }
 
+/// One RabbitMQ user's permissions in a virtual host: three regular expressions over resource
+/// names, as `rabbitmqctl set_permissions <user> <configure> <write> <read>` and the Messaging
+/// Topology Operator's `Permission` take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permissions {
+    /// Declaring and deleting exchanges and queues.
+    pub configure: String,
+    /// Publishing to an exchange; binding a queue (write on the queue).
+    pub write: String,
+    /// Consuming from, getting from and purging a queue; binding to an exchange (read on it).
+    pub read: String,
+}
+
+/// The permissions of a service's broker user under `runtime`'s names, derived from the
+/// topology so they cannot drift from it: the events exchange, its dead-letter exchange, every
+/// queue of [`system`] (main, retry tiers, parking) and, for writing, the default exchange
+/// (`amq.default`, through which consumers send a failed message to its retry tier and replays
+/// go back to the main queue). Nothing else: no other exchange, queue or virtual host.
+///
+/// Why every queue, and not only the service's own: every outbox relay declares and binds the
+/// whole topology when it connects (see [`QUEUES`]), and RabbitMQ checks more than configure for
+/// that: binding needs write on the queue, and declaring a queue with a dead-letter exchange
+/// (the main queues and the retry tiers) needs read on it. Limiting `read` to a service's own
+/// queues would therefore stop its relay; it needs the relays to check other services' queues
+/// passively instead of declaring them, which is not done yet. What the per-service users give
+/// today is a credential per service (revocable, visible in the broker's connection list) that
+/// reaches nothing outside the shop's topology.
+pub fn permissions(runtime: &platform::config::RuntimeConfig) -> Permissions {
+    let exchanges = [
+        runtime.events_exchange.clone(),
+        dead_letter_exchange(&runtime.events_exchange),
+    ];
+    let queues = system(runtime).into_iter().flat_map(|queue| {
+        let mut names = vec![queue.queue.clone(), queue.parking_queue()];
+        names.extend(
+            queue
+                .retry_delays
+                .iter()
+                .map(|delay| queue.retry_queue(*delay)),
+        );
+        names
+    });
+    let topology: Vec<String> = exchanges.into_iter().chain(queues).collect();
+    let mut write = topology.clone();
+    write.push("amq.default".to_owned());
+    Permissions {
+        configure: exactly(&topology),
+        write: exactly(&write),
+        read: exactly(&topology),
+    }
+}
+
+/// A regular expression matching exactly the `names`.
+fn exactly(names: &[String]) -> String {
+    let escaped: Vec<String> = names
+        .iter()
+        .map(|name| {
+            name.chars()
+                .flat_map(|c| {
+                    let special = "\\.^$|?*+()[]{}".contains(c);
+                    special.then_some('\\').into_iter().chain([c])
+                })
+                .collect()
+        })
+        .collect();
+    format!("^({})$", escaped.join("|"))
+}
+
 /// Why [`declare_system`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeclareError {
@@ -413,6 +481,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_service_user_is_granted_the_topology_and_nothing_else() {
+        let env = platform::config::Env::from_pairs(
+            "inventory",
+            &[
+                ("INVENTORY_EVENTS_EXCHANGE", "shop.events"),
+                ("INVENTORY_DATABASE_URL", "postgres://unused/unused"),
+            ],
+        );
+        let defaults = platform::config::RuntimeDefaults {
+            grpc_port: 50052,
+            admin_port: 9102,
+            database: "inventory",
+        };
+        let runtime = platform::config::RuntimeConfig::from_env(&env, defaults).unwrap();
+        let granted = permissions(&runtime);
+        assert!(
+            granted
+                .read
+                .starts_with(r"^(shop\.events|shop\.events\.dlx|inventory\.orders|")
+        );
+        assert!(
+            granted
+                .read
+                .ends_with(r"|orders\.order-summaries\.retry\.30000ms)$")
+        );
+        assert!(granted.configure.contains(r"|payments\.orders\.parking|"));
+        assert_eq!(granted.configure, granted.read);
+        assert_eq!(
+            granted.write,
+            granted.read.replace(")$", r"|amq\.default)$")
+        );
     }
 
     #[test]

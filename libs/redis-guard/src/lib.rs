@@ -19,6 +19,9 @@
 //!    Every error counts: for a component with a fallback, a Redis that refuses commands (an ACL
 //!    change, out of memory) is as unusable as one that is gone.
 //!
+//! Each component connects as an ACL user of its own, limited to its key prefix and commands
+//! ([`acl`]); the URL carries the user (`redis://<user>:<password>@host`).
+//!
 //! The outage is logged once when it starts (a warning naming what degrades) and once when it
 //! ends; the breaker's own series (`circuit_breaker_state{breaker="redis-<name>"}` and
 //! friends) show it on dashboards.
@@ -59,6 +62,7 @@
 //! for whom a lost write matters (the catalog cache: a lost *invalidation* leaves an entry that
 //! is no longer true) watches [`GuardedRedis::primary_moves`] and starts over on a new primary.
 
+pub mod acl;
 mod route;
 pub mod target;
 

@@ -15,9 +15,11 @@
 //!
 //! A test that must stop or fail over a server starts one of its own instead of touching the
 //! shared one: [`PrivateBroker`] (RabbitMQ), [`PrivateRedis`] and [`RedisFailover`] (a primary, a
-//! replica and a sentinel).
+//! replica and a sentinel). A test of least privilege creates a throwaway user on the shared
+//! Redis ([`AclUser`]) or broker ([`BrokerUser`]), deleted when dropped.
 
 mod broker;
+mod broker_user;
 mod certs;
 pub mod events;
 mod infra;
@@ -25,8 +27,10 @@ mod metrics;
 mod private_redis;
 mod process;
 mod proxy;
+mod redis_acl;
 
 pub use broker::PrivateBroker;
+pub use broker_user::BrokerUser;
 pub use certs::TestCerts;
 pub use events::EventProbe;
 pub use infra::{TestDatabase, amqp_url, fresh_database, host_port, postgres_admin_url, redis_url};
@@ -34,6 +38,7 @@ pub use metrics::{Sample, Scrape};
 pub use private_redis::{PrivateRedis, RedisFailover};
 pub use process::{RunningService, ServiceProcess, free_port, poll_until};
 pub use proxy::TcpProxy;
+pub use redis_acl::AclUser;
 
 /// The settings every Ferroshop service under test shares, under its prefix (`users` →
 /// `USERS_…`): its database, port 0 on loopback for the gRPC and admin ports, and the broker with

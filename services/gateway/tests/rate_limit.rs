@@ -209,3 +209,61 @@ async fn the_shared_limit_follows_a_sentinel_failover_to_the_new_primary() {
     assert!(decided_by("redis").await > redis_before);
     gateway.stop().await;
 }
+
+/// Least privilege: the limiter's own ACL user (`redis_guard::acl`, its declared commands on its
+/// prefix) is all it needs, and that user cannot touch the catalog cache's keys.
+#[tokio::test]
+async fn the_limiter_works_as_its_own_acl_user_and_nothing_beyond_its_prefix() {
+    use gateway::ratelimit::{
+        Limiter,
+        gcra::Gcra,
+        store::{REDIS_COMMANDS, Store},
+    };
+    use redis_guard::{RedisTarget, acl};
+
+    let prefix = testkit::unique_name("acl-gateway");
+    let user = testkit::AclUser::create(&acl::rules(&prefix, REDIS_COMMANDS))
+        .await
+        .unwrap();
+    let target = RedisTarget::Url(user.url().to_owned());
+    let limiter = Limiter::new(
+        Gcra::per_minute(60, 2),
+        &target,
+        &prefix,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let decisions = [
+        limiter.check("ip:192.0.2.1").await,
+        limiter.check("ip:192.0.2.1").await,
+        limiter.check("ip:192.0.2.1").await,
+    ];
+    assert!(decisions.iter().all(|(_, store)| *store == Store::Redis));
+    let allowed: Vec<bool> = decisions.iter().map(|(d, _)| d.allowed).collect();
+    assert_eq!(allowed, [true, true, false]);
+
+    // The same user on the catalog cache's keys: refused by Redis, so the limit falls back to
+    // this replica.
+    let mut connection = redis::Client::open(user.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let refused = redis::cmd("GET")
+        .arg("inventory:v1:product:MUG-1")
+        .query_async::<Option<String>>(&mut connection)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().to_lowercase().contains("noperm"),
+        "{refused}"
+    );
+    let outside = Limiter::new(
+        Gcra::per_minute(60, 2),
+        &target,
+        "inventory:v1",
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert_eq!(outside.check("ip:192.0.2.1").await.1, Store::Local);
+}

@@ -67,6 +67,22 @@ use redis_guard::{GuardedRedis, RedisTarget, SetupError};
 
 use crate::domain::{ListQuery, Sku};
 
+/// Every command the cache sends, its scripts' included: the grant of its Redis ACL user
+/// (`redis_guard::acl`), on keys under its prefix.
+pub const REDIS_COMMANDS: &[&str] = &[
+    "get",
+    "evalsha",
+    "eval",
+    "script|load",
+    "set",
+    "incr",
+    "del",
+    // Starting over on a new primary (see the module docs).
+    "incrby",
+    "scan",
+    "unlink",
+];
+
 /// Stores `ARGV[2]` at `KEYS[2]` for `ARGV[3]` ms, only if the generation at `KEYS[1]` still is
 /// `ARGV[1]` (the value seen before Postgres was read).
 const FILL_IF_CURRENT: &str = r"

@@ -436,3 +436,67 @@ async fn after_a_crash_failover_nothing_cached_before_it_is_served() {
     .unwrap();
     app.stop().await;
 }
+
+/// Least privilege: the cache's own ACL user (`redis_guard::acl`, its declared commands on its
+/// prefix) is all it needs, and that user cannot touch the gateway's keys.
+#[tokio::test]
+async fn the_cache_works_as_its_own_acl_user_and_nothing_beyond_its_prefix() {
+    use inventory::{
+        cache::{CatalogCache, Lookup, REDIS_COMMANDS},
+        domain::Sku,
+    };
+    use redis_guard::{RedisTarget, acl};
+
+    let prefix = testkit::unique_name("acl-inventory");
+    let user = testkit::AclUser::create(&acl::rules(&prefix, REDIS_COMMANDS))
+        .await
+        .unwrap();
+    let target = RedisTarget::Url(user.url().to_owned());
+    let cache = CatalogCache::new(
+        &target,
+        &prefix,
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let sku = Sku::parse("ACL-1").unwrap();
+    let key = cache.product_key(&sku);
+    let generation = cache
+        .generation()
+        .await
+        .expect("the generation is readable");
+    cache.fill(generation, &key, b"cached").await;
+    assert_eq!(
+        cache.lookup(&key, "product").await,
+        Lookup::Hit(b"cached".to_vec())
+    );
+    cache.invalidate(std::slice::from_ref(&sku)).await;
+    assert_eq!(cache.lookup(&key, "product").await, Lookup::Miss);
+
+    // The same user on the rate limiter's keys: refused by Redis, so the cache degrades.
+    let mut connection = redis::Client::open(user.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let refused = redis::cmd("GET")
+        .arg("gateway:v1:rl:ip:127.0.0.1")
+        .query_async::<Option<String>>(&mut connection)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().to_lowercase().contains("noperm"),
+        "{refused}"
+    );
+    let outside = CatalogCache::new(
+        &target,
+        "gateway:v1",
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    assert_eq!(
+        outside.lookup("gateway:v1:product:ACL-1", "product").await,
+        Lookup::Unavailable
+    );
+}

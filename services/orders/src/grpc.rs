@@ -11,7 +11,7 @@ use contracts::{
 };
 use futures::{Stream, StreamExt as _};
 use messaging::envelope::timestamp;
-use platform::grpc::authz::Callers;
+use platform::grpc::authz::{self, Callers};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -26,7 +26,7 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 pub const MAX_PAGE_SIZE: u32 = 100;
 
 /// Who may call what (`platform::grpc::authz`, enforced with mutual TLS): the gateway, for the
-/// customers and admins it has authenticated.
+/// customers and admins it has authenticated (an admin's calls carry the admin scope).
 pub const CALLERS: Callers = &[
     ("PlaceOrder", &["gateway"]),
     ("GetOrder", &["gateway"]),
@@ -54,12 +54,18 @@ fn uuid(field: &str, raw: &str) -> Result<Uuid, InvalidInput> {
     Uuid::parse_str(raw.trim()).map_err(|_| InvalidInput::new(field, "must be a UUID"))
 }
 
-/// An empty customer id is the edge's administrator, who may see every order.
-fn viewer(customer_id: &str) -> Result<Viewer, InvalidInput> {
-    if customer_id.trim().is_empty() {
-        Ok(Viewer::Anyone)
-    } else {
-        uuid("customer_id", customer_id).map(Viewer::Customer)
+/// Whose orders the caller may see. A customer id limits the call to that customer's orders;
+/// leaving it empty asks for anyone's, which only an administrator may: the call must carry the
+/// admin scope, which only the gateway may present (`platform::grpc::authz`, checked before any
+/// handler runs).
+fn viewer(customer_id: &str, admin: bool) -> Result<Viewer, InvalidInput> {
+    match (customer_id.trim().is_empty(), admin) {
+        (true, true) => Ok(Viewer::Anyone),
+        (true, false) => Err(InvalidInput::new(
+            "customer_id",
+            "required: only a call with the admin scope may leave it empty",
+        )),
+        (false, _) => uuid("customer_id", customer_id).map(Viewer::Customer),
     }
 }
 
@@ -140,9 +146,10 @@ impl api::OrdersService for OrdersApi {
         &self,
         request: Request<GetOrderRequest>,
     ) -> Result<Response<GetOrderResponse>, Status> {
+        let admin = authz::has_admin_scope(&request);
         let request = request.into_inner();
         let order_id = uuid("order_id", &request.order_id).map_err(OrdersError::from)?;
-        let viewer = viewer(&request.customer_id).map_err(OrdersError::from)?;
+        let viewer = viewer(&request.customer_id, admin).map_err(OrdersError::from)?;
         let order = self.checkout.order(order_id, viewer).await?;
         Ok(Response::new(GetOrderResponse {
             order: Some(encode(&order)),
@@ -169,9 +176,10 @@ impl api::OrdersService for OrdersApi {
     ) -> Result<Response<Self::WatchOrderStream>, Status> {
         let deadline =
             platform::grpc::deadline::remaining().map(|left| tokio::time::Instant::now() + left);
+        let admin = authz::has_admin_scope(&request);
         let request = request.into_inner();
         let order_id = uuid("order_id", &request.order_id).map_err(OrdersError::from)?;
-        let viewer = viewer(&request.customer_id).map_err(OrdersError::from)?;
+        let viewer = viewer(&request.customer_id, admin).map_err(OrdersError::from)?;
         if request.after < 0 {
             return Err(
                 OrdersError::from(InvalidInput::new("after", "must not be negative")).into(),
@@ -189,9 +197,10 @@ impl api::OrdersService for OrdersApi {
         &self,
         request: Request<CancelOrderRequest>,
     ) -> Result<Response<CancelOrderResponse>, Status> {
+        let admin = authz::has_admin_scope(&request);
         let request = request.into_inner();
         let order_id = uuid("order_id", &request.order_id).map_err(OrdersError::from)?;
-        let viewer = viewer(&request.customer_id).map_err(OrdersError::from)?;
+        let viewer = viewer(&request.customer_id, admin).map_err(OrdersError::from)?;
         let order = self.checkout.cancel(order_id, viewer).await?;
         Ok(Response::new(CancelOrderResponse {
             order: Some(encode(&order)),

@@ -11,7 +11,7 @@ use contracts::{
     orders::{CancelOrderRequest, GetOrderRequest, ListOrdersRequest, OrderStatus},
     payments::PaymentStatus,
 };
-use support::{APPROVE, DECLINE, World};
+use support::{APPROVE, DECLINE, World, admin};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -251,6 +251,46 @@ async fn customers_only_see_their_own_orders() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
+    world.stop();
+}
+
+#[tokio::test]
+async fn only_a_call_with_the_admin_scope_may_leave_the_customer_out() {
+    let world = World::full(vec![], vec![]).await;
+    world.product("CUP-2", 800, 10).await;
+    let order = world
+        .place(Uuid::now_v7(), &[("CUP-2", 1)], APPROVE, "k")
+        .await
+        .unwrap();
+    let anyones = || GetOrderRequest {
+        order_id: order.id.clone(),
+        customer_id: String::new(),
+    };
+    // Without the scope an empty customer id is a mistake of the caller, naming the field.
+    let err = world.orders().get_order(anyones()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("customer_id"), "{err:?}");
+    let err = world
+        .orders()
+        .cancel_order(CancelOrderRequest {
+            order_id: order.id.clone(),
+            customer_id: String::new(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("customer_id"), "{err:?}");
+    // With it, the administrator sees anyone's order.
+    let seen = world
+        .orders()
+        .get_order(admin(anyones()))
+        .await
+        .unwrap()
+        .into_inner()
+        .order
+        .unwrap();
+    assert_eq!(seen.id, order.id);
     world.stop();
 }
 

@@ -24,7 +24,7 @@ use orders::{
 };
 use platform::Shutdown;
 use sqlx::PgPool;
-use support::{APPROVE, World};
+use support::{APPROVE, World, admin};
 use uuid::Uuid;
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -89,11 +89,11 @@ async fn a_checkout_is_watched_step_by_step_up_to_the_capture() {
     // Resuming after the last step of a settled order: nothing more, the stream just ends.
     let mut again = world
         .orders()
-        .watch_order(WatchOrderRequest {
+        .watch_order(admin(WatchOrderRequest {
             order_id: placed.id.clone(),
             customer_id: String::new(),
             after: *sequences.last().unwrap(),
-        })
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -112,11 +112,11 @@ async fn a_checkout_is_watched_step_by_step_up_to_the_capture() {
     assert_eq!(theirs.code(), tonic::Code::NotFound);
     let negative = world
         .orders()
-        .watch_order(WatchOrderRequest {
+        .watch_order(admin(WatchOrderRequest {
             order_id: placed.id,
             customer_id: String::new(),
             after: -1,
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(negative.code(), tonic::Code::InvalidArgument);

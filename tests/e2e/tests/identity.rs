@@ -12,6 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use contracts::{
     inventory::{GetProductRequest, InventoryServiceClient},
+    orders::{GetOrderRequest, OrdersServiceClient},
     payments::{
         CapturePaymentRequest, GetPaymentRequest, PaymentsServiceClient, get_payment_request::Key,
     },
@@ -326,6 +327,78 @@ async fn each_method_answers_only_the_callers_its_table_names() {
         "{}",
         scrape.text()
     );
+    system.stop().await;
+}
+
+/// `message` with the admin scope in its metadata.
+fn scoped<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    platform::grpc::authz::grant_admin(&mut request);
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_gateway_may_present_the_admin_scope() {
+    let system = System::start(Options::default()).await;
+    let anyones = || GetOrderRequest {
+        order_id: uuid_text(),
+        customer_id: String::new(),
+    };
+
+    // From the gateway, an empty customer id needs the scope: without it the call names the
+    // field; with it the administrator may look up anyone's order (there is none here).
+    let mut as_gateway = OrdersServiceClient::new(system.grpc_channel("gateway", "orders"));
+    let status = as_gateway.get_order(anyones()).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("customer_id"), "{status:?}");
+    let status = as_gateway.get_order(scoped(anyones())).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    // Any other service presenting it is refused, even on a method it may call.
+    let mut as_orders = PaymentsServiceClient::new(system.grpc_channel("orders", "payments"));
+    let status = as_orders
+        .capture_payment(scoped(CapturePaymentRequest {
+            payment_id: uuid_text(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("scope"), "{status:?}");
+    let mut as_payments = OrdersServiceClient::new(system.grpc_channel("payments", "orders"));
+    let status = as_payments.get_order(scoped(anyones())).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("scope"), "{status:?}");
+    let scrape = system.process("payments", 0).scrape().await;
+    assert_eq!(
+        scrape.value(
+            "grpc_authz_denied_total",
+            &[
+                ("method", "/shop.payments.v1.PaymentsService/CapturePayment"),
+                ("caller", "orders"),
+            ],
+        ),
+        Some(1.0),
+        "{}",
+        scrape.text()
+    );
+
+    // Through the edge, an administrator still reads a customer's order (the gateway presents
+    // the scope for them), and the customer their own.
+    let admin = system.admin().await;
+    system.api.seed(&admin, "SCOPE-1", 700, 3).await;
+    let (customer, _) = system.api.sign_up("ada@example.com").await;
+    let order: serde_json::Value = system
+        .api
+        .place(&customer, "scoped", &[("SCOPE-1", 1)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap());
+    for token in [&admin, &customer] {
+        let response = system.api.get(&path, Some(token)).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+    }
     system.stop().await;
 }
 

@@ -21,6 +21,19 @@
 //!
 //! With TLS explicitly off there are no identities, and so no authorization: the layer lets
 //! every call through.
+//!
+//! ## The admin scope
+//!
+//! Some answers depend on who the *person* behind a call is, not only which service relays it:
+//! orders shows every customer's orders to an administrator, and only their own to a customer.
+//! Only the edge knows the person (it verified their token), so it says so in the call's
+//! metadata: [`grant_admin`] adds `x-shop-scope: admin` ([`SCOPE_HEADER`]). The layer checks the
+//! presenter before any handler runs: only the service named by [`SCOPE_PRESENTER`] (the
+//! gateway) may present a scope; from any other caller the call is refused with
+//! PERMISSION_DENIED and counted in `grpc_authz_denied_total` like any refusal, so a service
+//! that is compromised cannot widen its own view. An accepted scope becomes the [`AdminScope`]
+//! extension, which handlers read with [`has_admin_scope`]: a handler never trusts the header
+//! itself. (With TLS off there is no presenter to check, and the scope is taken as given.)
 
 use std::{
     collections::HashMap,
@@ -56,6 +69,64 @@ pub fn check_declared(table: Callers, service: &declarations::Service) -> Result
          {declared:?}",
         service.name
     ))
+}
+
+/// The metadata key that carries a scope.
+pub const SCOPE_HEADER: &str = "x-shop-scope";
+
+/// The one scope there is: the person behind the call is an administrator.
+pub const ADMIN: &str = "admin";
+
+/// The only identity that may present a scope: the edge, which authenticated the person.
+pub const SCOPE_PRESENTER: &str = "gateway";
+
+/// A call's proof, checked by the [`AuthorizeLayer`], that its presenter may act for an
+/// administrator (a request extension; see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminScope;
+
+/// Marks an outgoing `request` as made for an administrator (the caller side of the scope).
+pub fn grant_admin<T>(request: &mut tonic::Request<T>) {
+    request.metadata_mut().insert(
+        SCOPE_HEADER,
+        tonic::metadata::MetadataValue::from_static(ADMIN),
+    );
+}
+
+/// Whether the layer accepted an admin scope on this incoming `request` (the server side).
+pub fn has_admin_scope<T>(request: &tonic::Request<T>) -> bool {
+    request.extensions().get::<AdminScope>().is_some()
+}
+
+/// What a call's scope metadata asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Scope {
+    /// No scope: the call acts for whoever its fields name.
+    None,
+    /// The admin scope.
+    Admin,
+    /// A value that is no scope we know: refused, never ignored.
+    Unknown(String),
+}
+
+fn scope<B>(request: &http::Request<B>) -> Scope {
+    match request.headers().get(SCOPE_HEADER) {
+        None => Scope::None,
+        Some(value) if value.as_bytes() == ADMIN.as_bytes() => Scope::Admin,
+        Some(value) => Scope::Unknown(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+    }
+}
+
+/// Counts and logs a refusal; the answer is `status`.
+fn refuse(path: &str, caller: &str, status: Status) -> http::Response<Body> {
+    metrics::counter!(
+        "grpc_authz_denied_total",
+        "method" => path.to_owned(),
+        "caller" => caller.to_owned()
+    )
+    .increment(1);
+    tracing::warn!(%caller, method = %path, reason = %status.message(), "call refused");
+    status.into_http()
 }
 
 /// Services open to every authenticated peer.
@@ -105,6 +176,16 @@ impl Policy {
         Ok(Self {
             rules: Arc::new(rules),
         })
+    }
+
+    /// The `method` label for a refusal on `path`: the path itself if the table has it,
+    /// `unknown` otherwise, so no caller can grow the metric set with made-up paths.
+    fn label<'a>(&self, path: &'a str) -> &'a str {
+        if self.rules.contains_key(path) {
+            path
+        } else {
+            "unknown"
+        }
     }
 
     /// Whether `caller` may call `path`. Only methods of the table are ever refused, so the
@@ -178,27 +259,43 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let path = request.uri().path().to_owned();
         let Some(policy) = &self.policy else {
+            // No identities: a scope is taken as given (see the module docs).
+            if scope(&request) == Scope::Admin {
+                request.extensions_mut().insert(AdminScope);
+            }
             return self.inner.call(request).boxed();
         };
         let identity = caller(&request);
-        let path = request.uri().path().to_owned();
+        let named = identity.clone().unwrap_or_else(|| "unknown".to_owned());
+        match scope(&request) {
+            Scope::None => {}
+            Scope::Unknown(value) => {
+                let status = Status::invalid_argument(format!(
+                    "{SCOPE_HEADER}: {value:?} is not a scope (the only one is {ADMIN:?})"
+                ));
+                let label = policy.label(&path);
+                return futures::future::ready(Ok(refuse(label, &named, status))).boxed();
+            }
+            Scope::Admin if identity.as_deref() == Some(SCOPE_PRESENTER) => {
+                request.extensions_mut().insert(AdminScope);
+            }
+            Scope::Admin => {
+                let status = Status::permission_denied(format!(
+                    "{named} may not present the {ADMIN} scope ({SCOPE_HEADER}) on {path}: \
+                     only {SCOPE_PRESENTER} may"
+                ));
+                let label = policy.label(&path);
+                return futures::future::ready(Ok(refuse(label, &named, status))).boxed();
+            }
+        }
         if policy.allows(&path, identity.as_deref()) {
             self.inner.call(request).boxed()
         } else {
-            {
-                let caller = identity.unwrap_or_else(|| "unknown".to_owned());
-                metrics::counter!(
-                    "grpc_authz_denied_total",
-                    "method" => path.clone(),
-                    "caller" => caller.clone()
-                )
-                .increment(1);
-                tracing::warn!(%caller, method = %path, "call refused: the caller may not call this method");
-                let status = Status::permission_denied(format!("{caller} may not call {path}"));
-                futures::future::ready(Ok(status.into_http())).boxed()
-            }
+            let status = Status::permission_denied(format!("{named} may not call {path}"));
+            futures::future::ready(Ok(refuse(&path, &named, status))).boxed()
         }
     }
 }

@@ -98,6 +98,7 @@ pub async fn fetch_order(gateway: &Gateway, caller: &Caller, id: &str) -> Result
                 order_id: id.to_owned(),
                 customer_id: customer_id.clone(),
             };
+            let request = caller.orders_request(request);
             async move { OrdersServiceClient::new(endpoint).get_order(request).await }
         })
         .await
@@ -260,8 +261,13 @@ pub async fn cancel_order(
     let response = gateway
         .upstreams
         .orders
+<<<<<<< HEAD
         .call(false, |endpoint| {
             let request = request.clone();
+=======
+        .call(false, Some(id.as_bytes()), |endpoint| {
+            let request = caller.orders_request(request.clone());
+>>>>>>> identity
             async move {
                 OrdersServiceClient::new(endpoint)
                     .cancel_order(request)

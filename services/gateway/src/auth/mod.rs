@@ -107,6 +107,17 @@ impl Caller {
             Role::Customer => self.0.user_id.to_string(),
         }
     }
+
+    /// `message` as a call to orders on this caller's behalf: an admin's carries the admin
+    /// scope (`platform::grpc::authz`), without which orders refuses an empty
+    /// [`Caller::owner_filter`].
+    pub fn orders_request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if self.0.role == Role::Admin {
+            platform::grpc::authz::grant_admin(&mut request);
+        }
+        request
+    }
 }
 
 impl Caller {

@@ -27,6 +27,10 @@ use redis_guard::{GuardedRedis, RedisTarget, SetupError};
 
 use super::gcra::{Decision, Gcra};
 
+/// Every command the limiter sends, its script's included: the grant of its Redis ACL user
+/// (`redis_guard::acl`), on keys under its prefix.
+pub const REDIS_COMMANDS: &[&str] = &["evalsha", "eval", "script|load", "time", "get", "set"];
+
 /// GCRA in one atomic step. KEYS[1]: the client's key; ARGV[1]: T (µs); ARGV[2]: B·T (µs).
 /// Returns {allowed, backlog µs} (see `gcra.rs`). Microsecond timestamps (about 1.8e15) are
 /// exact in Lua's doubles, which hold every integer below 2^53 (9e15); the key expires, in
