@@ -10,17 +10,31 @@
 //! |---|---|---|---|
 //! | B1 checkout | open loop, `--checkout-rate` orders/s, authenticated customers, Zipf SKUs | accepted orders/s, accept p50/p99 (due → 201), saga p99 (due → terminal status, polled), Postgres commits and CPU-ms per checkout | `pgbench`, two inserts per transaction: commits/s |
 //! | B2 catalog | the first catalog page (20 products), open loop at `--catalog-rate` for latency and closed loop for throughput, with inventory's Redis cache on and then off | rps, p50/p99 | nginx serving the same bytes from a file |
+//! | ramp | B1's checkouts in steps of rising rate until one misses its p99 objectives | accept and saga p99 per step, the saturation rate, CPU and messages per step | the first step |
+//! | B3 overload | twice the saturation rate, orders placed and not followed | share accepted and shed (429/503), how fast a refusal comes, accept p99, PENDING backlog when the load stops and its drain time | the saturation step |
+//! | B4 limiter | one customer at three times a real per-user limit, B1 in the background | allowed/s against the configured rate | the configuration |
+//! | B5 memory | — | `VmRSS`/`VmHWM` of each service process idle, at the end of B1, after B3 | idle |
+//!
+//! B1 also counts the broker messages per checkout (each outbox relay's published events and
+//! each queue's consumed deliveries, from the services' `/metrics`). The report turns B5 and the
+//! ramp into the Kubernetes resources and autoscaling targets the manifests carry
+//! ([`report`]).
 //!
 //! Results are ratios within one run: absolute figures on a shared box are noisy, the relation
 //! between a scenario and its baseline much less so. `--smoke` runs every step for a second or
 //! two with tiny rates and asserts nothing about timing (a test runs it so the harness cannot
 //! rot); `--report` writes `docs/benchmarks.md` and its SVG plots.
 //!
-//! Submodules: [`load`] (the load generator), [`probes`] (commits and CPU), [`baselines`]
-//! (pgbench, nginx), [`report`] (the table, the Markdown page, the plots).
+//! Submodules: [`load`] (the load generator), [`probes`] (commits, CPU, memory, counters),
+//! [`meter`] (a window's costs from the probes), [`overload`] (the ramp and B3), [`limiter`]
+//! (B4), [`baselines`] (pgbench, nginx), [`report`] (the tables, the Markdown page, the plots,
+//! the derived Kubernetes settings).
 
 mod baselines;
+mod limiter;
 mod load;
+mod meter;
+mod overload;
 mod probes;
 mod report;
 
@@ -54,6 +68,10 @@ const CATALOG_PAGE: &str = "/api/v1/products?page_size=20";
 const SAGA_POLL: Duration = Duration::from_millis(50);
 /// The longest B1 follows one saga (orders' own deadline is 2 minutes).
 const SAGA_WAIT: Duration = Duration::from_secs(60);
+/// The gateway's rate limit outside B4: many requests from one address and a few accounts
+/// would otherwise measure the limiter, not the system.
+const UNLIMITED_PER_MINUTE: u32 = 100_000_000;
+const UNLIMITED_BURST: u32 = 1_000_000;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -72,6 +90,33 @@ pub struct BenchArgs {
     /// B2's offered load for the latency run, requests per second.
     #[arg(long, default_value_t = 500.0)]
     catalog_rate: f64,
+    /// The ramp's first rate, orders per second.
+    #[arg(long, default_value_t = 20.0)]
+    ramp_start: f64,
+    /// How much each ramp step adds, orders per second.
+    #[arg(long, default_value_t = 20.0)]
+    ramp_step: f64,
+    /// The most steps the ramp takes.
+    #[arg(long, default_value_t = 12)]
+    ramp_steps: usize,
+    /// Seconds per ramp step.
+    #[arg(long, default_value_t = 8)]
+    ramp_seconds: u64,
+    /// A ramp step holds while its accept p99 (due → 201) is at most this, in ms.
+    #[arg(long, default_value_t = 100.0)]
+    accept_p99_ms: f64,
+    /// … and its saga p99 (due → terminal) at most this, in ms.
+    #[arg(long, default_value_t = 1000.0)]
+    saga_p99_ms: f64,
+    /// Seconds of B3's overload (twice the saturation rate).
+    #[arg(long, default_value_t = 10)]
+    overload_seconds: u64,
+    /// B4's configured per-user limit, requests per minute.
+    #[arg(long, default_value_t = 1200)]
+    limit_per_minute: u32,
+    /// B4's configured burst.
+    #[arg(long, default_value_t = 20)]
+    limit_burst: u32,
 }
 
 /// How long each step runs.
@@ -86,6 +131,21 @@ pub struct Plan {
     pub connections: usize,
     pub pgbench_clients: u32,
     pub pgbench: Duration,
+    pub ramp_start: f64,
+    pub ramp_step: f64,
+    pub ramp_steps: usize,
+    pub ramp_duration: Duration,
+    pub accept_objective_ms: f64,
+    pub saga_objective_ms: f64,
+    pub overload: Duration,
+    /// How long B3 (and the ramp before it) waits for PENDING orders to finish.
+    pub drain_deadline: Duration,
+    pub limit_per_minute: u32,
+    pub limit_burst: u32,
+    /// B4's answers are counted from this long after its start (the burst is spent by then)…
+    pub limiter_settle: Duration,
+    /// … for this long.
+    pub limiter: Duration,
 }
 
 impl Plan {
@@ -101,6 +161,18 @@ impl Plan {
                 connections: 2,
                 pgbench_clients: 2,
                 pgbench: Duration::from_secs(1),
+                ramp_start: 2.0,
+                ramp_step: 2.0,
+                ramp_steps: 2,
+                ramp_duration: Duration::from_secs(1),
+                accept_objective_ms: args.accept_p99_ms,
+                saga_objective_ms: args.saga_p99_ms,
+                overload: Duration::from_secs(1),
+                drain_deadline: Duration::from_secs(30),
+                limit_per_minute: 600,
+                limit_burst: 2,
+                limiter_settle: Duration::from_secs(1),
+                limiter: Duration::from_secs(1),
             }
         } else {
             Self {
@@ -113,6 +185,18 @@ impl Plan {
                 connections: 32,
                 pgbench_clients: 16,
                 pgbench: Duration::from_secs(10),
+                ramp_start: args.ramp_start,
+                ramp_step: args.ramp_step,
+                ramp_steps: args.ramp_steps.max(1),
+                ramp_duration: Duration::from_secs(args.ramp_seconds.max(1)),
+                accept_objective_ms: args.accept_p99_ms,
+                saga_objective_ms: args.saga_p99_ms,
+                overload: Duration::from_secs(args.overload_seconds.max(1)),
+                drain_deadline: Duration::from_secs(150),
+                limit_per_minute: args.limit_per_minute.max(1),
+                limit_burst: args.limit_burst.max(1),
+                limiter_settle: Duration::from_secs(2),
+                limiter: Duration::from_secs(10),
             }
         }
     }
@@ -122,10 +206,19 @@ impl Plan {
 pub struct Results {
     pub plan: Plan,
     pub smoke: bool,
+    /// `/proc/loadavg`'s first three fields when the run started: how shared the machine was.
+    pub load_average: String,
     pub checkout: Checkout,
     pub pgbench_tps: f64,
     /// cached, uncached, nginx.
     pub catalog: Vec<Catalog>,
+    pub ramp: overload::Ramp,
+    pub overload: overload::Overload,
+    pub limiter: limiter::Limiter,
+    /// B5: `(process, VmRSS KiB, VmHWM KiB)` once the system is up and idle, before any load.
+    pub memory_idle: Vec<(String, u64, u64)>,
+    /// … after B3's overload has drained (before B4 restarts the gateway).
+    pub memory_overload: Vec<(String, u64, u64)>,
 }
 
 pub struct Checkout {
@@ -140,6 +233,10 @@ pub struct Checkout {
     pub commits: Vec<(String, i64, i64)>,
     /// (process, CPU-ms) over the window.
     pub cpu_ms: Vec<(String, f64)>,
+    /// (what, count) over the window: `published by <service>`, `consumed from <queue>`.
+    pub messages: Vec<(String, f64)>,
+    /// B5 under B1: `(process, VmRSS KiB, VmHWM KiB)` when the window ends.
+    pub memory: Vec<(String, u64, u64)>,
 }
 
 pub struct Catalog {
@@ -206,6 +303,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 " --checkout-rate {} --catalog-rate {}",
                 plan.checkout_rate, plan.catalog_rate
             ));
+            if plan.ramp_start != 20.0 || plan.ramp_step != 20.0 {
+                command.push_str(&format!(
+                    " --ramp-start {} --ramp-step {}",
+                    plan.ramp_start, plan.ramp_step
+                ));
+            }
         }
         if args.binaries.is_some() {
             command.push_str(" --binaries target/release");
@@ -326,10 +429,12 @@ async fn bench(
         ),
         ("GATEWAY_REDIS_URL", redis_url.clone()),
         ("GATEWAY_REDIS_PREFIX", format!("bench:{run_id}:gateway")),
-        // The bench is many requests from one address and a few accounts: the limiter would
-        // measure itself, not the system (B4 is where the limiter gets measured).
-        ("GATEWAY_RATE_LIMIT_PER_MINUTE", "100000000".to_owned()),
-        ("GATEWAY_RATE_LIMIT_BURST", "1000000".to_owned()),
+        // B4 is where the limiter gets measured; see UNLIMITED_PER_MINUTE.
+        (
+            "GATEWAY_RATE_LIMIT_PER_MINUTE",
+            UNLIMITED_PER_MINUTE.to_string(),
+        ),
+        ("GATEWAY_RATE_LIMIT_BURST", UNLIMITED_BURST.to_string()),
     ]));
     let database_urls = databases
         .iter()
@@ -391,13 +496,23 @@ async fn scenarios(
         &admin_password,
     )
     .await?;
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split(' ')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let admin = api.log_in(admin_email, &admin_password).await?;
     let skus = api.skus().await?;
     anyhow::ensure!(!skus.is_empty(), "the demo catalog is empty");
     for sku in &skus {
         api.add_stock(&admin, sku, 1_000_000).await?;
     }
-    let customers = api.customers(run_id, plan.customers).await?;
+    let memory_idle = meter::memory(stack);
+    let mut customers = api.customers(run_id, plan.customers + 1).await?;
+    // The last customer is B4's limited key; the others never come near a limit.
+    let limited_key = customers.pop().context("no customers")?;
+    let queue_prefix = format!("bench.{run_id}.");
     println!(
         "bench: {} customers, {} SKUs; B1 checkout at {}/s for {:?}",
         customers.len(),
@@ -406,7 +521,16 @@ async fn scenarios(
         plan.checkout
     );
 
-    let checkout = b1_checkout(plan, &api, stack, &customers, &skus, databases).await?;
+    let checkout = b1_checkout(
+        plan,
+        &api,
+        stack,
+        &customers,
+        &skus,
+        databases,
+        &queue_prefix,
+    )
+    .await?;
     println!("bench: pgbench baseline");
     let pgbench_tps = baselines::pgbench(
         &infra::DEPENDENCIES[0].url(),
@@ -416,14 +540,31 @@ async fn scenarios(
         plan.pgbench,
     )
     .await?;
+    println!("bench: ramp");
+    let names: Vec<String> = databases.values().cloned().collect();
+    let ramp = overload::ramp(plan, &api, stack, &customers, &skus, &names, &queue_prefix).await?;
+    let saturation = ramp.saturation().map_or(plan.ramp_start, |step| step.rate);
+    println!("bench: B3 overload");
+    let orders_url = database_urls.get("orders").context("no orders database")?;
+    let overload =
+        overload::overload(plan, &api, &customers, &skus, orders_url, 2.0 * saturation).await?;
+    let memory_overload = meter::memory(stack);
+    println!("bench: B4 rate limiter");
+    let limiter = limiter::b4_limiter(plan, &api, stack, &limited_key, &customers, &skus).await?;
     println!("bench: B2 catalog reads");
     let catalog = b2_catalog(plan, &api, stack, work_dir).await?;
     Ok(Results {
         plan: *plan,
         smoke: args.smoke,
+        load_average,
         checkout,
         pgbench_tps,
         catalog,
+        ramp,
+        overload,
+        limiter,
+        memory_idle,
+        memory_overload,
     })
 }
 
@@ -530,6 +671,91 @@ impl Api {
     }
 }
 
+/// What a stream of checkouts records as it goes: the accept latencies (due → 201), the
+/// latencies of refusals (due → 429 or 503: how fast excess load is shed) and the terminal
+/// statuses of the orders it followed.
+#[derive(Clone)]
+struct Tallies {
+    accept: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
+    refused: Arc<Mutex<hdrhistogram::Histogram<u64>>>,
+    /// (CONFIRMED, CANCELLED).
+    statuses: Arc<Mutex<(u64, u64)>>,
+}
+
+impl Tallies {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            accept: Arc::new(Mutex::new(load::histogram()?)),
+            refused: Arc::new(Mutex::new(load::histogram()?)),
+            statuses: Arc::new(Mutex::new((0, 0))),
+        })
+    }
+
+    fn accepted(&self) -> u64 {
+        self.accept.lock().map(|h| h.len()).unwrap_or(0)
+    }
+
+    fn accept_run(&self, run: &load::Run) -> load::Run {
+        let latency = self
+            .accept
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| run.latency.clone());
+        load::Run {
+            sent: run.sent,
+            ok: latency.len(),
+            failures: run.failures.clone(),
+            latency,
+            elapsed: run.elapsed,
+        }
+    }
+
+    fn refused(&self) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+        match self.refused.lock() {
+            Ok(histogram) => Ok(histogram.clone()),
+            Err(_) => load::histogram(),
+        }
+    }
+
+    fn statuses(&self) -> (u64, u64) {
+        self.statuses.lock().map(|s| *s).unwrap_or_default()
+    }
+}
+
+/// The checkout request of B1, the ramp and B3: request `i` is customer `i` (round robin)
+/// ordering one Zipf-drawn SKU, or two on odd `i`; `follow` also polls each accepted order to
+/// its terminal status (and the request then succeeds only when it gets there).
+fn checkouts(
+    api: &Api,
+    customers: &[String],
+    skus: &[String],
+    follow: bool,
+    tallies: &Tallies,
+) -> impl Fn(u64, Instant) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    let zipf = Arc::new(Zipf::new(skus.len(), 1.0));
+    let (api, customers, skus, tallies) = (
+        api.clone(),
+        Arc::new(customers.to_vec()),
+        Arc::new(skus.to_vec()),
+        tallies.clone(),
+    );
+    move |i: u64, due: Instant| {
+        let (api, tallies) = (api.clone(), tallies.clone());
+        let token = customers[i as usize % customers.len()].clone();
+        let first = zipf.sample();
+        let mut lines = vec![json!({"sku": skus[first], "quantity": 1})];
+        let second = zipf.sample();
+        if i % 2 == 1 && second != first {
+            lines.push(json!({"sku": skus[second], "quantity": 1}));
+        }
+        Box::pin(async move { checkout_once(&api, &token, lines, due, follow, &tallies).await })
+    }
+}
+
 /// B1: checkouts at a constant rate; each accepted order followed to its terminal status.
 async fn b1_checkout(
     plan: &Plan,
@@ -538,117 +764,72 @@ async fn b1_checkout(
     customers: &[String],
     skus: &[String],
     databases: &HashMap<&'static str, String>,
+    queue_prefix: &str,
 ) -> anyhow::Result<Checkout> {
     let admin_url = infra::DEPENDENCIES[0].url();
     let names: Vec<String> = databases.values().cloned().collect();
-    let zipf = Arc::new(Zipf::new(skus.len(), 1.0));
-    let accept = Arc::new(Mutex::new(load::histogram()?));
-    let statuses = Arc::new(Mutex::new((0_u64, 0_u64)));
-    let order = {
-        let (api, customers, skus) = (api.clone(), customers.to_vec(), skus.to_vec());
-        let (zipf, accept, statuses) = (zipf.clone(), accept.clone(), statuses.clone());
-        move |i: u64, due: Instant| {
-            let (api, zipf, accept, statuses) =
-                (api.clone(), zipf.clone(), accept.clone(), statuses.clone());
-            let token = customers[i as usize % customers.len()].clone();
-            let first = zipf.sample();
-            let mut lines = vec![json!({"sku": skus[first], "quantity": 1})];
-            let second = zipf.sample();
-            if i % 2 == 1 && second != first {
-                lines.push(json!({"sku": skus[second], "quantity": 1}));
-            }
-            async move { checkout_once(&api, &token, lines, due, &accept, &statuses).await }
-        }
-    };
     // Warm-up: connections, pools, caches, JIT-free but not cold.
-    let _ = load::open_loop(plan.checkout_rate, plan.warmup, order.clone()).await?;
-    if let Ok(mut histogram) = accept.lock() {
-        histogram.reset();
-    }
-    if let Ok(mut statuses) = statuses.lock() {
-        *statuses = (0, 0);
-    }
+    let warm = Tallies::new()?;
+    let _ = load::open_loop(
+        plan.checkout_rate,
+        plan.warmup,
+        checkouts(api, customers, skus, true, &warm),
+    )
+    .await?;
 
-    let ticks = probes::clock_ticks();
-    let mut pids: Vec<(String, Vec<u32>)> = stack
-        .pids()
-        .into_iter()
-        .map(|(label, pid)| (label, vec![pid]))
-        .collect();
-    let backends_before = probes::postgres_backends(&admin_url, &names).await?;
-    let commits_before = probes::Commits::read(&admin_url, &names).await?;
-    pids.push(("postgres (backends)".to_owned(), backends_before));
-    let cpu_before = probes::Cpu::read(pids.iter().flat_map(|(_, p)| p.iter().copied()));
-
-    // The window ends when the last request is due: commits and CPU are read then, and its
-    // sagas finish after it, as the warm-up's did inside it.
+    let tallies = Tallies::new()?;
+    let meter = meter::Meter::start(stack, &admin_url, &names, queue_prefix).await?;
+    // The window ends when the last request is due: commits, CPU, messages and memory are read
+    // then, and its sagas finish after it, as the warm-up's did inside it.
     let window = plan.checkout;
-    let window_end = {
-        let (admin_url, names, mut pids) = (admin_url.clone(), names.clone(), pids.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(window).await;
-            let commits = probes::Commits::read(&admin_url, &names).await?;
-            let backends = probes::postgres_backends(&admin_url, &names).await?;
-            if let Some((_, known)) = pids.last_mut() {
-                for pid in backends {
-                    if !known.contains(&pid) {
-                        known.push(pid);
-                    }
-                }
-            }
-            let cpu = probes::Cpu::read(pids.iter().flat_map(|(_, p)| p.iter().copied()));
-            anyhow::Ok((commits, cpu, pids))
-        })
-    };
-    let saga = load::open_loop(plan.checkout_rate, window, order).await?;
-    let (commits_after, cpu_after, pids) = window_end.await??;
+    let window_end = tokio::spawn(async move {
+        tokio::time::sleep(window).await;
+        meter.finish().await
+    });
+    let saga = load::open_loop(
+        plan.checkout_rate,
+        window,
+        checkouts(api, customers, skus, true, &tallies),
+    )
+    .await?;
+    let costs = window_end.await??;
 
-    let accept_run = load::Run {
-        sent: saga.sent,
-        ok: accept.lock().map(|h| h.len()).unwrap_or(0),
-        failures: saga.failures.clone(),
-        latency: accept
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or(saga.latency.clone()),
-        elapsed: window,
-    };
-    let (confirmed, cancelled) = statuses.lock().map(|s| *s).unwrap_or_default();
-    let by_database = commits_after.since(&commits_before);
+    let mut accept = tallies.accept_run(&saga);
+    accept.elapsed = window;
+    let (confirmed, cancelled) = tallies.statuses();
     let mut commits: Vec<(String, i64, i64)> = databases
         .iter()
         .map(|(service, name)| {
-            let (c, r) = by_database.get(name).copied().unwrap_or_default();
+            let (c, r) = costs.commits.get(name).copied().unwrap_or_default();
             ((*service).to_owned(), c, r)
         })
         .collect();
     commits.sort();
-    let cpu_ms = pids
-        .iter()
-        .map(|(label, pids)| (label.clone(), cpu_after.ms_since(&cpu_before, pids, ticks)))
-        .collect();
     Ok(Checkout {
         due: saga.sent,
-        accepted: accept_run.ok,
+        accepted: accept.ok,
         window,
-        accept: accept_run,
+        accept,
         saga,
         confirmed,
         cancelled,
         commits,
-        cpu_ms,
+        cpu_ms: costs.cpu_ms,
+        messages: costs.messages,
+        memory: costs.memory,
     })
 }
 
-/// One checkout: POST /orders (201 is "accepted", timed from `due`), then GET the order until
-/// its status is terminal (timed from `due` too).
+/// One checkout: POST /orders (201 is "accepted", timed from `due`; a 429 or 503 refusal is
+/// timed too), then, when `follow`, GET the order until its status is terminal (timed from
+/// `due` too).
 async fn checkout_once(
     api: &Api,
     token: &str,
     lines: Vec<Value>,
     due: Instant,
-    accept: &Mutex<hdrhistogram::Histogram<u64>>,
-    statuses: &Mutex<(u64, u64)>,
+    follow: bool,
+    tallies: &Tallies,
 ) -> Outcome {
     let key = format!("bench-{:032x}", rand::random::<u128>());
     let placed = api
@@ -663,10 +844,17 @@ async fn checkout_once(
         Ok(response) => response,
         Err(err) => return Outcome::Failed(transport(&err)),
     };
-    if response.status() != StatusCode::CREATED {
-        return Outcome::Failed(format!("place {}", response.status()));
+    let status = response.status();
+    if status != StatusCode::CREATED {
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            load::record(&tallies.refused, due.elapsed());
+        }
+        return Outcome::Failed(format!("place {status}"));
     }
-    load::record(accept, due.elapsed());
+    load::record(&tallies.accept, due.elapsed());
+    if !follow {
+        return Outcome::Ok;
+    }
     let Ok(order) = response.json::<Value>().await else {
         return Outcome::Failed("place: unreadable body".to_owned());
     };
@@ -683,7 +871,7 @@ async fn checkout_once(
             match order["status"].as_str() {
                 Some("PENDING") | None => {}
                 Some(status) => {
-                    if let Ok(mut counts) = statuses.lock() {
+                    if let Ok(mut counts) = tallies.statuses.lock() {
                         if status == "CONFIRMED" {
                             counts.0 += 1;
                         } else {

@@ -343,6 +343,19 @@ impl Stack {
             .collect()
     }
 
+    /// `(label, http://host:port/metrics)` of each process's admin server.
+    pub fn metrics_urls(&self) -> Vec<(String, String)> {
+        self.running
+            .iter()
+            .map(|process| {
+                (
+                    process.label.clone(),
+                    format!("http://{}/metrics", process.admin_address),
+                )
+            })
+            .collect()
+    }
+
     /// Stops the process `label` gracefully and starts it again with `changes` applied to its
     /// settings, on the same ports; waits until it is ready.
     pub async fn restart(

@@ -1,8 +1,9 @@
 //! `cargo xtask bench --smoke` against the real system, so the harness cannot rot.
 //!
 //! The smoke path is the whole bench (the system started on free ports with fresh databases,
-//! customers, B1 with its commits and CPU, pgbench, B2 with the cache on and off, nginx) at
-//! tiny rates for a second or two each; nothing about timing is asserted, only that every step
+//! customers, B1 with its commits, CPU, messages and memory, pgbench, a two-step ramp, B3's
+//! overload and drain, B4 with the gateway restarted under a real limit, B2 with the cache on
+//! and off, nginx) at tiny rates for a second or two each; nothing about timing is asserted, only that every step
 //! ran and reported. It runs the debug service binaries next to this test, which building the
 //! workspace's tests builds (`cargo xtask test`, `cargo nextest run --workspace`), or those in
 //! `BENCH_BINARIES` when it is set. It needs the
@@ -57,6 +58,14 @@ fn the_bench_smoke_run_measures_every_scenario() {
         "gateway, Redis cache on",
         "gateway, Redis cache off",
         "nginx, same bytes from a file",
+        "published, all outbox relays",
+        "### Ramp: where checkout saturates",
+        "### B3 overload: twice the saturation rate",
+        "PENDING orders when the last request was answered",
+        "### B4 rate-limiter accuracy under load",
+        "allowed ÷ configured",
+        "### B5 memory",
+        "### Derived Kubernetes settings",
     ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }

@@ -1,4 +1,5 @@
-//! What a run costs, read from outside the services: Postgres transactions and CPU time.
+//! What a run costs, read from outside the services: Postgres transactions, CPU time, memory
+//! and broker messages.
 //!
 //! * **Commits** come from `pg_stat_database.xact_commit` (and `xact_rollback`) of each of the
 //!   run's own databases. Postgres backends publish their counters at most once a second, so a
@@ -8,6 +9,14 @@
 //!   `getconf CLK_TCK`), for each service process and for the Postgres backends serving the
 //!   run's databases (found in `pg_stat_activity`). A backend that appears during the window is
 //!   counted from zero.
+//! * **Memory** is `VmRSS` (resident now) and `VmHWM` (the most it was ever resident, the
+//!   "high-water mark") of `/proc/<pid>/status`, in KiB: what a container's memory limit has to
+//!   hold.
+//! * **Messages** are the services' own counters, scraped from each admin `/metrics` page:
+//!   `outbox_published_total` (events a service's outbox relay published and the broker
+//!   confirmed) and `messaging_consumed_total` by `queue` (deliveries a consumer handled and
+//!   acknowledged). The broker's management API, which would count them in RabbitMQ, is not
+//!   assumed to be enabled.
 
 use std::collections::HashMap;
 
@@ -120,6 +129,100 @@ impl Cpu {
     }
 }
 
+/// `(VmRSS, VmHWM)` of a process in KiB, or `None` once it is gone.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Counters scraped from Prometheus text pages, summed by series.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    /// `(page label, metric name, value of the label given to [`Counters::scrape`])` → value.
+    pub values: HashMap<(String, String, String), f64>,
+}
+
+impl Counters {
+    /// Scrapes every `(label, url)` page and keeps the series of `metrics`, keyed by the value
+    /// of their `by` label (empty when a series has none). A page that cannot be read counts as
+    /// empty: a restarted process starts its counters from zero anyway.
+    pub async fn scrape(
+        client: &reqwest::Client,
+        pages: &[(String, String)],
+        metrics: &[&str],
+        by: &str,
+    ) -> Self {
+        let mut values = HashMap::new();
+        for (label, url) in pages {
+            let Ok(response) = client.get(url).send().await else {
+                continue;
+            };
+            let Ok(text) = response.text().await else {
+                continue;
+            };
+            for (name, key, value) in parse_series(&text, metrics, by) {
+                *values.entry((label.clone(), name, key)).or_insert(0.0) += value;
+            }
+        }
+        Self { values }
+    }
+
+    /// Every series' increase since `before` (a counter that went backwards restarted: its
+    /// value now is its increase).
+    pub fn since(&self, before: &Self) -> Vec<((String, String, String), f64)> {
+        let mut out: Vec<_> = self
+            .values
+            .iter()
+            .map(|(key, now)| {
+                let then = before.values.get(key).copied().unwrap_or(0.0);
+                let delta = if *now >= then { now - then } else { *now };
+                (key.clone(), delta)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+/// (metric, value of the `by` label, value) of each sample of `metrics` in a Prometheus text page.
+fn parse_series(text: &str, metrics: &[&str], by: &str) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, labels)) => (name, labels.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if !metrics.contains(&name) {
+            continue;
+        }
+        let key = labels
+            .split(',')
+            .find_map(|pair| {
+                let (label, value) = pair.split_once('=')?;
+                (label.trim() == by).then(|| value.trim_matches('"').to_owned())
+            })
+            .unwrap_or_default();
+        out.push((name.to_owned(), key, value));
+    }
+    out
+}
+
 /// The machine: logical CPUs, memory, CPU model, kernel, from `/proc`.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -166,5 +269,37 @@ mod tests {
         assert!(x != 1);
         assert!(cpu_ticks(pid).is_some());
         assert!(machine().contains("logical CPUs"), "{}", machine());
+        let (rss, hwm) = memory_kib(pid).unwrap();
+        assert!(rss > 0 && hwm >= rss, "{rss} {hwm}");
+    }
+
+    #[test]
+    fn reads_counters_by_label_from_a_prometheus_page() {
+        let page = "# TYPE messaging_consumed_total counter\n\
+            messaging_consumed_total{queue=\"orders.fulfilment\",outcome=\"handled\"} 7\n\
+            messaging_consumed_total{outcome=\"retried\",queue=\"orders.fulfilment\"} 2\n\
+            outbox_published_total 12\n\
+            outbox_published_totally 99\n";
+        let series = parse_series(
+            page,
+            &["messaging_consumed_total", "outbox_published_total"],
+            "queue",
+        );
+        assert_eq!(
+            series,
+            vec![
+                (
+                    "messaging_consumed_total".to_owned(),
+                    "orders.fulfilment".to_owned(),
+                    7.0
+                ),
+                (
+                    "messaging_consumed_total".to_owned(),
+                    "orders.fulfilment".to_owned(),
+                    2.0
+                ),
+                ("outbox_published_total".to_owned(), String::new(), 12.0),
+            ]
+        );
     }
 }
