@@ -124,13 +124,8 @@ async fn watch(
     gateway
         .upstreams
         .orders
-<<<<<<< HEAD
         .call(true, |endpoint| {
-            let mut request = tonic::Request::new(WatchOrderRequest {
-=======
-        .call(true, Some(order_id.as_bytes()), |endpoint| {
             let mut request = caller.orders_request(WatchOrderRequest {
->>>>>>> identity
                 order_id: order_id.to_owned(),
                 customer_id: customer_id.clone(),
                 after,

@@ -261,13 +261,8 @@ pub async fn cancel_order(
     let response = gateway
         .upstreams
         .orders
-<<<<<<< HEAD
         .call(false, |endpoint| {
-            let request = request.clone();
-=======
-        .call(false, Some(id.as_bytes()), |endpoint| {
             let request = caller.orders_request(request.clone());
->>>>>>> identity
             async move {
                 OrdersServiceClient::new(endpoint)
                     .cancel_order(request)
