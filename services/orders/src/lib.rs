@@ -81,7 +81,8 @@ impl Application {
         let feed = TimelineFeed::new();
         let watcher = Watcher::new(store.clone(), feed.clone());
         let pool = store.pool().clone();
-        let tables = messaging::partitioned_tables(&config.runtime);
+        let mut tables = messaging::partitioned_tables(&config.runtime);
+        tables.push(store::timeline_table(config.timeline_retention));
         let host = service
             .relay("orders")
             .maintain_partitions(tables)

@@ -90,7 +90,8 @@ impl Application {
             PaymentStore::new(service.pool().clone()),
             SimulatedProvider::new(faults),
         );
-        let tables = messaging::partitioned_tables(&config.runtime);
+        let mut tables = messaging::partitioned_tables(&config.runtime);
+        tables.push(store::events_table(config.events_retention));
         let host = service
             .relay("payments")
             .maintain_partitions(tables)
