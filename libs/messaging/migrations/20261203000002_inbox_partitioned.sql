@@ -17,7 +17,9 @@
 -- moves and the consumer for every row it inserts. An id that is not a UUIDv7 has no time: it
 -- gets the epoch, the same for every copy, and lands in `inbox_default`, which also takes a copy
 -- of an event older than every partition (a replay past the window), so that such an insert
--- never fails; the partition worker deletes default rows past the window.
+-- never fails. The partition worker deletes default rows past the window at each round, the
+-- epoch rows with them: only UUIDv7 ids, which every `Envelope::new` mints, are deduplicated for
+-- the whole window; a foreign id only until the worker's next round (at most an hour).
 ALTER TABLE inbox RENAME TO inbox_unpartitioned;
 DROP INDEX inbox_received_at;
 ALTER TABLE inbox_unpartitioned DROP CONSTRAINT inbox_pkey;
