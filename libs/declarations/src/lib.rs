@@ -209,8 +209,25 @@ pub const RUNTIME: &[Setting] = &[
     Setting::new(
         "INBOX_RETENTION",
         "`14d`",
-        "how long a consumed event's inbox row is kept before the pruner deletes it, at least \
-         `1h` (`messaging::inbox`)",
+        "how long a consumed event's inbox row is kept, from the time in the event's id, before \
+         its partition is dropped; at least `1h` (`messaging::inbox`)",
+    ),
+    Setting::new(
+        "OUTBOX_RETENTION",
+        "`7d`",
+        "how long a published event stays in the outbox before its partition is dropped; a \
+         partition holding an unpublished event stays (`messaging::outbox`)",
+    ),
+    Setting::new(
+        "PARTITION_SPAN",
+        "`1d`",
+        "the span of one partition of the time-partitioned tables, at least `1h` (`partitions`)",
+    ),
+    Setting::new(
+        "PARTITION_LOOKAHEAD",
+        "`7d`",
+        "how far ahead partitions are created, at least one span; past it, rows land in the \
+         default partition (`partitions`)",
     ),
 ];
 

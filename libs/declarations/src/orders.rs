@@ -61,6 +61,12 @@ pub const ORDERS: Service = Service {
             "longest delay of a step's retry backoff",
         ),
         Setting::new(
+            "TIMELINE_RETENTION",
+            "`90d`",
+            "how long order timeline entries are kept before their day's partition is dropped \
+             (`partitions`); the orders themselves stay",
+        ),
+        Setting::new(
             "FAULT_CRASH_AFTER",
             "unset",
             "crash tests only: abort right after this saga step",

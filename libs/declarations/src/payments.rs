@@ -25,6 +25,12 @@ pub const PAYMENTS: Service = Service {
             "`false`",
             "simulated provider: never answer (`true`/`false`)",
         ),
+        Setting::new(
+            "EVENTS_RETENTION",
+            "*(unset: kept)*",
+            "how long payment events stay in the ledger before their day's partition is \
+             detached (left as a table to archive, never dropped; `partitions`)",
+        ),
     ],
     broker: true,
     cache: false,

@@ -5,7 +5,7 @@
 //! ```text
 //! decode the envelope and its payload into a catalog::Event          -- undecodable → parked
 //! BEGIN
-//!   INSERT INTO inbox (consumer, message_id) … ON CONFLICT DO NOTHING   -- seen before? → ack, done
+//!   INSERT INTO inbox (consumer, message_id, …) ON CONFLICT DO NOTHING  -- seen before? → ack, done
 //!   handler.handle(&mut handling, &event)                             -- the effects
 //! COMMIT                                                              -- both or neither
 //! the handler's after-commit tasks                                    -- e.g. cache invalidation
@@ -61,6 +61,7 @@ use resilience::backoff::Backoff;
 use crate::{
     amqp::{self, HeaderExtractor},
     catalog::Event,
+    inbox,
     topology::ConsumerTopology,
 };
 
@@ -532,16 +533,14 @@ impl Consumer {
             failures,
         )?;
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO inbox (consumer, message_id, event_type) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
+        let first = inbox::record(
+            &mut tx,
+            &self.topology.queue,
+            event.event_id,
+            &event.event.type_name(),
         )
-        .bind(&self.topology.queue)
-        .bind(event.event_id)
-        .bind(event.event.type_name())
-        .execute(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 0 {
+        if !first {
             tracing::debug!(event_id = %event.event_id, "duplicate delivery ignored");
             return Ok(Outcome::Duplicate);
         }

@@ -1,83 +1,56 @@
-//! Keeping the inbox bounded: the pruner.
+//! The inbox table: what a consumer records, and how the table is kept to its retention window.
 //!
-//! Every consumed event leaves a row in `inbox` (see [`crate::consumer`]): that row is how a
-//! redelivery, a republish or a replay from the parking queue is recognised and skipped. A row is
-//! needed only while a copy of its event can still arrive. Copies come from the broker's
-//! redelivery (seconds), the retry tiers (at most a few minutes) and operators replaying parked
-//! messages (days, at worst), so rows older than a generous window (`<SERVICE>_INBOX_RETENTION`,
-//! 14 days by default) only make the table, its index and every consumer's insert slower.
+//! Every consumed event leaves a row in `inbox` (see [`crate::consumer`]), written by [`record`]
+//! in the same transaction as the handler's effects: that row is how a redelivery, a republish or
+//! a replay from the parking queue is recognised and skipped. A row is needed only while a copy
+//! of its event can still arrive. Copies come from the broker's redelivery (seconds), the retry
+//! tiers (at most a few minutes) and operators replaying parked messages (days, at worst), so
+//! rows older than a generous window (`<SERVICE>_INBOX_RETENTION`, 14 days by default) only make
+//! the table, its index and every consumer's insert slower.
 //!
-//! [`InboxPruner::run`] deletes them, every [`InboxPruner::INTERVAL`], in batches of
-//! [`InboxPruner::BATCH`] rows so no single statement holds locks for long, with
-//! `FOR UPDATE SKIP LOCKED` so that the pruners of several replicas split the work instead of
-//! waiting for each other. An event older than the window that arrives anyway is handled again;
-//! the handlers are idempotent on their own (status columns move only forward, ledgers refuse a
-//! second capture), so even then it changes nothing, but the inbox is the first line.
+//! **Partitioned by the event's time.** The table is partitioned by day on `event_at`, the time
+//! encoded in the event's UUIDv7 id (`inbox_event_time(message_id)` in SQL; the migration
+//! `inbox_partitioned` explains the choice). The retention is the [`partitioned_table`] the
+//! `partitions` worker maintains: it drops a day's partition once the whole day is older than the
+//! window. No `DELETE`, no dead rows, no vacuum.
+//!
+//! **Deduplication stays global within the window.** The primary key is
+//! `(consumer, message_id, event_at)`; since `event_at` is computed from `message_id`, every copy
+//! of an event lands in the partition of the first copy, and its insert meets the first copy's
+//! row there: `ON CONFLICT DO NOTHING` reports the duplicate exactly as the old global key did.
+//! An event older than the window that arrives anyway finds its partition gone, lands in the
+//! default partition and is handled again; the handlers are idempotent on their own (status
+//! columns move only forward, ledgers refuse a second capture), so even then it changes nothing,
+//! but the inbox is the first line.
 
 use std::time::Duration;
 
-use platform::Shutdown;
-use sqlx::PgPool;
-use tokio::time::MissedTickBehavior;
+use partitions::PartitionedTable;
+use sqlx::PgConnection;
+use uuid::Uuid;
 
-/// Deletes inbox rows older than the retention window.
-#[derive(Debug, Clone)]
-pub struct InboxPruner {
-    pool: PgPool,
-    retention: Duration,
+/// Records that `consumer` is handling `message_id`, inside the caller's transaction. `false`:
+/// a row was already there, this delivery is a copy of an event already handled.
+pub async fn record(
+    conn: &mut PgConnection,
+    consumer: &str,
+    message_id: Uuid,
+    event_type: &str,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO inbox (consumer, message_id, event_type, event_at)
+         VALUES ($1, $2, $3, inbox_event_time($2))
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(message_id)
+    .bind(event_type)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }
 
-impl InboxPruner {
-    /// How often the pruner runs.
-    pub const INTERVAL: Duration = Duration::from_secs(15 * 60);
-    /// Most rows deleted by one statement.
-    pub const BATCH: i64 = 5_000;
-
-    pub fn new(pool: PgPool, retention: Duration) -> Self {
-        Self { pool, retention }
-    }
-
-    /// Deletes every row older than the window, batch by batch; returns how many.
-    pub async fn prune_once(&self) -> Result<u64, sqlx::Error> {
-        let retention = sqlx::postgres::types::PgInterval::try_from(self.retention)
-            .map_err(sqlx::Error::Encode)?;
-        let mut pruned = 0;
-        loop {
-            let deleted = sqlx::query(
-                "DELETE FROM inbox WHERE ctid = ANY(ARRAY(
-                     SELECT ctid FROM inbox WHERE received_at < now() - $1::interval
-                     LIMIT $2 FOR UPDATE SKIP LOCKED))",
-            )
-            .bind(retention)
-            .bind(Self::BATCH)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            pruned += deleted;
-            if deleted < u64::try_from(Self::BATCH).unwrap_or(u64::MAX) {
-                break;
-            }
-        }
-        if pruned > 0 {
-            metrics::counter!("messaging_inbox_pruned_total").increment(pruned);
-            tracing::info!(pruned, "inbox rows past their retention deleted");
-        }
-        Ok(pruned)
-    }
-
-    /// Prunes at start and then every [`Self::INTERVAL`] until `shutdown`. A failed round (the
-    /// database away) is logged and tried again at the next one.
-    pub async fn run(self, shutdown: Shutdown) {
-        let mut ticks = tokio::time::interval(Self::INTERVAL);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.wait() => break,
-                _ = ticks.tick() => {}
-            }
-            if let Err(err) = self.prune_once().await {
-                tracing::warn!(error = %err, "inbox pruning failed; trying again next round");
-            }
-        }
-    }
+/// The inbox, for the `partitions` worker: partitioned on `event_at`, dropped after `retention`.
+pub fn partitioned_table(retention: Duration) -> PartitionedTable {
+    PartitionedTable::dropped_after("inbox", "event_at", retention)
 }

@@ -13,13 +13,15 @@
 //! * [`topology`]: every consumer queue of the system, the exchange, per-consumer quorum
 //!   queues, delayed-retry tiers and parking.
 //! * [`parking`]: listing and replaying parked messages.
-//! * [`inbox`]: the pruner that keeps the inbox to its retention window.
+//! * [`inbox`]: the consumers' dedupe rows, and how the inbox keeps to its retention window.
 //! * [`amqp`]: connections, and W3C trace context in AMQP headers.
 //! * [`service`]: the relay and consumers added to a `platform::ServiceBuilder` the same way in
 //!   every service.
 //!
 //! Tables owned by this library come with their own migrations ([`migrator`]), recorded in a
-//! ledger of their own so they never collide with a service's migration versions.
+//! ledger of their own so they never collide with a service's migration versions. Both are
+//! partitioned by day and age out by dropping whole days ([`partitioned_tables`], for the
+//! `partitions` worker every service runs).
 
 pub mod amqp;
 pub mod catalog;
@@ -39,7 +41,20 @@ pub use relay::{OutboxRelay, RelayConfig};
 pub use service::WithMessaging;
 pub use topology::Queue;
 
-/// Migrations of the tables this library owns (the outbox), for every service database.
+/// The outbox and the inbox, with the retention `runtime` sets for each
+/// (`<SERVICE>_OUTBOX_RETENTION`, `<SERVICE>_INBOX_RETENTION`), for the service's `partitions`
+/// worker.
+pub fn partitioned_tables(
+    runtime: &platform::config::RuntimeConfig,
+) -> Vec<partitions::PartitionedTable> {
+    vec![
+        outbox::partitioned_table(runtime.outbox_retention),
+        inbox::partitioned_table(runtime.inbox_retention),
+    ]
+}
+
+/// Migrations of the tables this library owns (the outbox, the inbox), for every service
+/// database.
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     // A separate ledger: the service's own `_sqlx_migrations` numbering stays its own business.

@@ -9,10 +9,27 @@
 //!
 //! Enqueueing also sends `NOTIFY outbox`, which Postgres delivers only when the transaction
 //! commits: the relay wakes up at once instead of waiting for its next poll.
+//!
+//! **Retention.** The table is partitioned by day on `occurred_at` (migration
+//! `outbox_partitioned`: why its keys gained that column and still hold), and published events
+//! age out with their day: the [`partitioned_table`] the `partitions` worker maintains drops a
+//! partition once the whole day is older than `<SERVICE>_OUTBOX_RETENTION` (7 days by default),
+//! but never one that still holds an unpublished event, however old: the relay may be waiting
+//! for a broker, and an event dropped there would be lost.
 
+use std::time::Duration;
+
+use partitions::PartitionedTable;
 use sqlx::PgConnection;
 
 use crate::Envelope;
+
+/// The outbox, for the `partitions` worker: partitioned on `occurred_at`, dropped after
+/// `retention` once everything in the partition is published.
+pub fn partitioned_table(retention: Duration) -> PartitionedTable {
+    PartitionedTable::dropped_after("outbox", "occurred_at", retention)
+        .keep_while("published_at IS NULL")
+}
 
 /// The LISTEN/NOTIFY channel the relay listens on.
 pub const NOTIFY_CHANNEL: &str = "outbox";

@@ -27,6 +27,10 @@
 //!    poll interval, whichever comes first: LISTEN/NOTIFY gives low latency, polling covers a
 //!    missed notification or a listener reconnect.
 //!
+//! Published rows are not the relay's to delete: the outbox is partitioned by day, and the
+//! `partitions` worker drops a day once it is past the retention and fully published
+//! ([`crate::outbox`]).
+//!
 //! Any broker or database error drops the connection and retries with capped exponential
 //! backoff and jitter; unpublished rows simply wait. That is what makes a broker restart
 //! harmless: nothing is lost, and order per aggregate is kept.
@@ -72,8 +76,6 @@ pub struct RelayConfig {
     pub batch_size: i64,
     /// The fallback wake-up when no notification arrives.
     pub poll_interval: Duration,
-    /// Published rows older than this are deleted.
-    pub retention: Duration,
     /// The consumer queues declared on every connection before anything is published; what
     /// they bind is what must reach a queue (see the module docs on mandatory publishing).
     pub topology: Vec<ConsumerTopology>,
@@ -87,7 +89,6 @@ impl RelayConfig {
             connection_name: format!("{service}-outbox-relay"),
             batch_size: 100,
             poll_interval: Duration::from_secs(1),
-            retention: Duration::from_secs(7 * 24 * 3600),
             topology: Vec::new(),
         }
     }
@@ -200,7 +201,6 @@ impl OutboxRelay {
         tracing::info!(exchange = %self.config.exchange, "outbox relay connected");
         backoff.reset();
 
-        let mut rounds: u64 = 0;
         loop {
             loop {
                 let claimed = self.relay_batch(&channel).await?;
@@ -209,10 +209,6 @@ impl OutboxRelay {
                 }
             }
             self.record_lag().await?;
-            rounds += 1;
-            if rounds % 600 == 1 {
-                self.delete_old_rows().await?;
-            }
             tokio::select! {
                 () = shutdown.wait() => return Ok(()),
                 notification = listener.recv() => { notification?; }
@@ -333,19 +329,6 @@ impl OutboxRelay {
         .await?;
         metrics::gauge!("outbox_pending").set(pending as f64);
         metrics::gauge!("outbox_lag_seconds").set(lag.unwrap_or(0.0).max(0.0));
-        Ok(())
-    }
-
-    async fn delete_old_rows(&self) -> Result<(), sqlx::Error> {
-        let retention = self.config.retention.as_secs_f64();
-        sqlx::query(
-            "DELETE FROM outbox
-             WHERE published_at IS NOT NULL
-               AND published_at < now() - make_interval(secs => $1)",
-        )
-        .bind(retention)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 }

@@ -9,9 +9,9 @@
 //!   events published from here on are kept even before the consumer connects (best effort: a
 //!   broker that is not there yet only delays the declaration to the first connection) — and
 //!   run as a worker with its handler.
-//! * [`WithMessaging::prune_inbox`]: the [`InboxPruner`] of the service's database
-//!   (`<SERVICE>_INBOX_RETENTION`), once per service that consumes: its inbox grows with every
-//!   event it handles.
+//!
+//! The outbox and inbox age out by partition: [`crate::partitioned_tables`] lists them for the
+//! service's `partitions` worker (`partitions::WithPartitions::maintain_partitions`).
 //!
 //! The broker is deliberately not a readiness dependency: thanks to the outbox a service keeps
 //! working while RabbitMQ is away, and the relay and consumers reconnect by themselves.
@@ -22,7 +22,6 @@ use platform::{ServiceBuilder, host::Worker};
 
 use crate::{
     Consumer, EventHandler, OutboxRelay, RelayConfig,
-    inbox::InboxPruner,
     topology::{self, ConsumerTopology, Queue},
 };
 
@@ -31,10 +30,6 @@ pub trait WithMessaging: Sized {
     /// Adds the outbox relay of `service` (its connection name) as a worker.
     #[must_use]
     fn relay(self, service: &str) -> Self;
-
-    /// Adds the inbox pruner of the service's database as a worker.
-    #[must_use]
-    fn prune_inbox(self) -> Self;
 
     /// Declares `queue`'s topology and adds its consumer, handled by `handler`, as a worker.
     fn consume<H: EventHandler>(
@@ -54,11 +49,6 @@ impl WithMessaging for ServiceBuilder {
                 .with_topology(topology),
         );
         self.worker(Worker::new(move |shutdown| relay.run(shutdown)))
-    }
-
-    fn prune_inbox(self) -> Self {
-        let pruner = InboxPruner::new(self.pool().clone(), self.runtime().inbox_retention);
-        self.worker(Worker::new(move |shutdown| pruner.run(shutdown)))
     }
 
     async fn consume<H: EventHandler>(self, queue: Queue, handler: H) -> Self {

@@ -240,10 +240,22 @@ pub struct RuntimeConfig {
     /// are unique per run, set it so they do not pile up in a shared broker.
     pub queue_expiry: Option<Duration>,
     /// `<PREFIX>_INBOX_RETENTION`: how long a consumed event's inbox row is kept (default 14
-    /// days), after which the inbox pruner deletes it. Within the window a redelivery or a
-    /// replay from the parking queue is recognised and skipped; past it, only the handlers' own
-    /// idempotence (forward-only states) stands, so keep it longer than anything may sit parked.
+    /// days, counted from the time in the event's id), after which its partition is dropped.
+    /// Within the window a redelivery or a replay from the parking queue is recognised and
+    /// skipped; past it, only the handlers' own idempotence (forward-only states) stands, so keep
+    /// it longer than anything may sit parked.
     pub inbox_retention: Duration,
+    /// `<PREFIX>_OUTBOX_RETENTION`: how long a published event stays in the outbox (default 7
+    /// days, counted from when it was recorded), after which its partition is dropped; a
+    /// partition holding an unpublished event is kept whatever its age.
+    pub outbox_retention: Duration,
+    /// `<PREFIX>_PARTITION_SPAN`: the span of time one partition of a time-partitioned table
+    /// covers (default a day, at least an hour; `partitions`).
+    pub partition_span: Duration,
+    /// `<PREFIX>_PARTITION_LOOKAHEAD`: how far ahead of now partitions exist (default 7 days, at
+    /// least one span): how long the partition worker may be stopped before rows land in the
+    /// default partition.
+    pub partition_lookahead: Duration,
     /// `<PREFIX>_TLS`, `<PREFIX>_TLS_CA`, `<PREFIX>_TLS_CERT`, `<PREFIX>_TLS_KEY`: mutual TLS on
     /// the gRPC port and on this service's gRPC clients, or plaintext (`crate::tls`).
     pub tls: crate::tls::TlsMode,
@@ -251,6 +263,12 @@ pub struct RuntimeConfig {
 
 /// `<PREFIX>_INBOX_RETENTION` when unset.
 pub const DEFAULT_INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+/// `<PREFIX>_OUTBOX_RETENTION` when unset.
+pub const DEFAULT_OUTBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// `<PREFIX>_PARTITION_SPAN` when unset.
+pub const DEFAULT_PARTITION_SPAN: Duration = Duration::from_secs(24 * 60 * 60);
+/// `<PREFIX>_PARTITION_LOOKAHEAD` when unset.
+pub const DEFAULT_PARTITION_LOOKAHEAD: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// `<PREFIX>_AMQP_URL` when unset: the local broker.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -320,6 +338,10 @@ impl RuntimeConfig {
                 },
             },
             inbox_retention: env.duration_or("INBOX_RETENTION", DEFAULT_INBOX_RETENTION)?,
+            outbox_retention: env.duration_or("OUTBOX_RETENTION", DEFAULT_OUTBOX_RETENTION)?,
+            partition_span: env.duration_or("PARTITION_SPAN", DEFAULT_PARTITION_SPAN)?,
+            partition_lookahead: env
+                .duration_or("PARTITION_LOOKAHEAD", DEFAULT_PARTITION_LOOKAHEAD)?,
             tls: crate::tls::TlsMode::from_env(env)?,
         };
         if config.inbox_retention < Duration::from_secs(60 * 60) {
@@ -327,6 +349,22 @@ impl RuntimeConfig {
                 variable: env.name("INBOX_RETENTION"),
                 value: env.raw("INBOX_RETENTION").unwrap_or_default(),
                 reason: "at least 1h: a shorter window forgets events that are still being retried"
+                    .to_owned(),
+            });
+        }
+        if config.partition_span < Duration::from_secs(60 * 60) {
+            return Err(ConfigError {
+                variable: env.name("PARTITION_SPAN"),
+                value: env.raw("PARTITION_SPAN").unwrap_or_default(),
+                reason: "at least 1h: every partition is a table of its own".to_owned(),
+            });
+        }
+        if config.partition_lookahead < config.partition_span {
+            return Err(ConfigError {
+                variable: env.name("PARTITION_LOOKAHEAD"),
+                value: env.raw("PARTITION_LOOKAHEAD").unwrap_or_default(),
+                reason: "at least one PARTITION_SPAN: the next partition must exist before it is \
+                         needed"
                     .to_owned(),
             });
         }
@@ -421,6 +459,32 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.variable, "USERS_INBOX_RETENTION");
         }
+    }
+
+    #[test]
+    fn partitions_span_a_day_a_week_ahead_unless_set_and_never_under_an_hour() {
+        let config = RuntimeConfig::from_env(&env(&[]), DEFAULTS).unwrap();
+        assert_eq!(config.partition_span, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            config.partition_lookahead,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        assert_eq!(config.outbox_retention, Duration::from_secs(7 * 24 * 3600));
+        let config = RuntimeConfig::from_env(
+            &env(&[
+                ("USERS_PARTITION_SPAN", "6h"),
+                ("USERS_PARTITION_LOOKAHEAD", "2d"),
+            ]),
+            DEFAULTS,
+        )
+        .unwrap();
+        assert_eq!(config.partition_span, Duration::from_secs(6 * 3600));
+        let err = RuntimeConfig::from_env(&env(&[("USERS_PARTITION_SPAN", "59m")]), DEFAULTS)
+            .unwrap_err();
+        assert_eq!(err.variable, "USERS_PARTITION_SPAN");
+        let err = RuntimeConfig::from_env(&env(&[("USERS_PARTITION_LOOKAHEAD", "12h")]), DEFAULTS)
+            .unwrap_err();
+        assert_eq!(err.variable, "USERS_PARTITION_LOOKAHEAD");
     }
 
     #[test]

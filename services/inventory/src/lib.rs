@@ -49,6 +49,7 @@ use std::net::SocketAddr;
 
 use contracts::inventory::InventoryServiceServer;
 use messaging::WithMessaging as _;
+use partitions::WithPartitions as _;
 use platform::{
     ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError,
     host::{HostError, Worker},
@@ -106,9 +107,10 @@ impl Application {
         let catalog_reads = catalog.reads();
         let reservations = Reservations::new(store, catalog.clone(), config.reservation_ttl);
         let (worker_sweeper, sweep_interval) = (sweeper.clone(), config.sweep_interval);
+        let tables = messaging::partitioned_tables(&config.runtime);
         let host = service
             .relay("inventory")
-            .prune_inbox()
+            .maintain_partitions(tables)
             .consume(ORDERS, OrderLifecycle::new(catalog.clone()))
             .await
             // It stops at its next check of the shutdown signal: within one sweep.

@@ -27,6 +27,8 @@ pub struct Config {
     pub saga_retry_base: Duration,
     pub saga_retry_cap: Duration,
     pub crash_after: Option<SagaStep>,
+    /// How long timeline entries are kept before their day's partition is dropped.
+    pub timeline_retention: Duration,
 }
 
 impl Config {
@@ -81,6 +83,7 @@ impl Config {
             saga_retry_base: positive("SAGA_RETRY_BASE", Duration::from_millis(200))?,
             saga_retry_cap: positive("SAGA_RETRY_CAP", Duration::from_secs(10))?,
             crash_after,
+            timeline_retention: positive("TIMELINE_RETENTION", Duration::from_secs(90 * 86_400))?,
         })
     }
 }
@@ -110,6 +113,7 @@ mod tests {
         );
         assert_eq!(config.saga_deadline, Duration::from_secs(120));
         assert_eq!(config.crash_after, None);
+        assert_eq!(config.timeline_retention, Duration::from_secs(90 * 86_400));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 
 use contracts::orders::OrdersServiceServer;
 use messaging::WithMessaging as _;
+use partitions::WithPartitions as _;
 use platform::{
     ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError,
     host::{HostError, Worker},
@@ -80,9 +81,11 @@ impl Application {
         let feed = TimelineFeed::new();
         let watcher = Watcher::new(store.clone(), feed.clone());
         let pool = store.pool().clone();
+        let mut tables = messaging::partitioned_tables(&config.runtime);
+        tables.push(store::timeline_table(config.timeline_retention));
         let host = service
             .relay("orders")
-            .prune_inbox()
+            .maintain_partitions(tables)
             .consume(FULFILMENT, Fulfilment { store })
             .await
             .consume(SUMMARIES, SummaryProjection)

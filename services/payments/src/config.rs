@@ -23,6 +23,9 @@ pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults::declared(&declarations::p
 pub struct Config {
     pub runtime: RuntimeConfig,
     pub provider: ProviderFaults,
+    /// How long payment events stay in the ledger before their day's partition is detached for
+    /// archiving; `None` (the default) keeps them.
+    pub events_retention: Option<Duration>,
 }
 
 impl Config {
@@ -60,6 +63,10 @@ impl Config {
                 latency: env.duration_or("PROVIDER_LATENCY", Duration::ZERO)?,
                 error_rate,
                 hang,
+            },
+            events_retention: match env.raw("EVENTS_RETENTION") {
+                None => None,
+                Some(_) => Some(env.duration_or("EVENTS_RETENTION", Duration::ZERO)?),
             },
         })
     }

@@ -45,6 +45,7 @@ use std::net::SocketAddr;
 
 use contracts::payments::PaymentsServiceServer;
 use messaging::WithMessaging as _;
+use partitions::WithPartitions as _;
 use platform::{ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError, host::HostError};
 
 pub use config::Config;
@@ -89,9 +90,11 @@ impl Application {
             PaymentStore::new(service.pool().clone()),
             SimulatedProvider::new(faults),
         );
+        let mut tables = messaging::partitioned_tables(&config.runtime);
+        tables.push(store::events_table(config.events_retention));
         let host = service
             .relay("payments")
-            .prune_inbox()
+            .maintain_partitions(tables)
             .consume(ORDERS, OrderFollowUp)
             .await
             .serve(

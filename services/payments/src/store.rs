@@ -1,7 +1,10 @@
 //! All SQL of the payments service: the event store.
 //!
-//! Two tables (see the migration): `payments`, the stream headers, and `payment_events`, the
+//! Two tables (see the migrations): `payments`, the stream headers, and `payment_events`, the
 //! append-only streams keyed by `(payment_id, seq)`. There is no UPDATE anywhere in this file.
+//! `payment_events` is partitioned by day on `opened_at`, the payment's opening time copied
+//! onto each of its events, so that a stream stays whole in one partition and its key stays the
+//! concurrency check ([`events_table`], for the `partitions` worker).
 //!
 //! **Optimistic concurrency.** [`PaymentStore::append`] writes the event at `seq = version + 1`,
 //! where `version` is the last seq the caller read. No lock is taken while the caller decides.
@@ -19,7 +22,10 @@
 //! order events appends a capture or refund in the same transaction as its inbox row. The
 //! pool-based methods delegate to them, so both paths run the same SQL.
 
+use std::time::Duration;
+
 use messaging::{Envelope, outbox};
+use partitions::{Expiry, PartitionedTable, Retention};
 use platform::fencing::{self, FencingToken};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -29,6 +35,21 @@ use crate::{
     domain::{Currency, Money, Payment, PaymentEvent, PaymentHeader, RecordedEvent},
     error::PaymentsError,
 };
+
+/// The event store, for the `partitions` worker: partitioned on `opened_at`, kept for ever unless
+/// `retention` (`PAYMENTS_EVENTS_RETENTION`) is set, and then days past it are detached for
+/// archiving, never dropped.
+pub fn events_table(retention: Option<Duration>) -> PartitionedTable {
+    PartitionedTable {
+        name: "payment_events",
+        key: "opened_at",
+        retention: retention.map(|after| Retention {
+            after,
+            expiry: Expiry::Detach,
+        }),
+        keep_while: None,
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct PaymentStore {
@@ -236,10 +257,12 @@ async fn insert_event(
     recorded: &RecordedEvent,
 ) -> Result<(), sqlx::Error> {
     let amount = recorded.event.amount();
-    sqlx::query(
+    // `opened_at` is the header's `created_at`, read in the same statement: the stream's
+    // partition (see the migration `payment_events_partitioned`).
+    let inserted = sqlx::query(
         "INSERT INTO payment_events
-             (payment_id, seq, kind, amount_minor, currency, detail, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             (payment_id, opened_at, seq, kind, amount_minor, currency, detail, occurred_at)
+         SELECT id, created_at, $2, $3, $4, $5, $6, $7 FROM payments WHERE id = $1",
     )
     .bind(payment_id)
     .bind(recorded.seq)
@@ -250,6 +273,10 @@ async fn insert_event(
     .bind(recorded.occurred_at)
     .execute(conn)
     .await?;
+    if inserted.rows_affected() == 0 {
+        // No header: what the foreign key used to refuse.
+        return Err(sqlx::Error::RowNotFound);
+    }
     Ok(())
 }
 

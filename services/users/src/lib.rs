@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 
 use contracts::users::UsersServiceServer;
 use messaging::WithMessaging as _;
+use partitions::WithPartitions as _;
 use platform::{ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError, host::HostError};
 
 pub use config::Config;
@@ -51,8 +52,10 @@ impl Application {
         )
         .await?;
         let accounts = Accounts::configured(&config, UserStore::new(service.pool().clone()))?;
+        let tables = messaging::partitioned_tables(&config.runtime);
         let host = service
             .relay("users")
+            .maintain_partitions(tables)
             .serve(
                 UsersServiceServer::new(UsersApi::new(accounts)),
                 grpc::CALLERS,

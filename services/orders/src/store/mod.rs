@@ -6,7 +6,9 @@
 //! * [`summaries`]: the CQRS read model, written only by the projection.
 //!
 //! Every timeline entry is announced on [`TIMELINE_CHANNEL`] when it commits, by a trigger; the
-//! watchers of `crate::service::watch` listen there.
+//! watchers of `crate::service::watch` listen there. The timeline is partitioned by day on `at`
+//! and ages out by whole days ([`timeline_table`], for the `partitions` worker; the migration
+//! `timeline_partitioned` explains its key).
 //!
 //! The store writes events into the outbox but never builds them: each method that announces a
 //! change takes the [`messaging::Envelope`] that `crate::events` built for it.
@@ -15,6 +17,9 @@ mod orders;
 mod sagas;
 mod summaries;
 
+use std::time::Duration;
+
+use partitions::PartitionedTable;
 use sqlx::PgPool;
 
 pub use orders::{OrderView, OutcomeColumn, Placement, TimelineEntry};
@@ -27,6 +32,12 @@ pub const SAGA_CHANNEL: &str = "sagas";
 /// The LISTEN/NOTIFY channel on which every new timeline entry is announced, with the payload
 /// `<order id>:<sequence>` (the trigger of the migration `timeline_notify`).
 pub const TIMELINE_CHANNEL: &str = "order_timeline";
+
+/// The timeline, for the `partitions` worker: partitioned on `at`, a day's entries dropped once
+/// the whole day is older than `retention` (`ORDERS_TIMELINE_RETENTION`).
+pub fn timeline_table(retention: Duration) -> PartitionedTable {
+    PartitionedTable::dropped_after("order_timeline", "at", retention)
+}
 
 #[derive(Clone, Debug)]
 pub struct OrderStore {

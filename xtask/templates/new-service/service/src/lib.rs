@@ -17,7 +17,8 @@
 //! Besides the gRPC API (with `grpc.health.v1` and reflection, from `platform`),
 //! [`Application::run`] runs the **outbox relay** (publishes `{{name}}.record.*` from this
 //! database's outbox to the events exchange){{#if consumes}}, the **`{{queue}}` consumer** (bound to
-//! {{consumed_keys}}) and the inbox pruner{{/if}}. The broker does not need to be up for the
+//! {{consumed_keys}}){{/if}} and the **partition worker** (the outbox and the inbox partitioned by
+//! day, made ahead and dropped past their retention: `partitions`). The broker does not need to be up for the
 //! service to start: the workers reconnect on their own and stop on shutdown.
 
 pub mod config;
@@ -32,6 +33,7 @@ use std::net::SocketAddr;
 
 use contracts::{{snake}}::{{Pascal}}ServiceServer;
 use messaging::WithMessaging as _;
+use partitions::WithPartitions as _;
 use platform::{ServiceBuilder, ServiceHost, Shutdown, Spawned, StartError, host::HostError};
 
 pub use config::Config;
@@ -51,8 +53,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// The service: its database, the records behind the gRPC API and the outbox relay{{#if consumes}},
-    /// the inbox pruner and the `{{queue}}` consumer{{/if}}.
+    /// The service: its database, the records behind the gRPC API, the outbox relay{{#if consumes}},
+    /// the `{{queue}}` consumer{{/if}} and the partition worker of the outbox and the inbox.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let service = ServiceBuilder::connect(
             &config.runtime,
@@ -61,10 +63,11 @@ impl Application {
         )
         .await?;
         let records = Records::new(RecordStore::new(service.pool().clone()));
+        let tables = messaging::partitioned_tables(&config.runtime);
         let host = service
             .relay("{{name}}")
+            .maintain_partitions(tables)
 {{#if consumes}}
-            .prune_inbox()
             .consume({{QUEUE_ALIAS}}, {{Consumer}})
             .await
 {{/if}}
