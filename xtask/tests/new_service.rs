@@ -256,32 +256,30 @@ fn a_generated_service_builds_passes_its_tests_and_the_deploy_gate_and_is_not_ge
     assert!(clippy.status.success(), "{}", text(&clippy));
     for tests in [
         &["nextest", "run", "--package", "shipping", "--no-fail-fast"][..],
-        // One invocation for the rest, so cargo resolves features and builds the shared crates
-        // once rather than once per package:
-        // - the gateway's unit tests, its OpenAPI document with the new route among them (only
-        //   the library: an integration test would build the gateway binary, and the shared
-        //   target directory's binary is the one this workspace's end-to-end tests run);
-        // - the catalog and topology the generator added to (messaging);
-        // - the declarations it added to: names and ports unique, callers and upstreams
-        //   agreeing, docs/configuration.md current;
-        // - the layering every service keeps (xtask).
+        // The gateway's unit tests, its OpenAPI document with the new route among them. Only
+        // the library: an integration test would build the gateway binary, and the shared
+        // target directory's binary is the one this workspace's end-to-end tests run.
         &[
             "nextest",
             "run",
             "--package",
             "gateway",
-            "--package",
-            "messaging",
-            "--package",
-            "declarations",
+            "--lib",
+            "--no-fail-fast",
+        ][..],
+        // The catalog and topology the generator added to, and the layering every service keeps.
+        &["nextest", "run", "--package", "messaging", "--lib"][..],
+        // The declarations it added to: names and ports unique, callers and upstreams agreeing,
+        // docs/configuration.md current.
+        &["nextest", "run", "--package", "declarations"][..],
+        &[
+            "nextest",
+            "run",
             "--package",
             "xtask",
-            "--lib",
             "--bin",
             "xtask",
-            "--no-fail-fast",
-            "-E",
-            "kind(lib) | (binary(xtask) & test(/layering/))",
+            "layering",
         ][..],
     ] {
         let tested = run(&copy, &target, &cargo, tests);
