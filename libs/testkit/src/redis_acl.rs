@@ -47,6 +47,18 @@ impl AclUser {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Whether Redis refuses this user a `GET` of `key` for want of permission (`NOPERM`).
+    pub async fn may_not_read(&self, key: &str) -> anyhow::Result<bool> {
+        let mut connection = redis::Client::open(self.url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        let read = redis::cmd("GET")
+            .arg(key)
+            .query_async::<Option<Vec<u8>>>(&mut connection)
+            .await;
+        Ok(read.is_err_and(|refused| refused.to_string().to_lowercase().contains("noperm")))
+    }
 }
 
 impl Drop for AclUser {
