@@ -50,15 +50,16 @@
 //! may hold at most `GATEWAY_SSE_MAX_PER_USER` at once (429 beyond); the slot is freed when the
 //! stream ends or the client goes away.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
 
-use actix_web::{
-    HttpRequest, HttpResponse, get,
-    http::header::{self, ContentEncoding},
-    post, web,
+use axum::{
+    body::Body,
+    extract::State,
+    response::{IntoResponse as _, Response},
 };
 use bytes::Bytes;
 use contracts::orders::{OrdersServiceClient, WatchOrderRequest, WatchOrderResponse};
+use http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Duration, Instant};
 use tonic::{Code, Streaming};
@@ -66,11 +67,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
+    created_json,
     orders::{fetch_order, order_id},
     wire::OrderStepEvent,
 };
 use crate::{
     auth::{self, Caller, Identity},
+    edge::extract::{Path, Query},
     problem::{ApiError, Problem},
     state::{Gateway, StreamSlot},
 };
@@ -82,7 +85,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const MAX_REWATCHES: u32 = 3;
 
 struct Stream {
-    gateway: web::Data<Gateway>,
+    gateway: Arc<Gateway>,
     caller: Caller,
     /// Held while the stream lives; dropped with it.
     _slot: StreamSlot,
@@ -232,6 +235,8 @@ pub struct StreamTicket {
 /// `Authorization` header on a stream (a browser's `EventSource`). Ask for a new one on every
 /// reconnect.
 #[utoipa::path(
+    post,
+    path = "/orders/{id}/stream-tickets",
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id (UUID)")),
@@ -240,19 +245,18 @@ pub struct StreamTicket {
         (status = 404, description = "No such order for this customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[post("/orders/{id}/stream-tickets")]
 pub async fn stream_ticket(
-    gateway: web::Data<Gateway>,
+    State(gateway): State<Arc<Gateway>>,
     caller: Caller,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let order = order_id(&id)?;
     // Only for an order the caller may read: the ticket must not be a way to probe ids.
     fetch_order(&gateway, &caller, &order).await?;
     let order =
         Uuid::parse_str(&order).map_err(|_| ApiError::invalid("order_id", "must be a UUID"))?;
     let ticket = gateway.tickets.issue(&caller.0, order, SystemTime::now());
-    Ok(HttpResponse::Created().json(StreamTicket {
+    Ok(created_json(StreamTicket {
         ticket,
         expires_in: gateway.tickets.ttl().as_secs(),
     }))
@@ -271,7 +275,7 @@ pub struct StreamQuery {
 
 /// The sequence to resume after: `Last-Event-ID`, else `?last_event_id=`, else 0 (from the
 /// start). Anything but a non-negative integer is the client's mistake, named.
-fn resume_after(req: &HttpRequest, query: Option<&str>) -> Result<i64, ApiError> {
+fn resume_after(headers: &HeaderMap, query: Option<&str>) -> Result<i64, ApiError> {
     let parse = |field: &str, raw: &str| {
         raw.trim()
             .parse::<i64>()
@@ -281,7 +285,7 @@ fn resume_after(req: &HttpRequest, query: Option<&str>) -> Result<i64, ApiError>
                 ApiError::invalid(field, "must be a step sequence (a non-negative integer)")
             })
     };
-    if let Some(header) = req.headers().get("last-event-id") {
+    if let Some(header) = headers.get("last-event-id") {
         let raw = header.to_str().map_err(|_| {
             ApiError::invalid(
                 "Last-Event-ID",
@@ -307,6 +311,8 @@ fn resume_after(req: &HttpRequest, query: Option<&str>) -> Result<i64, ApiError>
 /// token, or (browsers' `EventSource`, which cannot send headers) with `?ticket=` from
 /// `POST /orders/{id}/stream-tickets`.
 #[utoipa::path(
+    get,
+    path = "/orders/{id}/events",
     tag = "orders",
     security(("bearer" = []), ()),
     params(
@@ -323,17 +329,16 @@ fn resume_after(req: &HttpRequest, query: Option<&str>) -> Result<i64, ApiError>
         (status = 429, description = "Too many order streams open for this user; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[get("/orders/{id}/events")]
 pub async fn order_events(
-    gateway: web::Data<Gateway>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    query: web::Query<StreamQuery>,
-) -> Result<HttpResponse, ApiError> {
+    State(gateway): State<Arc<Gateway>>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<StreamQuery>,
+) -> Result<Response, ApiError> {
     let order_id = order_id(&id)?;
-    let query = query.into_inner();
-    let after = resume_after(&req, query.last_event_id.as_deref())?;
-    let caller = match (auth::identity(&req), query.ticket) {
+    let after = resume_after(&headers, query.last_event_id.as_deref())?;
+    let caller = match (auth::identity(&extensions), query.ticket) {
         (Identity::Anonymous, Some(ticket)) => {
             let order = Uuid::parse_str(&order_id)
                 .map_err(|_| ApiError::invalid("order_id", "must be a UUID"))?;
@@ -355,7 +360,7 @@ pub async fn order_events(
     // and a client resuming a settled order is told there is nothing more to wait for.
     let order = fetch_order(&gateway, &caller, &order_id).await?;
     if order.is_settled() && order.last_sequence() <= after {
-        return Ok(HttpResponse::NoContent().finish());
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let ends_at = Instant::now() + gateway.streams.max_duration;
     let stream = Stream {
@@ -372,14 +377,17 @@ pub async fn order_events(
     };
     let body = futures::stream::unfold(stream, |mut stream| async move {
         let chunk = stream.next_chunk().await?;
-        Some((Ok::<_, actix_web::Error>(chunk), stream))
+        Some((Ok::<_, std::convert::Infallible>(chunk), stream))
     });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(ContentEncoding::Identity)
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(body))
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
 }
 
 #[cfg(test)]

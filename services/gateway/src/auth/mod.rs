@@ -25,16 +25,14 @@ pub(crate) mod testing;
 pub mod ticket;
 pub mod verify;
 
-use std::future::{Ready, ready};
+use std::sync::Arc;
 
-use actix_web::{
-    Error, FromRequest, HttpMessage as _, HttpRequest,
-    body::MessageBody,
-    dev::{Payload, ServiceRequest, ServiceResponse},
-    http::header,
+use axum::{
+    extract::{FromRequestParts, Request, State},
     middleware::Next,
-    web,
+    response::Response,
 };
+use http::{Extensions, header, request::Parts};
 
 pub use jwks::{AuthFailure, KeyCache};
 pub use verify::{Principal, Role, TokenError};
@@ -53,7 +51,7 @@ pub enum Identity {
 }
 
 /// The bearer token of a request's `Authorization` header, if it has one.
-fn bearer(req: &ServiceRequest) -> Option<Result<String, TokenError>> {
+fn bearer(req: &Request) -> Option<Result<String, TokenError>> {
     let value = req.headers().get(header::AUTHORIZATION)?;
     let token = value
         .to_str()
@@ -65,10 +63,10 @@ fn bearer(req: &ServiceRequest) -> Option<Result<String, TokenError>> {
 }
 
 pub async fn middleware(
-    gateway: web::Data<Gateway>,
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    State(gateway): State<Arc<Gateway>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let identity = match bearer(&req) {
         None => Identity::Anonymous,
         Some(Err(error)) => Identity::Refused(error),
@@ -83,12 +81,12 @@ pub async fn middleware(
         },
     };
     req.extensions_mut().insert(identity);
-    next.call(req).await
+    next.run(req).await
 }
 
-/// The identity the middleware stored (anonymous if it did not run).
-pub fn identity(req: &HttpRequest) -> Identity {
-    req.extensions()
+/// The identity the middleware stored in a request's extensions (anonymous if it did not run).
+pub fn identity(extensions: &Extensions) -> Identity {
+    extensions
         .get::<Identity>()
         .cloned()
         .unwrap_or(Identity::Anonymous)
@@ -134,12 +132,11 @@ impl Caller {
     }
 }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::from_identity(identity(req)))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Self::from_identity(identity(&parts.extensions))
     }
 }
 
@@ -147,17 +144,16 @@ impl FromRequest for Caller {
 #[derive(Clone, Debug)]
 pub struct AdminCaller(pub Principal);
 
-impl FromRequest for AdminCaller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
+    type Rejection = ApiError;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        ready(match Caller::from_request(req, payload).into_inner() {
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match Caller::from_identity(identity(&parts.extensions)) {
             Ok(Caller(principal)) if principal.role == Role::Admin => Ok(Self(principal)),
             Ok(_) => Err(ApiError::Forbidden(
                 "this route is for administrators".to_owned(),
             )),
             Err(error) => Err(error),
-        })
+        }
     }
 }

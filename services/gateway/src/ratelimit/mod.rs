@@ -4,8 +4,8 @@
 //! user's (`user:<id>`, so one account cannot multiply its budget by spreading over addresses),
 //! or for anonymous requests the client IP's (`ip:<addr>`, so login attempts and catalog
 //! scraping are bounded too). The limiter never looks at the path, because a path has many
-//! spellings: the router decodes `/%61pi/v1/products` to `/api/v1/products`, and `NormalizePath`
-//! (outermost, see `lib.rs`) merges `//` and trims a trailing `/` before routing; a limiter
+//! spellings: the router decodes `/%61pi/v1/products` to `/api/v1/products`, and path
+//! normalisation (outermost, see `edge`) merges `//` and trims a trailing `/` before routing; a limiter
 //! that tested the raw path for `/api/v1/` let every other spelling through unmetered. The
 //! state is in Redis ([`store`]) so that every gateway replica sees the same bucket, with a
 //! local fallback when Redis is away.
@@ -34,14 +34,14 @@
 pub mod gcra;
 pub mod store;
 
-use actix_web::{
-    Error, ResponseError as _,
-    body::{BoxBody, MessageBody},
-    dev::{ServiceRequest, ServiceResponse},
-    http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER},
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
     middleware::Next,
-    web,
+    response::{IntoResponse as _, Response},
 };
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 pub use store::Limiter;
 
@@ -56,11 +56,12 @@ use crate::{
 };
 
 /// The client's IP, as far as it can be trusted (see `edge::client_ip`).
-pub fn client_addr(req: &actix_web::HttpRequest, gateway: &Gateway) -> Option<std::net::IpAddr> {
-    let peer = req.peer_addr()?.ip();
+pub fn client_addr<B>(req: &http::Request<B>, gateway: &Gateway) -> Option<std::net::IpAddr> {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
     let forwarded = req
         .headers()
         .get_all("x-forwarded-for")
+        .iter()
         .filter_map(|value| value.to_str().ok());
     Some(client_ip::client_ip(
         peer,
@@ -70,11 +71,11 @@ pub fn client_addr(req: &actix_web::HttpRequest, gateway: &Gateway) -> Option<st
 }
 
 /// The bucket a request spends from.
-fn client_key(req: &ServiceRequest, gateway: &Gateway) -> String {
-    if let Identity::User(principal) = auth::identity(req.request()) {
+fn client_key(req: &Request, gateway: &Gateway) -> String {
+    if let Identity::User(principal) = auth::identity(req.extensions()) {
         return format!("user:{}", principal.user_id);
     }
-    match client_addr(req.request(), gateway) {
+    match client_addr(req, gateway) {
         Some(ip) => format!("ip:{ip}"),
         None => "ip:unknown".to_owned(),
     }
@@ -105,11 +106,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-pub async fn middleware(
-    gateway: web::Data<Gateway>,
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
+pub async fn middleware(State(gateway): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let key = client_key(&req, &gateway);
     let (decision, store) = gateway.limiter.check(&key).await;
     let outcome = if decision.allowed {
@@ -129,13 +126,13 @@ pub async fn middleware(
         let mut response = ApiError::TooManyRequests {
             retry_after_secs: decision.retry_after_secs(),
         }
-        .error_response();
+        .into_response();
         set_headers(response.headers_mut(), &decision, &gcra);
-        return Ok(req.into_response(response).map_into_boxed_body());
+        return response;
     }
-    let mut response = next.call(req).await?.map_into_boxed_body();
+    let mut response = next.run(req).await;
     set_headers(response.headers_mut(), &decision, &gcra);
-    Ok(response)
+    response
 }
 
 fn set_headers(headers: &mut HeaderMap, decision: &Decision, gcra: &Gcra) {
