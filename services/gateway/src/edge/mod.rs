@@ -1,7 +1,7 @@
 //! What every request passes through before a handler sees it, outermost first:
 //!
 //! ```text
-//! normalize    `//` merged, trailing `/` trimmed, so every spelling of a route is that route
+//! normalize    `%61` → `a` (unreserved only), `//` merged, trailing `/` trimmed: every spelling of a route is that route
 //! headers      security headers (CSP, nosniff, Referrer-Policy, frame-ancestors) on every response
 //! request_id   x-request-id accepted or generated; echoed on the response; task-local scope
 //! compression  gzip when the client accepts it (tower-http; never event streams)
@@ -91,7 +91,8 @@ async fn wrong_method(route: Option<MatchedPath>, method: Method, uri: Uri) -> R
     response
 }
 
-/// `//` merged into `/` and a trailing `/` trimmed, so every spelling of a route is that route.
+/// Percent-encoded unreserved characters decoded (`/%61pi` is `/api`, RFC 3986 §6.2.2.2), `//`
+/// merged into `/` and a trailing `/` trimmed, so every spelling of a route is that route.
 fn normalize(mut req: Request) -> Request {
     let Some(path) = normalized(req.uri().path()) else {
         return req;
@@ -111,7 +112,18 @@ fn normalize(mut req: Request) -> Request {
 /// The normal form of `path`, if it is not already in it.
 fn normalized(path: &str) -> Option<String> {
     let mut normal = String::with_capacity(path.len());
-    for c in path.chars() {
+    let mut rest = path;
+    while let Some(mut c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        if c == '%'
+            && let Some(decoded) = rest
+                .get(..2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .filter(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(byte))
+        {
+            c = char::from(decoded);
+            rest = &rest[2..];
+        }
         if c == '/' && normal.ends_with('/') {
             continue;
         }
@@ -139,5 +151,11 @@ mod tests {
             Some("/api/v1/products")
         );
         assert_eq!(normalized("//").as_deref(), Some("/"));
+        assert_eq!(
+            normalized("/%61pi/v1/%70roducts").as_deref(),
+            Some("/api/v1/products")
+        );
+        // Reserved and non-ASCII bytes stay encoded, for the extractors to decode.
+        assert_eq!(normalized("/a%2Fb/%20%C3%A9"), None);
     }
 }

@@ -4,9 +4,9 @@
 //! user's (`user:<id>`, so one account cannot multiply its budget by spreading over addresses),
 //! or for anonymous requests the client IP's (`ip:<addr>`, so login attempts and catalog
 //! scraping are bounded too). The limiter never looks at the path, because a path has many
-//! spellings: the router decodes `/%61pi/v1/products` to `/api/v1/products`, and path
-//! normalisation (outermost, see `edge`) merges `//` and trims a trailing `/` before routing; a limiter
-//! that tested the raw path for `/api/v1/` let every other spelling through unmetered. The
+//! spellings: path normalisation (outermost, see `edge`) decodes `/%61pi/v1/products` to
+//! `/api/v1/products`, merges `//` and trims a trailing `/` before routing; a limiter that
+//! tested the raw path for `/api/v1/` let every other spelling through unmetered. The
 //! state is in Redis ([`store`]) so that every gateway replica sees the same bucket, with a
 //! local fallback when Redis is away.
 //!
