@@ -91,6 +91,7 @@ async fn a_client_that_does_not_finish_its_request_head_is_disconnected() {
         .unwrap();
 }
 
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 async fn drains_then_stops(limits: Option<HttpLimits>) {
     // `/slow` says it has started, then waits until the test lets it answer.
     let started = Arc::new(Notify::new());
