@@ -4,13 +4,16 @@
 //! replicas (`crate::upstream`). The id is checked here, so a malformed one is a 400 naming the
 //! field rather than a call.
 
-use actix_web::{HttpResponse, get, web};
+use std::sync::Arc;
+
+use axum::{extract::State, response::Response};
 use contracts::{{snake}}::{GetRecordRequest, {{Pascal}}ServiceClient};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::wire::timestamp;
+use super::{ok_json, wire::timestamp};
 use crate::{
+    edge::extract::Path,
     problem::{ApiError, Problem},
     state::Gateway,
 };
@@ -37,6 +40,8 @@ impl From<contracts::{{snake}}::Record> for {{Pascal}}Record {
 
 /// Get a {{name}} record
 #[utoipa::path(
+    get,
+    path = "/{{name}}/records/{id}",
     tag = "{{name}}",
     params(("id" = String, Path, description = "The record's id (a UUID)")),
     responses(
@@ -44,11 +49,10 @@ impl From<contracts::{{snake}}::Record> for {{Pascal}}Record {
         (status = 404, description = "No such record", body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[get("/{{name}}/records/{id}")]
 pub async fn get_{{snake}}_record(
-    gateway: web::Data<Gateway>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+    State(gateway): State<Arc<Gateway>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = uuid::Uuid::parse_str(id.trim())
         .map_err(|_| ApiError::invalid("id", "must be a UUID"))?
         .to_string();
@@ -61,7 +65,9 @@ pub async fn get_{{snake}}_record(
         })
         .await
         .map_err(ApiError::upstream("{{name}}"))?;
-    Ok(HttpResponse::Ok().json({{Pascal}}Record::from(response.record.unwrap_or_default())))
+    Ok(ok_json({{Pascal}}Record::from(
+        response.record.unwrap_or_default(),
+    )))
 }
 
 #[cfg(test)]
