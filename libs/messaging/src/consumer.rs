@@ -399,7 +399,7 @@ impl Consumer {
             Ok::<_, lapin::Error>(channel)
         })
         .await??;
-        tracing::info!(queue = %self.topology.queue, member = %self.member, partitions = self.topology.partitions, "connected; joining the consumer's members");
+        tracing::info!(queue = %self.topology.queue, member = %self.member, partitions = self.topology.partitions, "consuming, as one member of the consumer");
         backoff.reset();
 
         // Each owned partition runs as a future of its own, released through its sender.

@@ -162,13 +162,13 @@ pub struct Permissions {
 /// topology so they cannot drift from it: the events exchange, its dead-letter exchange, every
 /// consumer of [`system`] (its partitions exchange and alternate exchange, partition queues,
 /// retry tiers, parking) and, for writing, the default exchange
-/// (`amq.default`, through which consumers send a failed message to its retry tier and replays
-/// go back to the main queue). Nothing else: no other exchange, queue or virtual host.
+/// (`amq.default`, through which consumers send a failed message to its retry tier or to
+/// parking). Nothing else: no other exchange, queue or virtual host.
 ///
 /// Why every queue, and not only the service's own: every outbox relay declares and binds the
 /// whole topology when it connects (see [`QUEUES`]), and RabbitMQ checks more than configure for
 /// that: binding needs write on the queue, and declaring a queue with a dead-letter exchange
-/// (the main queues and the retry tiers) needs read on it. Limiting `read` to a service's own
+/// (the partition queues and the retry tiers) needs read on it. Limiting `read` to a service's own
 /// queues would therefore stop its relay; it needs the relays to check other services' queues
 /// passively instead of declaring them, which is not done yet. What the per-service users give
 /// today is a credential per service (revocable, visible in the broker's connection list) that
