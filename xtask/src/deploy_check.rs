@@ -5,7 +5,8 @@
 //! | yamllint | every YAML file of `infra/` and `k8s/` (`infra/yamllint.yaml`) |
 //! | kustomize | `kubectl kustomize` of every overlay × subset of components |
 //! | kubernetes-validate | each render, `--strict`, against each Kubernetes version of [`kube::KUBERNETES_VERSIONS`] (kind's and EKS's); only the CRDs in `kube::ALLOWED_CRDS` may go without a schema |
-//! | custom resources | RabbitmqCluster, ScaledObject, TriggerAuthentication against the CRD schemas vendored in `xtask/schemas/`, strictly, and each schema's release against its pin in terraform/modules/platform (`crd_schemas.rs`) |
+//! | custom resources | RabbitmqCluster, User, Permission, ScaledObject, TriggerAuthentication against the CRD schemas vendored in `xtask/schemas/`, strictly, and each schema's release against its pin in terraform/modules/platform (`crd_schemas.rs`) |
+//! | credentials | broker users instead of the default user, broker permissions as the code derives them, Redis URLs with the component's ACL user, Postgres `verify-full` and TLS at the public load balancer in the cloud, the generated grants current (`credentials.rs`) |
 //! | manifests | each render against the services' declarations in `libs/declarations` (see `manifests.rs`) |
 //! | data plane | autoscalers' metric sources, the operators, broker replicas and quorum queue replication, Redis failover in the cloud, disruption budgets, ScaledObject targets and queues, against terraform/modules/platform and `libs/messaging` (`data_plane.rs`) |
 //! | local stack | `infra/compose.yaml`, Prometheus targets, alert rules and dashboard copies, queried metric names |
@@ -26,6 +27,7 @@
 mod charts;
 mod contracts;
 mod crd_schemas;
+mod credentials;
 mod data_plane;
 mod dependencies;
 mod docs;
@@ -189,6 +191,11 @@ pub fn run() -> anyhow::Result<()> {
             "data plane and autoscaling match terraform/modules/platform (metric sources, \
              operators, replicas, failover, disruption budgets, queues)",
             data_plane::run(&root, venv, &renders),
+        );
+        report.record_result(
+            "data plane credentials and edge TLS (broker users and permissions, Redis ACL users, \
+             Postgres verify-full, TLS listeners, generated grants)",
+            credentials::run(&root, venv, &renders),
         );
         if let Ok((services, platform)) = &configs {
             report.record_result(

@@ -17,12 +17,15 @@
 //! * `cargo xtask new-service NAME [--port N] [--consumes EVENT...] [--expose] [--force]`: a new
 //!   service with the shape of every service, added wherever services are listed (see
 //!   `new_service.rs`).
+//! * `cargo xtask grants`: the broker permissions and Redis ACL rules the deployment applies,
+//!   written from the code's declarations (see `grants.rs`).
 //! * `cargo xtask config-docs`: docs/configuration.md, every setting of every service, from
 //!   their declarations (`libs/declarations`).
 
 mod bench;
 mod deploy_check;
 mod dev_keys;
+mod grants;
 mod infra;
 mod kind_smoke;
 mod layering;
@@ -70,6 +73,10 @@ enum Command {
     NewService(new_service::NewServiceArgs),
     /// Write docs/configuration.md from the services' declarations (libs/declarations).
     ConfigDocs,
+    /// Write the broker permissions and Redis ACL rules the deployment applies
+    /// (k8s/base/broker-permissions.yaml, terraform/modules/platform/redis-acl.json) from the
+    /// code's declarations.
+    Grants,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::NewService(args) => new_service::run(&args),
             Command::ConfigDocs => config_docs(),
+            Command::Grants => grants::run(),
         }
     });
     match outcome {

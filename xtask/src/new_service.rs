@@ -99,8 +99,8 @@ pub fn run(args: &NewServiceArgs) -> anyhow::Result<()> {
         println!("  {what:>7}  {}", change.path.display());
     }
     println!(
-        "next: cargo build -p {name} && cargo nextest run -p {name} && cargo xtask deploy-check \
-         (docs/adding-a-service.md: what to edit now)",
+        "next: cargo build -p {name} && cargo nextest run -p {name} && cargo xtask grants \
+         && cargo xtask deploy-check (docs/adding-a-service.md: what to edit now)",
         name = args.name
     );
     Ok(())
@@ -616,6 +616,7 @@ const K8S_BASE: &[(&str, &str)] = &[
     ("config.env", template!("k8s/config.env")),
     ("serviceaccount.yaml", template!("k8s/serviceaccount.yaml")),
     ("certificate.yaml", template!("k8s/certificate.yaml")),
+    ("broker-user.yaml", template!("k8s/broker-user.yaml")),
     ("deployment.yaml", template!("k8s/deployment.yaml")),
     ("service.yaml", template!("k8s/service.yaml")),
     ("pdb.yaml", template!("k8s/pdb.yaml")),

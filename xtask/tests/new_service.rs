@@ -291,6 +291,9 @@ fn a_generated_service_builds_passes_its_tests_and_the_deploy_gate_and_is_not_ge
             .collect();
         eprintln!("{}", summary.join("\n"));
     }
+    // The new consumer queue widens every broker user's grant.
+    let permissions = run(&copy, &target, &cargo, &["xtask", "grants"]);
+    assert!(permissions.status.success(), "{}", text(&permissions));
     let gate = run(&copy, &target, &cargo, &["xtask", "deploy-check"]);
     assert!(gate.status.success(), "{}", text(&gate));
 

@@ -175,7 +175,9 @@ pub const RUNTIME: &[Setting] = &[
     Setting::new(
         "DATABASE_URL",
         "`postgres://postgres@127.0.0.1:5432/{database}`",
-        "this service's own database; no other service reaches it",
+        "this service's own database; no other service reaches it. TLS through the URL: \
+         `?sslmode=verify-full&sslrootcert=<CA file>` verifies the server against that CA \
+         (Kubernetes: the CloudNativePG cluster's)",
     )
     .required(),
     Setting::new("DB_MAX_CONNECTIONS", "`10`", "pool size per replica"),

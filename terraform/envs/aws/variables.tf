@@ -43,3 +43,14 @@ variable "traces_query_url" {
   type        = string
   default     = ""
 }
+
+variable "edge_certificate_arn" {
+  description = "ARN of the ACM certificate for the shop's public name, which the gateway's Network Load Balancer terminates TLS with. Request or import it in ACM (DNS-validated) in the same region before applying."
+
+  type = string
+
+  validation {
+    condition     = startswith(var.edge_certificate_arn, "arn:aws:acm:")
+    error_message = "edge_certificate_arn must be an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)."
+  }
+}

@@ -29,3 +29,26 @@ variable "prerequisites" {
   type        = list(string)
   default     = []
 }
+
+variable "redis_passwords" {
+  description = "Password of each Redis ACL user (`inventory`, `gateway`): the platform module's `redis_passwords` output. Each goes into the Secret `<user>-redis` its service reads."
+  type        = map(string)
+  sensitive   = true
+}
+
+variable "redis_acl_users" {
+  description = "The ACL file lines of the Redis users: the platform module's `redis_acl_users` output. With a `default` user that may only PING, they make the Secret `redis-acl` that the base's single Redis loads."
+  type        = string
+  sensitive   = true
+}
+
+variable "edge_certificate_arn" {
+  description = "ARN of the ACM certificate the cloud overlay's Network Load Balancer terminates TLS with (port 443). Required with overlay `cloud`; ignored with `local`."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.edge_certificate_arn == "" || startswith(var.edge_certificate_arn, "arn:")
+    error_message = "edge_certificate_arn must be an ACM certificate ARN (arn:aws:acm:…)."
+  }
+}

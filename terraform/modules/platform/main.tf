@@ -7,8 +7,9 @@
 # cpu triggers read CPU from (without it they never scale), KEDA (CRDs
 # `ScaledObject`/`TriggerAuthentication`), which scales the consumers on their queue backlog,
 # cert-manager (CRDs `Issuer`/`Certificate`), which issues and rotates each service's identity
-# certificate for mutual TLS (k8s/base/identity), and, with `redis_ha`, Redis with Sentinel
-# failover (the cloud overlay's cache).
+# certificate for mutual TLS (k8s/base/identity), the RabbitMQ Messaging Topology Operator
+# (CRDs `User`/`Permission`: one broker user per service), the Redis ACL users' passwords, and,
+# with `redis_ha`, Redis with Sentinel failover (the cloud overlay's cache).
 #
 # Every release waits until it is ready, so CRDs exist before terraform/modules/app applies
 # resources that use them. Everything waits for `var.prerequisites` (the cluster), passed by
@@ -48,6 +49,38 @@ resource "kustomization_resource" "rabbitmq_cluster_operator_p2" {
   manifest = data.kustomization_overlay.rabbitmq_cluster_operator.manifests[each.value]
 
   depends_on = [kustomization_resource.rabbitmq_cluster_operator_p1]
+}
+
+# The Messaging Topology Operator (CRDs `User`, `Permission`, …): one broker user per service
+# and one for KEDA, with the permissions k8s/base/broker-permissions.yaml states, each user's
+# generated credentials in a Secret `<user>-user-credentials`. No Helm chart either: its release
+# manifest, in the variant whose webhook certificate cert-manager issues, applied like the
+# Cluster Operator's above, after cert-manager and the Cluster Operator (it reconciles against
+# their RabbitmqClusters).
+data "kustomization_overlay" "rabbitmq_topology_operator" {
+  resources = ["https://github.com/rabbitmq/messaging-topology-operator/releases/download/v${var.rabbitmq_topology_operator_version}/messaging-topology-operator-with-certmanager.yaml"]
+}
+
+resource "kustomization_resource" "rabbitmq_topology_operator_p0" {
+  for_each = data.kustomization_overlay.rabbitmq_topology_operator.ids_prio[0]
+  manifest = data.kustomization_overlay.rabbitmq_topology_operator.manifests[each.value]
+
+  depends_on = [helm_release.cert_manager, kustomization_resource.rabbitmq_cluster_operator_p2]
+}
+
+resource "kustomization_resource" "rabbitmq_topology_operator_p1" {
+  for_each = data.kustomization_overlay.rabbitmq_topology_operator.ids_prio[1]
+  manifest = data.kustomization_overlay.rabbitmq_topology_operator.manifests[each.value]
+  wait     = true
+
+  depends_on = [kustomization_resource.rabbitmq_topology_operator_p0]
+}
+
+resource "kustomization_resource" "rabbitmq_topology_operator_p2" {
+  for_each = data.kustomization_overlay.rabbitmq_topology_operator.ids_prio[2]
+  manifest = data.kustomization_overlay.rabbitmq_topology_operator.manifests[each.value]
+
+  depends_on = [kustomization_resource.rabbitmq_topology_operator_p1]
 }
 
 resource "helm_release" "cloudnative_pg" {
@@ -119,6 +152,62 @@ resource "helm_release" "keda" {
   depends_on = [terraform_data.prerequisites]
 }
 
+# The Redis ACL users: inventory's catalog cache and the gateway's rate limiter, each limited to
+# its key prefix and commands (redis-acl.json, written by `cargo xtask grants` from
+# redis_guard::acl), each with a generated password. The ACL file holds the password's SHA-256
+# only; the plain passwords go to the services' Secrets (terraform/modules/app, from the
+# `redis_passwords` output). The file's lines for these users are shared by both Redis
+# deployments: the base's single Redis (the app module's Secret `redis-acl`) and redis-ha below.
+locals {
+  redis_grants = jsondecode(file("${path.module}/redis-acl.json")).users
+}
+
+resource "random_password" "redis" {
+  for_each = local.redis_grants
+
+  length  = 32
+  special = false
+}
+
+locals {
+  redis_acl_users = join("\n", [
+    for user, grant in local.redis_grants :
+    "user ${user} on #${sha256(random_password.redis[user].result)} ${join(" ", grant.rules)}"
+  ])
+}
+
+# redis-ha's ACL file. Its `default` user stays unrestricted: the chart's replication, Sentinel
+# and HAProxy checks use it, and so do the services that find the primary through Sentinel,
+# which connects to the primary without credentials (libs/redis-guard, target.rs). The
+# inventory and gateway users limit every client that connects with REDIS_URL.
+resource "kustomization_resource" "redis_namespace" {
+  count = var.redis_ha ? 1 : 0
+
+  manifest = jsonencode({
+    apiVersion = "v1"
+    kind       = "Namespace"
+    metadata   = { name = "redis" }
+  })
+
+  depends_on = [terraform_data.prerequisites]
+}
+
+resource "kustomization_resource" "redis_acl" {
+  count = var.redis_ha ? 1 : 0
+
+  manifest = sensitive(jsonencode({
+    apiVersion = "v1"
+    kind       = "Secret"
+    type       = "Opaque"
+    metadata   = { name = "redis-acl", namespace = "redis" }
+    data = {
+      "users.acl" = base64encode("user default on nopass ~* &* +@all\n${local.redis_acl_users}\n")
+    }
+  }))
+
+  depends_on = [kustomization_resource.redis_namespace]
+}
+
 # Redis with replication and Sentinel failover, for the cloud overlay (whose services read
 # <SVC>_REDIS_SENTINELS=redis-ha.redis.svc:26379 and <SVC>_REDIS_MASTER=ferroshop): three
 # Redis pods, a Sentinel beside each, HAProxy in front of the master, at most one pod down
@@ -131,7 +220,7 @@ resource "helm_release" "redis_ha" {
   chart            = "redis-ha"
   version          = var.redis_ha_chart_version
   namespace        = "redis"
-  create_namespace = true
+  create_namespace = false
   wait             = true
   timeout          = 900
 
@@ -139,7 +228,15 @@ resource "helm_release" "redis_ha" {
     replicas = 3
     redis = {
       masterGroupName = "ferroshop"
+      # The ACL file of the Secret above (`redis.config` entries become redis.conf lines).
+      config = { aclfile = "/etc/redis-acl/users.acl" }
+      extraVolumeMounts = [
+        { name = "acl", mountPath = "/etc/redis-acl", readOnly = true },
+      ]
     }
+    extraVolumes = [
+      { name = "acl", secret = { secretName = "redis-acl", defaultMode = 288 } }, # 0440
+    ]
     sentinel = {
       quorum = 2
     }
@@ -152,7 +249,7 @@ resource "helm_release" "redis_ha" {
     persistentVolume    = { enabled = true, size = var.redis_ha_storage_size }
   })]
 
-  depends_on = [terraform_data.prerequisites]
+  depends_on = [kustomization_resource.redis_acl]
 }
 
 resource "random_password" "grafana_admin" {

@@ -22,6 +22,20 @@ output "ready" {
     # The operator's Deployment (p1, waited for) and its webhooks.
     jsonencode([for resource in kustomization_resource.rabbitmq_cluster_operator_p1 : resource.id]),
     jsonencode([for resource in kustomization_resource.rabbitmq_cluster_operator_p2 : resource.id]),
+    jsonencode([for resource in kustomization_resource.rabbitmq_topology_operator_p1 : resource.id]),
+    jsonencode([for resource in kustomization_resource.rabbitmq_topology_operator_p2 : resource.id]),
     jsonencode(helm_release.redis_ha[*].id),
   ]
+}
+
+output "redis_passwords" {
+  description = "Password of each Redis ACL user (`inventory`, `gateway`), for the services' Secrets."
+  value       = { for user, password in random_password.redis : user => password.result }
+  sensitive   = true
+}
+
+output "redis_acl_users" {
+  description = "The ACL file lines of the Redis users (`user <name> on #<sha256> <rules>`), without `default`."
+  value       = local.redis_acl_users
+  sensitive   = true
 }

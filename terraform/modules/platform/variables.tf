@@ -77,6 +77,12 @@ variable "rabbitmq_cluster_operator_version" {
   default     = "2.17.0"
 }
 
+variable "rabbitmq_topology_operator_version" {
+  description = "Release of the RabbitMQ Messaging Topology Operator whose manifest (CRDs `User`, `Permission`, operator Deployment, webhook certificate from cert-manager) is applied; it has no Helm chart. Bump together with the vendored schemas in xtask/schemas/."
+  type        = string
+  default     = "1.17.4"
+}
+
 variable "keda_chart_version" {
   description = "Version of the keda chart (KEDA, CRDs `ScaledObject`/`TriggerAuthentication`: the consumers scale on their queue backlog)."
   type        = string

@@ -2,9 +2,9 @@
 //!
 //! kubernetes-validate knows Kubernetes' own kinds only. The kinds whose operators
 //! terraform/modules/platform installs and whose schemas are vendored in `xtask/schemas/`
-//! (RabbitmqCluster, ScaledObject, TriggerAuthentication) are validated here instead, strictly
-//! (an unknown field is an error), by `crd_validate.py` with the jsonschema package of the gate's
-//! venv. Each schema file names, in its header, the platform variable that pins the operator
+//! (RabbitmqCluster, User, Permission, ScaledObject, TriggerAuthentication) are validated here
+//! instead, strictly (an unknown field is an error), by `crd_validate.py` with the jsonschema
+//! package of the gate's venv. Each schema file names, in its header, the platform variable that pins the operator
 //! it comes from (`# pin: keda_chart_version = 2.16.0`); the pin must equal that variable's
 //! default, so bumping an operator without its schema fails here.
 
@@ -237,7 +237,7 @@ mod tests {
                 (name, fs::read_to_string(path).unwrap())
             })
             .collect();
-        assert_eq!(files.len(), 3, "{files:?}");
+        assert_eq!(files.len(), 5, "{files:?}");
         let configuration = Configuration::load(&root.join("terraform")).unwrap();
         assert_eq!(check_pins(&files, &configuration), Vec::<String>::new());
     }

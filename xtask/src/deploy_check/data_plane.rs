@@ -6,7 +6,7 @@
 //!
 //! | rule | what |
 //! |---|---|
-//! | metric sources | a ScaledObject needs KEDA (chart `keda`) in the platform; an HPA metric or a KEDA trigger on `cpu`/`memory` needs `metrics-server`; a RabbitmqCluster needs the RabbitMQ Cluster Operator's manifest |
+//! | metric sources | a ScaledObject needs KEDA (chart `keda`) in the platform; an HPA metric or a KEDA trigger on `cpu`/`memory` needs `metrics-server`; a RabbitmqCluster needs the RabbitMQ Cluster Operator's manifest, a broker User or Permission the Messaging Topology Operator's |
 //! | scaled objects | each targets a Deployment of the render that no HPA also scales; each `rabbitmq` trigger names a partition queue of the declared topology (`messaging::topology::QUEUES`, default partition count) and a TriggerAuthentication of the render |
 //! | broker replicas | every RabbitmqCluster states `quorum_queue.initial_cluster_size`, at most its replicas; in the cloud overlay both are at least 3 |
 //! | cache failover | in the cloud overlay every service with `<P>_REDIS_URL` also sets `<P>_REDIS_SENTINELS` and `<P>_REDIS_MASTER` to the platform's redis-ha release, and terraform/envs/aws switches that release on |
@@ -51,6 +51,8 @@ pub struct Platform {
     /// Whether a kustomization data source applies the RabbitMQ Cluster Operator's release
     /// manifest.
     pub rabbitmq_operator: bool,
+    /// Whether one applies the Messaging Topology Operator's (broker `User`s, `Permission`s).
+    pub topology_operator: bool,
     /// The `redis-ha` release, when the module has one.
     pub redis_ha: Option<RedisHa>,
     /// Whether terraform/envs/aws calls the platform with `redis_ha = true`.
@@ -122,12 +124,16 @@ impl Platform {
                     });
                 }
             }
-            platform.rabbitmq_operator = module.data.iter().any(|((kind, _), data)| {
-                kind == "kustomization_overlay"
-                    && data
-                        .attribute("resources")
-                        .is_some_and(|r| r.to_string().contains("rabbitmq/cluster-operator"))
-            });
+            let applies = |manifest: &str| {
+                module.data.iter().any(|((kind, _), data)| {
+                    kind == "kustomization_overlay"
+                        && data
+                            .attribute("resources")
+                            .is_some_and(|r| r.to_string().contains(manifest))
+                })
+            };
+            platform.rabbitmq_operator = applies("rabbitmq/cluster-operator");
+            platform.topology_operator = applies("rabbitmq/messaging-topology-operator");
         }
         if let Some(aws) = configuration.modules.get("envs/aws") {
             platform.cloud_enables_redis_ha = aws.calls.get("platform").is_some_and(|call| {
@@ -218,6 +224,15 @@ fn check_metric_sources(render: &Render<'_>, platform: &Platform, problems: &mut
                 "{} needs the RabbitMQ Cluster Operator, which terraform/modules/platform does \
                  not apply",
                 describe(cluster)
+            ));
+        }
+    }
+    for object in render.all("User").chain(render.all("Permission")) {
+        if !platform.topology_operator {
+            problems.push(format!(
+                "{} needs the RabbitMQ Messaging Topology Operator, which \
+                 terraform/modules/platform does not apply: no broker user would exist",
+                describe(object)
             ));
         }
     }
@@ -426,6 +441,9 @@ mod tests {
 data "kustomization_overlay" "rabbitmq_cluster_operator" {
   resources = ["https://github.com/rabbitmq/cluster-operator/releases/download/v${var.v}/cluster-operator.yml"]
 }
+data "kustomization_overlay" "rabbitmq_topology_operator" {
+  resources = ["https://github.com/rabbitmq/messaging-topology-operator/releases/download/v${var.t}/operator.yaml"]
+}
 resource "helm_release" "keda" {
   chart = "keda"
 }
@@ -480,6 +498,7 @@ module "platform" {
             json!({"kind": "RabbitmqCluster", "metadata": {"name": "rabbitmq"}, "spec": {"replicas": 3,
                 "rabbitmq": {"additionalConfig": "default_queue_type = quorum\nquorum_queue.initial_cluster_size = 3\n"}}}),
             json!({"kind": "PodDisruptionBudget", "metadata": {"name": "rabbitmq"}, "spec": {"selector": {"matchLabels": {NAME_LABEL: "rabbitmq"}}}}),
+            json!({"kind": "User", "metadata": {"name": "orders"}}),
         ]
     }
 
@@ -504,7 +523,11 @@ module "platform" {
     #[test]
     fn the_platform_facts_are_read_from_terraform() {
         let platform = platform_of(PLATFORM, AWS);
-        assert!(platform.rabbitmq_operator && platform.cloud_enables_redis_ha);
+        assert!(
+            platform.rabbitmq_operator
+                && platform.topology_operator
+                && platform.cloud_enables_redis_ha
+        );
         assert_eq!(
             platform.charts,
             ["keda", "metrics-server", "redis-ha"]
@@ -557,6 +580,13 @@ module "platform" {
             &good_cloud_render(),
             &platform_of(&without_operator, AWS),
             "needs the RabbitMQ Cluster Operator",
+        );
+        let without_topology =
+            PLATFORM.replace("rabbitmq/messaging-topology-operator", "someone/else");
+        assert_one_problem(
+            &good_cloud_render(),
+            &platform_of(&without_topology, AWS),
+            "User/orders needs the RabbitMQ Messaging Topology Operator",
         );
     }
 
@@ -688,6 +718,7 @@ module "platform" {
             Configuration::load(&super::super::workspace_root().join("terraform")).unwrap();
         let platform = Platform::from_configuration(&configuration);
         assert!(platform.rabbitmq_operator, "{platform:?}");
+        assert!(platform.topology_operator, "{platform:?}");
         assert!(platform.cloud_enables_redis_ha, "{platform:?}");
         for chart in ["keda", "metrics-server", "redis-ha", "loki"] {
             assert!(platform.charts.contains(chart), "{chart}: {platform:?}");
