@@ -22,6 +22,7 @@ use crate::{
     domain::{CancelReason, Saga, SagaStep, StepResult, Transition},
     events,
     participants::Participants,
+    service::Admission,
     store::{ClaimedSaga, Lease, OrderStore, SAGA_CHANNEL, SagaContext},
 };
 
@@ -46,15 +47,23 @@ pub struct SagaRunner {
     participants: Participants,
     owner: String,
     config: RunnerConfig,
+    /// Told of every saga this runner finishes, so PlaceOrder's gauge drains between refreshes.
+    admission: Admission,
 }
 
 impl SagaRunner {
-    pub fn new(store: OrderStore, participants: Participants, config: RunnerConfig) -> Self {
+    pub fn new(
+        store: OrderStore,
+        participants: Participants,
+        config: RunnerConfig,
+        admission: Admission,
+    ) -> Self {
         Self {
             store,
             participants,
             owner: format!("runner-{}", uuid::Uuid::now_v7().simple()),
             config,
+            admission,
         }
     }
 
@@ -185,6 +194,9 @@ impl SagaRunner {
                             .await
                     {
                         return;
+                    }
+                    if next.is_done() {
+                        self.admission.finished();
                     }
                     saga = next;
                 }

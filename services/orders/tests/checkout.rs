@@ -657,3 +657,59 @@ async fn a_dead_participant_opens_its_circuit_breaker() {
     assert!(messages[7].contains("circuit open"), "{messages:?}");
     world.stop();
 }
+
+#[tokio::test]
+async fn beyond_the_saga_backlog_bound_orders_are_shed_until_it_drains() {
+    // Every authorization takes 1.5 s: the runners are stalled on the sagas already accepted.
+    // One saga a second for at most 2 s of waiting: a backlog of two is the bound.
+    let world = World::full(
+        vec![("PAYMENTS_PROVIDER_LATENCY", "1500ms".into())],
+        vec![
+            ("ORDERS_ADMISSION_SAGA_RATE", "1".into()),
+            ("ORDERS_ADMISSION_MAX_WAIT", "2s".into()),
+            ("ORDERS_ADMISSION_REFRESH", "100ms".into()),
+        ],
+    )
+    .await;
+    world.product("BUSY-1", 1000, 10).await;
+    let customer = Uuid::now_v7();
+    let mut accepted = Vec::new();
+    for key in ["k1", "k2"] {
+        let order = world
+            .place(customer, &[("BUSY-1", 1)], APPROVE, key)
+            .await
+            .unwrap();
+        accepted.push(order.id);
+    }
+
+    let refused = world
+        .place(customer, &[("BUSY-1", 1)], APPROVE, "k3")
+        .await
+        .expect_err("a third checkout while two sagas are stalled is refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("overloaded"),
+        "{}",
+        refused.message()
+    );
+    let hint = platform::error::retry_after(&refused).expect("a retry hint");
+    assert!(hint >= Duration::from_secs(1), "{hint:?}");
+
+    // The stalled sagas finish; the same request, retried, is accepted.
+    let later = testkit::poll_until("the backlog to drain", SAGA, || async {
+        world
+            .place(customer, &[("BUSY-1", 1)], APPROVE, "k3")
+            .await
+            .ok()
+    })
+    .await
+    .unwrap();
+    for id in accepted.iter().chain([&later.id]) {
+        assert_eq!(
+            world.terminal(id, SAGA).await.status(),
+            OrderStatus::Confirmed,
+            "an accepted order finishes"
+        );
+    }
+    world.stop();
+}
