@@ -90,14 +90,14 @@ pub fn expose(
                 "        (name = \"{name}\", description = \"Records of the {name} service, public\"),\n"
             ),
         )?;
-        let Some(routes) = text.find("fn routes() -> OpenApiRouter") else {
-            bail!("expected `fn routes() -> OpenApiRouter`");
+        let Some(routes) = text.find("pub fn routes(") else {
+            bail!("expected `pub fn routes(`");
         };
-        let Some(end) = text[routes..].find("\n}").map(|at| routes + at) else {
-            bail!("expected the route chain of `routes` to end its function");
+        let Some(end) = text[routes..].find(";\n}").map(|at| routes + at) else {
+            bail!("expected the route chain of `routes` to end with `;`");
         };
         Ok(format!(
-            "{}\n        .routes(routes!({snake}::get_{snake}_record)){}",
+            "{}\n        .service({snake}::get_{snake}_record){}",
             &text[..end],
             &text[end..]
         ))

@@ -20,11 +20,7 @@ pub const GATEWAY: Service = Service {
             "`0.0.0.0:{admin}`",
             "`/healthz`, `/readyz`, `/metrics`",
         ),
-        Setting::new(
-            "HTTP_WORKERS",
-            "CPUs",
-            "worker threads of the async runtime serving the API",
-        ),
+        Setting::new("HTTP_WORKERS", "CPUs", "actix worker threads"),
         Setting::new("SHUTDOWN_GRACE", "`10s`", "drain time after SIGTERM"),
         Setting::new(
             "<SERVICE>_URLS",
@@ -158,7 +154,7 @@ pub const GATEWAY: Service = Service {
         Setting::new(
             "HEADER_TIMEOUT",
             "`5s`",
-            "time a client has to send the request head (the connection is closed beyond)",
+            "time a client has to send the request head (408 beyond)",
         ),
         Setting::new(
             "BODY_TIMEOUT",
@@ -168,7 +164,7 @@ pub const GATEWAY: Service = Service {
         Setting::new(
             "MAX_CONNECTIONS",
             "`10000`",
-            "open connections; more wait in the accept queue",
+            "open connections, all workers together; more wait in the accept queue",
         ),
         Setting::new(
             "SSE_MAX_DURATION",

@@ -209,13 +209,6 @@ pub const RUNTIME: &[Setting] = &[
          `60s`); for tests' uniquely named queues, never set in production",
     ),
     Setting::new(
-        "CONSUMER_PARTITIONS",
-        "`4`",
-        "partition queues per consumer, 1 to 64: one aggregate's events go to one partition and \
-         are handled in order, the partitions spread over the replicas; the same in every \
-         service (`messaging::topology`)",
-    ),
-    Setting::new(
         "INBOX_RETENTION",
         "`14d`",
         "how long a consumed event's inbox row is kept, from the time in the event's id, before \

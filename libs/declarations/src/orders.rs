@@ -61,27 +61,6 @@ pub const ORDERS: Service = Service {
             "longest delay of a step's retry backoff",
         ),
         Setting::new(
-            "ADMISSION_SAGA_RATE",
-            "`30`",
-            "checkout sagas the runners finish per second, measured (the saturation rate of \
-             `cargo xtask bench`, docs/benchmarks.md); with `ADMISSION_MAX_WAIT` it bounds the \
-             backlog PlaceOrder admits",
-        ),
-        Setting::new(
-            "ADMISSION_MAX_WAIT",
-            "`2s`",
-            "how long an accepted checkout may wait for a runner: PlaceOrder answers \
-             RESOURCE_EXHAUSTED (503 + `Retry-After` at the gateway) while more than \
-             `ADMISSION_SAGA_RATE` × this sagas are in progress or the oldest due one has \
-             waited longer; `off` admits everything",
-        ),
-        Setting::new(
-            "ADMISSION_REFRESH",
-            "`500ms`",
-            "how often admission control reads the saga backlog from the database (between \
-             reads, each replica counts its own orders and finished sagas)",
-        ),
-        Setting::new(
             "TIMELINE_RETENTION",
             "`90d`",
             "how long order timeline entries are kept before their day's partition is dropped \

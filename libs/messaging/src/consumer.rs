@@ -35,23 +35,11 @@
 //!
 //! Republish-then-ack can duplicate a message if the process dies in between; the inbox absorbs
 //! that. Parked messages are listed and replayed with [`crate::parking`].
-//!
-//! **Partitions and replicas.** A consumer's queue is split into partitions by aggregate
-//! ([`crate::topology`]). Each replica is a member of the consumer ([`crate::membership`]): on
-//! every heartbeat it works out its share of the partitions and subscribes to each partition it
-//! gained on a channel of its own, and releases each one it lost: it finishes the message in
-//! hand and closes that channel. Partitions are handled in parallel, the messages of one
-//! partition one after the other, so one aggregate's events are applied in the order they were
-//! published. The partitions' single-active-consumer flag makes that hold during a hand-off too:
-//! the new owner's subscription waits until the old one has gone. A stopping replica leaves the
-//! members so the others take over at once; a killed one is noticed when its lease expires, and
-//! the broker redelivers what it had not acknowledged. Inbox rows name the consumer, not the
-//! partition: a message handled before a hand-off is recognised after it.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use contracts::events::EventEnvelope;
-use futures::{StreamExt as _, future::BoxFuture, stream::FuturesUnordered};
+use futures::{StreamExt as _, future::BoxFuture};
 use lapin::{
     BasicProperties, Channel, Connection,
     message::Delivery,
@@ -65,7 +53,6 @@ use platform::Shutdown;
 use prost::Message as _;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
-use tokio::sync::oneshot;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
@@ -75,7 +62,6 @@ use crate::{
     amqp::{self, HeaderExtractor},
     catalog::Event,
     inbox,
-    membership::{self, Lease},
     topology::ConsumerTopology,
 };
 
@@ -284,10 +270,8 @@ pub struct Consumer {
     topology: ConsumerTopology,
     /// Failed attempts after which a message is parked.
     pub max_attempts: u32,
-    /// Unacknowledged deliveries the broker may push at once, per partition.
+    /// Unacknowledged deliveries the broker may push at once.
     pub prefetch: u16,
-    member: Uuid,
-    lease: Lease,
 }
 
 impl Consumer {
@@ -298,20 +282,7 @@ impl Consumer {
             topology,
             max_attempts: 5,
             prefetch: 16,
-            member: Uuid::now_v7(),
-            lease: Lease::default(),
         }
-    }
-
-    /// Heartbeats and expires members on `lease` instead of the default.
-    pub fn with_lease(mut self, lease: Lease) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// This replica's id among the consumer's members.
-    pub fn member(&self) -> Uuid {
-        self.member
     }
 
     pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
@@ -380,9 +351,6 @@ impl Consumer {
                 }
             }
         }
-        if let Err(err) = membership::leave(&self.pool, &self.topology.queue, self.member).await {
-            tracing::warn!(queue = %self.topology.queue, error = %err, "cannot leave the members; the lease will expire");
-        }
         tracing::info!(queue = %self.topology.queue, "consumer stopped");
     }
 
@@ -393,92 +361,7 @@ impl Consumer {
         shutdown: &Shutdown,
         backoff: &mut Backoff,
     ) -> Result<(), ConsumeError> {
-        let control = amqp::within("a channel and the topology", async {
-            let channel = connection.create_channel().await?;
-            self.topology.declare(&channel).await?;
-            Ok::<_, lapin::Error>(channel)
-        })
-        .await??;
-        tracing::info!(queue = %self.topology.queue, member = %self.member, partitions = self.topology.partitions, "consuming, as one member of the consumer");
-        backoff.reset();
-
-        // Each owned partition runs as a future of its own, released through its sender.
-        let mut running: FuturesUnordered<BoxFuture<'_, (u16, Result<(), ConsumeError>)>> =
-            FuturesUnordered::new();
-        let mut owned: HashMap<u16, oneshot::Sender<()>> = HashMap::new();
-        let mut heartbeat = tokio::time::interval(self.lease.heartbeat);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut depth_probe = tokio::time::interval(Duration::from_secs(15));
-        let outcome = loop {
-            tokio::select! {
-                () = shutdown.wait() => break Ok(()),
-                _ = heartbeat.tick() => {
-                    // A connection that died without ending the delivery streams would leave
-                    // the partitions waiting for deliveries that can never come.
-                    if !connection.status().connected() {
-                        break Err(ConsumeError::Disconnected);
-                    }
-                    let members = match membership::heartbeat(&self.pool, &self.topology.queue, self.member, self.lease).await {
-                        Ok(members) => members,
-                        Err(err) => {
-                            // Keep what is owned: single active consumer keeps the partitions
-                            // safe whatever the others decide meanwhile.
-                            tracing::warn!(queue = %self.topology.queue, error = %err, "cannot heartbeat; keeping the partitions held");
-                            continue;
-                        }
-                    };
-                    let share = membership::share(self.topology.partitions, &members, self.member);
-                    owned.retain(|partition, _| share.contains(partition));
-                    for partition in share {
-                        if let std::collections::hash_map::Entry::Vacant(slot) = owned.entry(partition) {
-                            let (release, released) = oneshot::channel();
-                            slot.insert(release);
-                            running.push(Box::pin(async move {
-                                let outcome = self.consume_partition(connection, partition, handler, released, shutdown).await;
-                                (partition, outcome)
-                            }));
-                        }
-                    }
-                    metrics::gauge!("messaging_partitions_owned", "queue" => self.topology.queue.clone())
-                        .set(owned.len() as f64);
-                }
-                _ = depth_probe.tick() => {
-                    if let Err(err) = self.record_parking_depth(&control).await {
-                        break Err(err);
-                    }
-                }
-                Some((partition, outcome)) = running.next() => {
-                    if let Err(err) = outcome {
-                        break Err(err);
-                    }
-                    // Released, or the consumer stopped; the map no longer holds a live sender
-                    // for it unless it was taken again meanwhile.
-                    if owned.get(&partition).is_some_and(oneshot::Sender::is_closed) {
-                        owned.remove(&partition);
-                    }
-                }
-            }
-        };
-        // Release everything and let each partition finish the message in hand.
-        owned.clear();
-        while running.next().await.is_some() {}
-        outcome
-    }
-
-    /// Consumes partition `partition` on a channel of its own until `released` fires (the
-    /// partition went to another member), `shutdown` fires or the channel fails. Closing the
-    /// channel hands its unacknowledged deliveries back to the head of the queue, and the
-    /// broker makes the next subscriber the active one.
-    async fn consume_partition<H: EventHandler>(
-        &self,
-        connection: &Connection,
-        partition: u16,
-        handler: &H,
-        mut released: oneshot::Receiver<()>,
-        shutdown: &Shutdown,
-    ) -> Result<(), ConsumeError> {
-        let queue = self.topology.partition_queue(partition);
-        let (channel, mut deliveries) = amqp::within("a partition's channel", async {
+        let (channel, mut deliveries) = amqp::within("a channel and the topology", async {
             let channel = connection.create_channel().await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())
@@ -486,10 +369,15 @@ impl Consumer {
             channel
                 .basic_qos(self.prefetch, BasicQosOptions::default())
                 .await?;
+            self.topology.declare(&channel).await?;
             let deliveries = channel
                 .basic_consume(
-                    ShortString::from(queue.as_str()),
-                    ShortString::from(format!("{queue}-{}", self.member.simple())),
+                    ShortString::from(self.topology.queue.as_str()),
+                    ShortString::from(format!(
+                        "{}-{}",
+                        self.topology.queue,
+                        Uuid::now_v7().simple()
+                    )),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
@@ -497,26 +385,30 @@ impl Consumer {
             Ok::<_, lapin::Error>((channel, deliveries))
         })
         .await??;
-        tracing::info!(queue = %queue, "subscribed to the partition");
-        let outcome = loop {
+        tracing::info!(queue = %self.topology.queue, "consuming");
+        backoff.reset();
+        let mut depth_probe = tokio::time::interval(Duration::from_secs(15));
+        loop {
             tokio::select! {
-                biased;
-                () = shutdown.wait() => break Ok(()),
-                _ = &mut released => break Ok(()),
+                () = shutdown.wait() => return Ok(()),
+                _ = depth_probe.tick() => {
+                    // A connection that died without ending the delivery stream would leave
+                    // this loop waiting for deliveries that can never come.
+                    if !connection.status().connected() {
+                        return Err(ConsumeError::Disconnected);
+                    }
+                    self.record_parking_depth(&channel).await?;
+                }
                 delivery = deliveries.next() => match delivery {
-                    Some(Ok(delivery)) => match self.process(&channel, handler, delivery, shutdown).await {
-                        Ok(Some(_)) => {}
-                        Ok(None) => break Ok(()),
-                        Err(err) => break Err(err),
-                    },
-                    Some(Err(err)) => break Err(ConsumeError::Broker(err)),
-                    None => break Err(ConsumeError::Cancelled),
+                    Some(delivery) => {
+                        if self.process(&channel, handler, delivery?, shutdown).await?.is_none() {
+                            return Ok(());
+                        }
+                    }
+                    None => return Err(ConsumeError::Cancelled),
                 },
             }
-        };
-        let _ = amqp::within("closing", channel.close(200, "partition released".into())).await;
-        tracing::info!(queue = %queue, "left the partition");
-        outcome
+        }
     }
 
     async fn process<H: EventHandler>(

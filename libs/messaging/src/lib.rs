@@ -9,30 +9,25 @@
 //!   transaction as the state change it describes; the [`relay`] publishes it afterwards with
 //!   publisher confirms, keeping per-aggregate order even with several relays running.
 //! * [`consumer`]: the idempotent consumer (inbox): effects and the dedupe row in one
-//!   transaction, ack after commit, delayed retries, parking after repeated failure; each
-//!   replica consumes its share of the consumer's partitions.
-//! * [`topology`]: every consumer queue of the system, the exchange, per-consumer partition
-//!   queues (quorum, single active consumer) routed by aggregate, delayed-retry tiers and
-//!   parking.
-//! * [`membership`]: which replica consumes which partitions, from heartbeats in the service's
-//!   database.
+//!   transaction, ack after commit, delayed retries, parking after repeated failure.
+//! * [`topology`]: every consumer queue of the system, the exchange, per-consumer quorum
+//!   queues, delayed-retry tiers and parking.
 //! * [`parking`]: listing and replaying parked messages.
 //! * [`inbox`]: the consumers' dedupe rows, and how the inbox keeps to its retention window.
 //! * [`amqp`]: connections, and W3C trace context in AMQP headers.
 //! * [`service`]: the relay and consumers added to a `platform::ServiceBuilder` the same way in
 //!   every service.
 //!
-//! Tables owned by this library (the outbox, the inbox, the consumers' members) come with their
-//! own migrations ([`migrator`]), recorded in a ledger of their own so they never collide with a
-//! service's migration versions. The outbox and the inbox are partitioned by day and age out by
-//! dropping whole days ([`partitioned_tables`], for the `partitions` worker every service runs).
+//! Tables owned by this library come with their own migrations ([`migrator`]), recorded in a
+//! ledger of their own so they never collide with a service's migration versions. Both are
+//! partitioned by day and age out by dropping whole days ([`partitioned_tables`], for the
+//! `partitions` worker every service runs).
 
 pub mod amqp;
 pub mod catalog;
 pub mod consumer;
 pub mod envelope;
 pub mod inbox;
-pub mod membership;
 pub mod outbox;
 pub mod parking;
 pub mod relay;
@@ -58,7 +53,7 @@ pub fn partitioned_tables(
     ]
 }
 
-/// Migrations of the tables this library owns (the outbox, the inbox, the members), for every service
+/// Migrations of the tables this library owns (the outbox, the inbox), for every service
 /// database.
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");

@@ -7,11 +7,10 @@
 //!
 //! ```text
 //! cargo xtask parked list inventory      # each parked message: id, type, attempts, error
-//! cargo xtask parked replay inventory    # back to inventory.orders.<p>, attempts reset
+//! cargo xtask parked replay inventory    # back to inventory.orders, attempts reset
 //! ```
 //!
-//! **A replay is idempotent.** It republishes each message to its consumer's partitions exchange,
-//! which routes it by its aggregate's slot to the partition it came from (with
+//! **A replay is idempotent.** It republishes each message to its consumer's main queue (with
 //! publisher confirms, before the parked copy is acknowledged) with its attempt count reset; the
 //! consumer's inbox recognises any message it has already handled, so replaying twice, or
 //! replaying a duplicate that was parked after its twin succeeded, changes nothing.
@@ -34,7 +33,7 @@ use prost::Message as _;
 use crate::{
     amqp,
     consumer::{ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_ROUTING_KEY_HEADER},
-    topology::{self, ConsumerTopology},
+    topology::ConsumerTopology,
 };
 
 /// One parked message, as an operator needs to judge it.
@@ -96,7 +95,7 @@ pub async fn replay(
             continue;
         }
         // A fresh start: no attempts spent, no error; trace context and the rest are kept.
-        let mut headers: FieldTable = delivery
+        let headers: FieldTable = delivery
             .properties
             .headers()
             .clone()
@@ -107,17 +106,12 @@ pub async fn replay(
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect::<std::collections::BTreeMap<_, _>>()
             .into();
-        // The slot again, from the envelope: a message parked without one (published by hand)
-        // still goes back to the partition its aggregate belongs to.
-        if let Ok(envelope) = EventEnvelope::decode(delivery.data.as_slice()) {
-            topology::stamp_slot(&mut headers, &envelope.aggregate_id);
-        }
         let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
-        // The partitions exchange routes it by its slot: back to its aggregate's partition.
+        // The default exchange routes by queue name: straight back to the consumer's queue.
         let confirmation = channel
             .basic_publish(
-                ShortString::from(topology.partitions_exchange().as_str()),
                 ShortString::from(""),
+                ShortString::from(topology.queue.as_str()),
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()

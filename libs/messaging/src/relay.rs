@@ -35,10 +35,6 @@
 //! backoff and jitter; unpublished rows simply wait. That is what makes a broker restart
 //! harmless: nothing is lost, and order per aggregate is kept.
 //!
-//! Every message carries its aggregate's slot in a header ([`topology::PARTITION_HEADER`]):
-//! the consumers route by it, so that one aggregate's events reach one partition and keep the
-//! order this relay published them in.
-//!
 //! Metrics: `outbox_published_total`, `outbox_publish_failures_total`, `outbox_unrouted_total`,
 //! `outbox_pending` and `outbox_lag_seconds` (age of the oldest unpublished event).
 
@@ -390,12 +386,9 @@ async fn publishable(
 }
 
 /// AMQP properties: message-id, type and content-type repeat the envelope's facts so brokers
-/// and tools can route and inspect without decoding protobuf; headers carry trace context and
-/// the aggregate's slot, by which every consumer routes the message to one of its partitions
-/// ([`topology::slot`]).
+/// and tools can route and inspect without decoding protobuf; headers carry trace context.
 fn properties(row: &OutboxRow) -> BasicProperties {
     let mut headers = FieldTable::default();
-    topology::stamp_slot(&mut headers, &row.aggregate_id);
     if let Ok(envelope) = EventEnvelope::decode(row.envelope.as_slice()) {
         let mut injector = HeaderInjector(&mut headers);
         if !envelope.traceparent.is_empty() {

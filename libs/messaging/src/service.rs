@@ -5,9 +5,7 @@
 //!   the events exchange (`<SERVICE>_AMQP_URL`, `<SERVICE>_EVENTS_EXCHANGE`), after declaring
 //!   the whole topology ([`crate::topology::QUEUES`]) on every connection.
 //! * [`WithMessaging::consume`]: a consumer of one of the service's queues
-//!   (`<QUEUE_PREFIX><queue>`, bound to its routing keys, split into
-//!   `<SERVICE>_CONSUMER_PARTITIONS` partitions shared among the replicas), its topology
-//!   declared now — so
+//!   (`<QUEUE_PREFIX><queue>`, bound to its routing keys), its topology declared now — so
 //!   events published from here on are kept even before the consumer connects (best effort: a
 //!   broker that is not there yet only delays the declaration to the first connection) — and
 //!   run as a worker with its handler.

@@ -1,92 +1,39 @@
 //! The broker topology, declared idempotently by whoever needs it at start-up.
 //!
 //! ```text
-//!                     routing key orders.order.*        headers exchange, one binding per slot
-//! publishers ──► [shop.events] (topic) ──────────► [inventory.orders.partitions] ──┬─► inventory.orders.0 (quorum, SAC)
-//!   header ferroshop-partition-slot = slot(aggregate id)      │ no slot header     ├─► inventory.orders.1
-//!                                                              ▼                    └─► …  inventory.orders.<N-1>
-//!                                          [inventory.orders.unpartitioned] ──► inventory.orders.0
-//!                        ▲ after the delay (queue TTL, dead-lettered
-//!                        │ back to the partitions exchange: same slot, same partition)
-//!          ┌─────────────┴─────────────────┐       handler failed: republish with attempt+1
-//!          │ inventory.orders.retry.1000ms │ ◄──────────────── (one queue per delay tier)
-//!          └───────────────────────────────┘
+//!                       routing key orders.order.*           ┌────────────────────────────┐
+//! publishers ──► [shop.events] (topic) ───────────────────► │ inventory.orders (quorum)   │──► consumer
+//!                                                            └────────────────────────────┘
+//!                        ▲ after the delay (queue TTL,                  │ handler failed:
+//!                        │ dead-lettered back by name)                  │ republish with attempt+1
+//!          ┌─────────────┴──────────────┐                              ▼
+//!          │ inventory.orders.retry.1000ms │ ◄──────────────────────── (one queue per delay tier)
+//!          └────────────────────────────┘
 //!     attempts exhausted / poison message / delivery limit:
 //!          consumer ──► [shop.events.dlx] (direct) ──► inventory.orders.parking (inspect, replay)
 //! ```
 //!
 //! * One durable **topic exchange** for all integration events; consumers bind the keys they need.
-//! * Each consumer `<service>.<purpose>` is split into **N partition queues**
-//!   `<service>.<purpose>.<p>` ([`ConsumerTopology::partitions`], `<SERVICE>_CONSUMER_PARTITIONS`).
-//!   The relay stamps every message with its **slot**, a stable hash of its aggregate id modulo
-//!   [`PARTITION_SLOTS`] ([`slot`]), in the header [`PARTITION_HEADER`]. The consumer's own
-//!   *headers* exchange `<service>.<purpose>.partitions`, bound to the topic exchange with the
-//!   consumer's patterns, routes slot `s` to partition `s mod N`: all events of one aggregate
-//!   land in one partition, in the order the relay published them. The broker computes nothing
-//!   and needs no plugin; the hash lives in this file, the only place that must agree with it.
-//!   A message without the header (published by hand) goes through the partitions exchange's
-//!   alternate exchange to partition 0, so nothing is dropped for lack of a slot.
-//! * Each partition is a durable **quorum queue** with `x-single-active-consumer`: however many
-//!   replicas subscribe to it, the broker delivers to one at a time, and hands over to a standby
-//!   subscriber only once the active one has cancelled or died, with its unacknowledged messages
-//!   back at the head. That keeps one aggregate's events in order across a rebalance; which
-//!   replica subscribes to which partitions is the consumer's business
-//!   ([`crate::membership`]). The queues have a delivery limit, so a message that crashes its
-//!   consumer over and over is dead-lettered to the parking queue instead of looping forever.
-//! * **Delayed retry** uses one queue per delay tier with a queue-level TTL, dead-lettering back
-//!   into the partitions exchange: the message keeps its slot header, so it returns to its own
-//!   partition. Per-message TTLs in a single queue would not work: RabbitMQ only expires
-//!   messages at the head, so a long delay would hold up every shorter one behind it. (A retried
-//!   message does let its aggregate's later events overtake it: ordering holds for events handled
-//!   at the first attempt, and handlers stay idempotent and forward-only for the rest.)
+//! * Each consumer owns a durable **quorum queue** `<service>.<purpose>`: replicated, and with a
+//!   delivery limit, so a message that crashes its consumer over and over is dead-lettered to the
+//!   parking queue instead of looping forever.
+//! * **Delayed retry** uses one queue per delay tier with a queue-level TTL and the main queue as
+//!   dead-letter target. Per-message TTLs in a single queue would not work: RabbitMQ only expires
+//!   messages at the head, so a long delay would hold up every shorter one behind it.
 //! * The **parking queue** keeps failed messages with the error in their headers, for a human.
 //!
 //! Declarations are idempotent: declaring what exists with the same arguments is a no-op.
-//! Bindings only ever add up, so N must be the same in every service (every relay declares every
-//! consumer's partitions), and changing it needs the old slot bindings removed by hand: with
-//! both, a slot would route to two partitions.
 
 use std::time::Duration;
 
 use lapin::{
     Channel, ExchangeKind,
-    options::{ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 
 /// The exchange every integration event is published to (docs/architecture.md#the-topology).
 pub const EVENTS_EXCHANGE: &str = "shop.events";
-
-/// The header carrying a message's slot ([`slot`]), set by the relay. Not `x-` prefixed: a
-/// headers exchange ignores `x-` headers when it matches.
-pub const PARTITION_HEADER: &str = "ferroshop-partition-slot";
-
-/// How many slots aggregate ids hash into; a consumer's partition `p` takes the slots `s` with
-/// `s mod N = p`, so N is at most this.
-pub const PARTITION_SLOTS: u16 = 64;
-
-/// The slot of an aggregate: FNV-1a (64 bit) of its id, modulo [`PARTITION_SLOTS`]. Stable
-/// across processes, versions and platforms, unlike `std`'s hasher, because relays of different
-/// builds must agree on it.
-pub fn slot(aggregate_id: &str) -> u16 {
-    let hash = aggregate_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-    u16::try_from(hash % u64::from(PARTITION_SLOTS)).unwrap_or_default()
-}
-
-/// Partitions per consumer when `<SERVICE>_CONSUMER_PARTITIONS` is unset.
-pub const DEFAULT_PARTITIONS: u16 = platform::config::DEFAULT_CONSUMER_PARTITIONS;
-
-/// Sets the [`PARTITION_HEADER`] of a message about `aggregate_id`.
-pub fn stamp_slot(headers: &mut FieldTable, aggregate_id: &str) {
-    headers.insert(
-        PARTITION_HEADER.into(),
-        long_string(&slot(aggregate_id).to_string()),
-    );
-}
 
 /// One consumer queue of the system and the routing keys bound to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,15 +107,14 @@ pub struct Permissions {
 
 /// The permissions of a service's broker user under `runtime`'s names, derived from the
 /// topology so they cannot drift from it: the events exchange, its dead-letter exchange, every
-/// consumer of [`system`] (its partitions exchange and alternate exchange, partition queues,
-/// retry tiers, parking) and, for writing, the default exchange
-/// (`amq.default`, through which consumers send a failed message to its retry tier or to
-/// parking). Nothing else: no other exchange, queue or virtual host.
+/// queue of [`system`] (main, retry tiers, parking) and, for writing, the default exchange
+/// (`amq.default`, through which consumers send a failed message to its retry tier and replays
+/// go back to the main queue). Nothing else: no other exchange, queue or virtual host.
 ///
 /// Why every queue, and not only the service's own: every outbox relay declares and binds the
 /// whole topology when it connects (see [`QUEUES`]), and RabbitMQ checks more than configure for
 /// that: binding needs write on the queue, and declaring a queue with a dead-letter exchange
-/// (the partition queues and the retry tiers) needs read on it. Limiting `read` to a service's own
+/// (the main queues and the retry tiers) needs read on it. Limiting `read` to a service's own
 /// queues would therefore stop its relay; it needs the relays to check other services' queues
 /// passively instead of declaring them, which is not done yet. What the per-service users give
 /// today is a credential per service (revocable, visible in the broker's connection list) that
@@ -179,12 +125,7 @@ pub fn permissions(runtime: &platform::config::RuntimeConfig) -> Permissions {
         dead_letter_exchange(&runtime.events_exchange),
     ];
     let queues = system(runtime).into_iter().flat_map(|queue| {
-        let mut names = vec![
-            queue.partitions_exchange(),
-            queue.unpartitioned_exchange(),
-            queue.parking_queue(),
-        ];
-        names.extend(queue.partition_queues());
+        let mut names = vec![queue.queue.clone(), queue.parking_queue()];
         names.extend(
             queue
                 .retry_delays
@@ -305,11 +246,8 @@ pub async fn declare_events_exchange(channel: &Channel, exchange: &str) -> lapin
 pub struct ConsumerTopology {
     /// The topic exchange to bind to.
     pub exchange: String,
-    /// `<service>.<purpose>`, e.g. `inventory.orders`: the consumer's name (its inbox rows carry
-    /// it), and the stem of its queues' and exchanges' names.
+    /// `<service>.<purpose>`, e.g. `inventory.orders`.
     pub queue: String,
-    /// How many partition queues the consumer is split into (1 to [`PARTITION_SLOTS`]).
-    pub partitions: u16,
     /// Routing keys (topic patterns) the queue receives.
     pub bindings: Vec<String>,
     /// Delay tiers for retries: attempt n waits `retry_delays[min(n, len) - 1]`.
@@ -334,12 +272,11 @@ impl ConsumerTopology {
             ],
             delivery_limit: 10,
             expires: None,
-            partitions: DEFAULT_PARTITIONS,
         }
     }
 
-    /// One of a service's consumers, named (`<QUEUE_PREFIX><queue>`) and configured
-    /// (`<PREFIX>_QUEUE_EXPIRY`, `<PREFIX>_CONSUMER_PARTITIONS`) from its runtime settings.
+    /// One of a service's queues, named (`<QUEUE_PREFIX><queue>`) and configured
+    /// (`<PREFIX>_QUEUE_EXPIRY`) from its runtime settings.
     pub fn for_service(
         runtime: &platform::config::RuntimeConfig,
         queue: &str,
@@ -349,8 +286,7 @@ impl ConsumerTopology {
             &runtime.events_exchange,
             &runtime.queue_name(queue),
             bindings,
-        )
-        .with_partitions(runtime.consumer_partitions);
+        );
         match runtime.queue_expiry {
             Some(unused_for) => topology.with_expiry(unused_for),
             None => topology,
@@ -386,38 +322,6 @@ impl ConsumerTopology {
         self
     }
 
-    /// Splits the consumer into `partitions` queues, clamped to 1..=[`PARTITION_SLOTS`].
-    pub fn with_partitions(mut self, partitions: u16) -> Self {
-        self.partitions = partitions.clamp(1, PARTITION_SLOTS);
-        self
-    }
-
-    /// The queue of partition `partition`: `<queue>.<partition>`.
-    pub fn partition_queue(&self, partition: u16) -> String {
-        format!("{}.{partition}", self.queue)
-    }
-
-    /// Every partition queue, in partition order.
-    pub fn partition_queues(&self) -> impl Iterator<Item = String> + '_ {
-        (0..self.partitions).map(|partition| self.partition_queue(partition))
-    }
-
-    /// The partition a slot ([`slot`]) is routed to.
-    pub fn partition_of(&self, slot: u16) -> u16 {
-        slot % self.partitions.max(1)
-    }
-
-    /// The consumer's headers exchange, routing each slot to its partition.
-    pub fn partitions_exchange(&self) -> String {
-        format!("{}.partitions", self.queue)
-    }
-
-    /// The alternate exchange of [`ConsumerTopology::partitions_exchange`]: what carries no slot
-    /// goes to partition 0.
-    pub fn unpartitioned_exchange(&self) -> String {
-        format!("{}.unpartitioned", self.queue)
-    }
-
     pub fn parking_queue(&self) -> String {
         format!("{}.parking", self.queue)
     }
@@ -436,8 +340,7 @@ impl ConsumerTopology {
             .copied()
     }
 
-    /// Declares the exchanges, the partition queues and their bindings, the retry tiers and the
-    /// parking queue.
+    /// Declares exchanges, the main queue and its bindings, the retry tiers and the parking queue.
     pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
         declare_events_exchange(channel, &self.exchange).await?;
         let dlx = dead_letter_exchange(&self.exchange);
@@ -471,82 +374,35 @@ impl ConsumerTopology {
             )
             .await?;
 
-        let partitions = self.partitions_exchange();
-        let unpartitioned = self.unpartitioned_exchange();
+        let mut main_args = self.base_arguments();
+        main_args.insert("x-queue-type".into(), long_string("quorum"));
+        main_args.insert("x-dead-letter-exchange".into(), long_string(&dlx));
+        main_args.insert("x-dead-letter-routing-key".into(), long_string(&parking));
+        main_args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+        );
         channel
-            .exchange_declare(
-                ShortString::from(unpartitioned.as_str()),
-                ExchangeKind::Fanout,
-                durable_exchange(),
-                FieldTable::default(),
-            )
-            .await?;
-        let mut exchange_args = FieldTable::default();
-        exchange_args.insert("alternate-exchange".into(), long_string(&unpartitioned));
-        channel
-            .exchange_declare(
-                ShortString::from(partitions.as_str()),
-                ExchangeKind::Headers,
-                durable_exchange(),
-                exchange_args,
-            )
+            .queue_declare(ShortString::from(self.queue.as_str()), durable(), main_args)
             .await?;
         for binding in &self.bindings {
             channel
-                .exchange_bind(
-                    ShortString::from(partitions.as_str()),
+                .queue_bind(
+                    ShortString::from(self.queue.as_str()),
                     ShortString::from(self.exchange.as_str()),
                     ShortString::from(binding.as_str()),
-                    ExchangeBindOptions::default(),
+                    QueueBindOptions::default(),
                     FieldTable::default(),
                 )
                 .await?;
         }
 
-        for partition in 0..self.partitions {
-            let queue = self.partition_queue(partition);
-            let mut args = self.base_arguments();
-            args.insert("x-queue-type".into(), long_string("quorum"));
-            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-            args.insert("x-dead-letter-exchange".into(), long_string(&dlx));
-            args.insert("x-dead-letter-routing-key".into(), long_string(&parking));
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
-            );
-            channel
-                .queue_declare(ShortString::from(queue.as_str()), durable(), args)
-                .await?;
-            for slot in (0..PARTITION_SLOTS).filter(|slot| self.partition_of(*slot) == partition) {
-                let mut matching = FieldTable::default();
-                matching.insert("x-match".into(), long_string("all"));
-                matching.insert(PARTITION_HEADER.into(), long_string(&slot.to_string()));
-                channel
-                    .queue_bind(
-                        ShortString::from(queue.as_str()),
-                        ShortString::from(partitions.as_str()),
-                        ShortString::from(""),
-                        QueueBindOptions::default(),
-                        matching,
-                    )
-                    .await?;
-            }
-        }
-        channel
-            .queue_bind(
-                ShortString::from(self.partition_queue(0).as_str()),
-                ShortString::from(unpartitioned.as_str()),
-                ShortString::from(""),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-
         for delay in &self.retry_delays {
             let mut args = self.base_arguments();
-            // Expired messages go back through the partitions exchange, which routes them by
-            // their slot header to the partition they came from.
-            args.insert("x-dead-letter-exchange".into(), long_string(&partitions));
+            // Expired messages go back to the main queue through the default exchange, which
+            // routes by queue name.
+            args.insert("x-dead-letter-exchange".into(), long_string(""));
+            args.insert("x-dead-letter-routing-key".into(), long_string(&self.queue));
             args.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
@@ -560,13 +416,6 @@ impl ConsumerTopology {
                 .await?;
         }
         Ok(())
-    }
-}
-
-fn durable_exchange() -> ExchangeDeclareOptions {
-    ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
     }
 }
 
@@ -651,12 +500,9 @@ mod tests {
         let runtime = platform::config::RuntimeConfig::from_env(&env, defaults).unwrap();
         let granted = permissions(&runtime);
         assert!(
-            granted.read.starts_with(concat!(
-                r"^(shop\.events|shop\.events\.dlx|inventory\.orders\.partitions|",
-                r"inventory\.orders\.unpartitioned|inventory\.orders\.parking|inventory\.orders\.0|"
-            )),
-            "{}",
-            granted.read
+            granted
+                .read
+                .starts_with(r"^(shop\.events|shop\.events\.dlx|inventory\.orders|")
         );
         // Every queue of the topology, whatever services it has, and nothing beyond it: the two
         // exchanges, then each queue with its parking queue and retry tiers.
@@ -669,14 +515,12 @@ mod tests {
         assert!(alternatives.contains(&r"orders\.order-summaries\.retry\.30000ms"));
         let queues = system(&runtime);
         for queue in &queues {
-            for partition in queue.partition_queues() {
-                let escaped = partition.replace('.', r"\.");
-                assert!(alternatives.contains(&escaped.as_str()), "{escaped}");
-            }
+            let escaped = queue.queue.replace('.', r"\.");
+            assert!(alternatives.contains(&escaped.as_str()), "{escaped}");
         }
         let expected: usize = 2 + queues
             .iter()
-            .map(|queue| 3 + usize::from(queue.partitions) + queue.retry_delays.len())
+            .map(|queue| 2 + queue.retry_delays.len())
             .sum::<usize>();
         assert_eq!(alternatives.len(), expected, "{alternatives:?}");
         assert!(granted.configure.contains(r"|payments\.orders\.parking|"));
@@ -684,36 +528,6 @@ mod tests {
         assert_eq!(
             granted.write,
             granted.read.replace(")$", r"|amq\.default)$")
-        );
-    }
-
-    #[test]
-    fn slots_are_stable_and_spread_over_the_partitions() {
-        // The relay and every consumer must agree on these for ever: pinned values.
-        assert_eq!(slot(""), 37);
-        assert_eq!(slot("o-1"), slot("o-1"));
-        let topology = ConsumerTopology::new("x", "q", &[]).with_partitions(4);
-        let mut per_partition = [0_u32; 4];
-        for order in 0..400 {
-            let partition = topology.partition_of(slot(&format!("order-{order}")));
-            per_partition[usize::from(partition)] += 1;
-        }
-        assert!(
-            per_partition.iter().all(|count| *count > 50),
-            "{per_partition:?}"
-        );
-        assert_eq!(topology.partition_queue(3), "q.3");
-        assert_eq!(
-            ConsumerTopology::new("x", "q", &[])
-                .with_partitions(0)
-                .partitions,
-            1
-        );
-        assert_eq!(
-            ConsumerTopology::new("x", "q", &[])
-                .with_partitions(1000)
-                .partitions,
-            PARTITION_SLOTS
         );
     }
 

@@ -219,20 +219,8 @@ fn users_queue(f: &support::Fixture, purpose: &str) -> messaging::topology::Cons
     .with_expiry(Duration::from_secs(60))
 }
 
-/// Messages waiting in all of `consumer`'s partitions, or `None` when one does not exist.
-async fn depth(
-    f: &support::Fixture,
-    consumer: &messaging::topology::ConsumerTopology,
-) -> Option<u32> {
-    let mut total = 0;
-    for queue in consumer.partition_queues() {
-        total += queue_depth(f, &queue).await?;
-    }
-    Some(total)
-}
-
 /// Messages waiting in `queue`, or `None` when it does not exist.
-async fn queue_depth(f: &support::Fixture, queue: &str) -> Option<u32> {
+async fn depth(f: &support::Fixture, queue: &str) -> Option<u32> {
     // A failed passive declare closes the channel it ran on, so each look gets its own.
     let channel = f.connection.create_channel().await.unwrap();
     let declared = channel
@@ -263,7 +251,7 @@ async fn events_published_before_their_consumer_ever_ran_wait_in_its_queue() {
     testkit::poll_until(
         "both events in the consumer's queue",
         Duration::from_secs(10),
-        || async { (depth(&f, &queue).await == Some(2)).then_some(()) },
+        || async { (depth(&f, &queue.queue).await == Some(2)).then_some(()) },
     )
     .await
     .unwrap();
@@ -286,21 +274,19 @@ async fn an_event_returned_for_want_of_its_queue_stays_unpublished_until_the_que
     testkit::poll_until(
         "the first event delivered",
         Duration::from_secs(10),
-        || async { (depth(&f, &queue).await == Some(1)).then_some(()) },
+        || async { (depth(&f, &queue.queue).await == Some(1)).then_some(()) },
     )
     .await
     .unwrap();
 
-    // The queues disappear behind the relay's back (a broker rebuilt, an operator's mistake).
-    for partition in queue.partition_queues() {
-        f.channel
-            .queue_delete(
-                partition.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await
-            .unwrap();
-    }
+    // The queue disappears behind the relay's back (a broker rebuilt, an operator's mistake).
+    f.channel
+        .queue_delete(
+            queue.queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
     f.enqueue(&[event("u-1", 1)]).await;
 
     // The broker returns the event: it is not marked published, the failure is recorded, and
@@ -308,7 +294,7 @@ async fn an_event_returned_for_want_of_its_queue_stays_unpublished_until_the_que
     testkit::poll_until(
         "the event to reach the declared-again queue",
         Duration::from_secs(15),
-        || async { (depth(&f, &queue).await == Some(1)).then_some(()) },
+        || async { (depth(&f, &queue.queue).await == Some(1)).then_some(()) },
     )
     .await
     .unwrap();

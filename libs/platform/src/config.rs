@@ -239,12 +239,6 @@ pub struct RuntimeConfig {
     /// a consumer (`x-expires`). Unset (the default) keeps them: only tests, whose queue names
     /// are unique per run, set it so they do not pile up in a shared broker.
     pub queue_expiry: Option<Duration>,
-    /// `<PREFIX>_CONSUMER_PARTITIONS`: how many partition queues each consumer is split into
-    /// (default 4, 1 to 64): events of one aggregate go to one partition and are handled in
-    /// order by one replica at a time, while the partitions spread over the replicas. Every
-    /// service declares every consumer's partitions, so the value must be the same in all of
-    /// them.
-    pub consumer_partitions: u16,
     /// `<PREFIX>_INBOX_RETENTION`: how long a consumed event's inbox row is kept (default 14
     /// days, counted from the time in the event's id), after which its partition is dropped.
     /// Within the window a redelivery or a replay from the parking queue is recognised and
@@ -266,9 +260,6 @@ pub struct RuntimeConfig {
     /// the gRPC port and on this service's gRPC clients, or plaintext (`crate::tls`).
     pub tls: crate::tls::TlsMode,
 }
-
-/// `<PREFIX>_CONSUMER_PARTITIONS` when unset.
-pub const DEFAULT_CONSUMER_PARTITIONS: u16 = 4;
 
 /// `<PREFIX>_INBOX_RETENTION` when unset.
 pub const DEFAULT_INBOX_RETENTION: Duration = Duration::from_secs(14 * 24 * 60 * 60);
@@ -346,8 +337,6 @@ impl RuntimeConfig {
                     expiry => Some(expiry),
                 },
             },
-            consumer_partitions: env
-                .parse_or("CONSUMER_PARTITIONS", DEFAULT_CONSUMER_PARTITIONS)?,
             inbox_retention: env.duration_or("INBOX_RETENTION", DEFAULT_INBOX_RETENTION)?,
             outbox_retention: env.duration_or("OUTBOX_RETENTION", DEFAULT_OUTBOX_RETENTION)?,
             partition_span: env.duration_or("PARTITION_SPAN", DEFAULT_PARTITION_SPAN)?,
@@ -355,13 +344,6 @@ impl RuntimeConfig {
                 .duration_or("PARTITION_LOOKAHEAD", DEFAULT_PARTITION_LOOKAHEAD)?,
             tls: crate::tls::TlsMode::from_env(env)?,
         };
-        if !(1..=64).contains(&config.consumer_partitions) {
-            return Err(ConfigError {
-                variable: env.name("CONSUMER_PARTITIONS"),
-                value: env.raw("CONSUMER_PARTITIONS").unwrap_or_default(),
-                reason: "from 1 to 64 (the slots events hash into)".to_owned(),
-            });
-        }
         if config.inbox_retention < Duration::from_secs(60 * 60) {
             return Err(ConfigError {
                 variable: env.name("INBOX_RETENTION"),

@@ -6,15 +6,8 @@
 //! and the gateway can translate codes to HTTP statuses without knowing any service.
 //!
 //! Internal errors carry their cause for the log but never leak it to the caller.
-//!
-//! A service that sheds load ([`ServiceError::ResourceExhausted`]) says when to come back: the
-//! status carries the standard `google.rpc.RetryInfo` detail, which a caller reads with
-//! [`retry_after`].
-
-use std::time::Duration;
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt as _};
 
 type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -41,14 +34,10 @@ pub enum ServiceError {
     /// A dependency is down or overloaded; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
-    /// This service is shedding load (a bounded queue is full); retrying after `retry_after`
-    /// may succeed. The status carries it as `google.rpc.RetryInfo`; the gateway answers 503
-    /// with `Retry-After`.
-    #[error("{message}")]
-    ResourceExhausted {
-        message: String,
-        retry_after: Duration,
-    },
+    /// This service is shedding load (a bounded queue is full); retrying shortly may succeed.
+    /// The gateway answers 503 with `Retry-After`.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("{0}")]
     DeadlineExceeded(String),
     /// A bug or an unexpected failure. The cause is logged, the caller sees "internal error".
@@ -78,7 +67,7 @@ impl ServiceError {
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Unavailable(_) => Code::Unavailable,
-            Self::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
         }
@@ -93,23 +82,9 @@ impl From<ServiceError> for Status {
                 tracing::error!(error = %cause, cause = ?cause, "internal error");
                 Status::new(code, "internal error")
             }
-            ServiceError::ResourceExhausted {
-                message,
-                retry_after,
-            } => Status::with_error_details(
-                code,
-                message,
-                ErrorDetails::with_retry_info(Some(retry_after)),
-            ),
             other => Status::new(code, other.to_string()),
         }
     }
-}
-
-/// How long the service that answered `status` asked its callers to wait before trying again
-/// (its `google.rpc.RetryInfo` detail), if it said.
-pub fn retry_after(status: &Status) -> Option<Duration> {
-    status.get_details_retry_info()?.retry_delay
 }
 
 impl From<inputs::InvalidInput> for ServiceError {
@@ -242,10 +217,7 @@ mod tests {
             ),
             (ServiceError::Unavailable("x".into()), Code::Unavailable),
             (
-                ServiceError::ResourceExhausted {
-                    message: "x".into(),
-                    retry_after: Duration::from_secs(1),
-                },
+                ServiceError::ResourceExhausted("x".into()),
                 Code::ResourceExhausted,
             ),
             (
@@ -257,17 +229,6 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(Status::from(error).code(), code);
         }
-    }
-
-    #[test]
-    fn shedding_says_when_to_come_back() {
-        let status = Status::from(ServiceError::ResourceExhausted {
-            message: "busy".into(),
-            retry_after: Duration::from_millis(1500),
-        });
-        assert_eq!(status.message(), "busy");
-        assert_eq!(retry_after(&status), Some(Duration::from_millis(1500)));
-        assert_eq!(retry_after(&Status::unavailable("down")), None);
     }
 
     #[test]

@@ -11,25 +11,15 @@
 //! | the admin port | `/healthz`, `/readyz`, `/metrics` ([`crate::admin`]); answers (`/readyz` says 503) until the API has drained |
 //! | the [`Worker`]s | started beside the API with the shutdown signal; awaited, within the grace period, after the API has drained |
 //!
-//! An HTTP API may also be given [`HttpLimits`] (the gateway's, facing the internet): a deadline
-//! for each request head and a bound on open connections. Then the host runs its own accept loop
-//! on hyper, since `axum::serve` has neither setting.
-//!
 //! Binding is separate from serving so that callers (tests above all) can bind port 0 and learn
 //! the real addresses before the service starts.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
-use axum::{extract::ConnectInfo, serve::ListenerExt as _};
+use axum::serve::ListenerExt as _;
 use futures::{TryFutureExt as _, future::BoxFuture};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-    service::TowerToHyperService,
-};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tower::ServiceExt as _;
 
 use crate::{
     Shutdown,
@@ -79,27 +69,6 @@ impl Worker {
     }
 }
 
-impl Worker {
-    /// A worker that runs `job` at once and then every `period` until shutdown (periodic
-    /// refreshes and sweeps). A tick missed while the job ran is not made up.
-    pub fn every<F, Fut>(period: Duration, mut job: F) -> Self
-    where
-        F: FnMut() -> Fut + Send + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        Self::new(move |shutdown| async move {
-            let mut ticks = tokio::time::interval(period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = shutdown.wait() => return,
-                    _ = ticks.tick() => job().await,
-                }
-            }
-        })
-    }
-}
-
 /// What a host serves on its API port.
 pub enum Api {
     /// A gRPC API (every service): mutual TLS and the authorization tables as configured.
@@ -118,17 +87,6 @@ impl Api {
             Self::Http(_) => "HTTP API",
         }
     }
-}
-
-/// Limits on an HTTP API's clients, so that slow or numerous ones cannot hold the process's
-/// connections and buffers.
-#[derive(Clone, Copy, Debug)]
-pub struct HttpLimits {
-    /// Time a client has, from connecting or from its previous response, to send a request's
-    /// line and headers; the connection is closed beyond.
-    pub header_timeout: Duration,
-    /// Connections served at once; beyond, new ones wait in the kernel's accept queue.
-    pub max_connections: usize,
 }
 
 /// Where and how a host listens.
@@ -169,7 +127,6 @@ pub struct ServiceHost {
     grace: Duration,
     tls_mode: TlsMode,
     tls: Option<ServerTls>,
-    http_limits: Option<HttpLimits>,
 }
 
 impl ServiceHost {
@@ -206,7 +163,6 @@ impl ServiceHost {
             grace: config.shutdown_grace,
             tls_mode: config.tls.clone(),
             tls,
-            http_limits: None,
         })
     }
 
@@ -214,13 +170,6 @@ impl ServiceHost {
     #[must_use]
     pub fn with_workers(mut self, workers: impl IntoIterator<Item = Worker>) -> Self {
         self.workers.extend(workers);
-        self
-    }
-
-    /// Serves an HTTP API within `limits` (a gRPC API ignores them).
-    #[must_use]
-    pub fn with_http_limits(mut self, limits: HttpLimits) -> Self {
-        self.http_limits = Some(limits);
         self
     }
 
@@ -262,7 +211,6 @@ impl ServiceHost {
             self.api_listener,
             self.tls,
             &self.tls_mode,
-            self.http_limits,
             &shutdown,
         );
         let deadline = async {
@@ -312,7 +260,6 @@ fn serve(
     listener: TcpListener,
     tls: Option<ServerTls>,
     tls_mode: &TlsMode,
-    http_limits: Option<HttpLimits>,
     shutdown: &Shutdown,
 ) -> BoxFuture<'static, Result<(), HostError>> {
     let drain = {
@@ -347,9 +294,6 @@ fn serve(
             }
         }
         (Api::Http(router), _) => {
-            if let Some(limits) = http_limits {
-                return Box::pin(serve_limited(router, listener, limits, shutdown.clone()));
-            }
             // The same TCP_NODELAY as the gRPC port, for the same reason.
             let listener = listener.tap_io(|stream| {
                 if let Err(error) = stream.set_nodelay(true) {
@@ -367,68 +311,6 @@ fn serve(
             })
         }
     }
-}
-
-/// An HTTP API within `limits`: each connection holds one of `max_connections` permits, and the
-/// next one is accepted only when a permit is free; hyper closes a connection whose request head
-/// takes longer than `header_timeout`. On shutdown the listener closes, idle connections close,
-/// and busy ones finish their request first.
-async fn serve_limited(
-    router: axum::Router,
-    listener: TcpListener,
-    limits: HttpLimits,
-    shutdown: Shutdown,
-) -> Result<(), HostError> {
-    let permits = Arc::new(Semaphore::new(
-        limits.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
-    let graceful = GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    loop {
-        let permit = tokio::select! {
-            () = shutdown.wait() => break,
-            permit = Arc::clone(&permits).acquire_owned() => permit,
-        };
-        // The semaphore is never closed.
-        let Ok(permit) = permit else { break };
-        let (stream, peer) = tokio::select! {
-            () = shutdown.wait() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, or a connection reset before it was accepted:
-                    // the next accept may succeed.
-                    tracing::debug!(%error, "cannot accept a connection");
-                    continue;
-                }
-            },
-        };
-        // The same TCP_NODELAY as the gRPC port (see `serve`).
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        let service =
-            router
-                .clone()
-                .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                });
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "HTTP connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, HostError> {

@@ -14,14 +14,11 @@ use axum::{Router, extract::ConnectInfo, routing::get};
 use platform::{
     Shutdown,
     admin::Readiness,
-    host::{Api, HostConfig, HttpLimits, ServiceHost, Worker},
+    host::{Api, HostConfig, ServiceHost, Worker},
     tls::TlsMode,
 };
 use reqwest::StatusCode;
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    sync::Notify,
-};
+use tokio::sync::Notify;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -41,58 +38,8 @@ async fn status(url: &str) -> Option<StatusCode> {
         .map(|response| response.status())
 }
 
-const LIMITS: HttpLimits = HttpLimits {
-    header_timeout: Duration::from_millis(300),
-    max_connections: 4,
-};
-
 #[tokio::test]
 async fn an_http_api_drains_its_in_flight_requests_then_stops_its_workers() {
-    drains_then_stops(None).await;
-}
-
-#[tokio::test]
-async fn an_http_api_with_limits_drains_the_same_way() {
-    drains_then_stops(Some(LIMITS)).await;
-}
-
-#[tokio::test]
-async fn a_client_that_does_not_finish_its_request_head_is_disconnected() {
-    let router = Router::new().route("/", get(|| async { "hello" }));
-    let host = ServiceHost::bind(&config(), Api::Http(router), Readiness::new())
-        .await
-        .unwrap()
-        .with_http_limits(LIMITS);
-    let api = host.api_addr();
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(host.run(shutdown.clone()));
-
-    let mut stream = tokio::net::TcpStream::connect(api).await.unwrap();
-    // The request line and one header, never the blank line that ends the head.
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: shop\r\n")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
-        .await
-        .expect("the host closes the connection")
-        .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&answer).contains("hello"),
-        "no request was served"
-    );
-
-    shutdown.trigger();
-    tokio::time::timeout(DEADLINE, running)
-        .await
-        .expect("the host stops")
-        .unwrap()
-        .unwrap();
-}
-
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-async fn drains_then_stops(limits: Option<HttpLimits>) {
     // `/slow` says it has started, then waits until the test lets it answer.
     let started = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
@@ -113,19 +60,16 @@ async fn drains_then_stops(limits: Option<HttpLimits>) {
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
         );
     let worker_stopped = Arc::new(AtomicBool::new(false));
-    let mut host = ServiceHost::bind(&config(), Api::Http(router), Readiness::new())
+    let host = ServiceHost::bind(&config(), Api::Http(router), Readiness::new())
         .await
-        .unwrap();
-    if let Some(limits) = limits {
-        host = host.with_http_limits(limits);
-    }
-    let host = host.with_workers([Worker::new({
-        let worker_stopped = Arc::clone(&worker_stopped);
-        move |shutdown: Shutdown| async move {
-            shutdown.wait().await;
-            worker_stopped.store(true, Ordering::SeqCst);
-        }
-    })]);
+        .unwrap()
+        .with_workers([Worker::new({
+            let worker_stopped = Arc::clone(&worker_stopped);
+            move |shutdown: Shutdown| async move {
+                shutdown.wait().await;
+                worker_stopped.store(true, Ordering::SeqCst);
+            }
+        })]);
     let (api, admin) = (host.api_addr(), host.admin_addr());
     let shutdown = Shutdown::new();
     let running = tokio::spawn(host.run(shutdown.clone()));

@@ -25,11 +25,10 @@
 //! Upstream messages are shown for the 4xx codes (services write them for callers) and never for
 //! 5xx ones, which could name hosts, SQL or stack details.
 
-use axum::{
-    Json,
-    response::{IntoResponse, Response},
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
 };
-use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use tonic::{Code, Status};
 
@@ -242,55 +241,49 @@ fn split_field(message: &str) -> (Option<String>, String) {
     (None, message.to_owned())
 }
 
-impl ApiError {
-    /// The HTTP status this error is answered with.
-    pub fn status_code(&self) -> StatusCode {
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
         self.parts().0
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    fn error_response(&self) -> HttpResponse {
         let problem = self.problem();
         if problem.status >= 500 {
             tracing::error!(error = %self, status = problem.status, "request failed");
         } else {
             tracing::info!(error = %self, status = problem.status, "request refused");
         }
-        let extra = match &self {
-            Self::Unauthenticated(_) => Some((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer realm="ferroshop", error="invalid_token""#),
-            )),
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        match self {
+            Self::Unauthenticated(_) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    r#"Bearer realm="ferroshop", error="invalid_token""#,
+                ));
+            }
             Self::TooManyRequests { retry_after_secs } => {
-                Some((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)))
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             Self::TooManyStreams { .. } => {
-                Some((header::RETRY_AFTER, HeaderValue::from_static("5")))
+                response.insert_header((header::RETRY_AFTER, "5"));
             }
             // A client this slow is not worth keeping the connection for.
-            Self::RequestTimeout => Some((header::CONNECTION, HeaderValue::from_static("close"))),
-            _ if problem.status == 503 => {
-                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
+            Self::RequestTimeout => {
+                response.insert_header((header::CONNECTION, "close"));
             }
-            _ => None,
-        };
-        let mut response = (self.status_code(), Json(problem)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let Some((name, value)) = extra {
-            headers.insert(name, value);
+            _ if problem.status == 503 => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
         }
-        response
+        response.json(problem)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::body::to_bytes;
+    use actix_web::body::to_bytes;
 
     use super::*;
 
@@ -367,14 +360,14 @@ mod tests {
 
     #[tokio::test]
     async fn responses_are_problem_json_with_the_right_headers() {
-        let response = ApiError::Unauthenticated("token expired".into()).into_response();
+        let response = ApiError::Unauthenticated("token expired".into()).error_response();
         assert_eq!(response.status(), 401);
         assert_eq!(
             response.headers().get(header::CONTENT_TYPE).unwrap(),
             "application/problem+json"
         );
         assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
-        let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = to_bytes(response.into_body()).await.unwrap();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["status"], 401);
         assert_eq!(
@@ -387,12 +380,12 @@ mod tests {
         let limited = ApiError::TooManyRequests {
             retry_after_secs: 7,
         }
-        .into_response();
+        .error_response();
         assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "7");
-        let down = ApiError::upstream("inventory")(Status::unavailable("x")).into_response();
+        let down = ApiError::upstream("inventory")(Status::unavailable("x")).error_response();
         assert_eq!(down.headers().get(header::RETRY_AFTER).unwrap(), "1");
         let shedding =
-            ApiError::upstream("users")(Status::resource_exhausted("busy")).into_response();
+            ApiError::upstream("users")(Status::resource_exhausted("busy")).error_response();
         assert_eq!(shedding.status(), 503);
         assert_eq!(shedding.headers().get(header::RETRY_AFTER).unwrap(), "1");
     }

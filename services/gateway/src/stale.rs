@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use http::{HeaderMap, HeaderValue, header};
+use actix_web::{HttpResponseBuilder, http::header};
 
 /// A bounded map of recent good answers.
 pub struct LastGood<T> {
@@ -60,13 +60,11 @@ impl<T: Clone> LastGood<T> {
 }
 
 /// Marks a response as served from the fallback.
-pub fn mark_stale(headers: &mut HeaderMap, age: Duration) {
-    headers.insert(
-        header::WARNING,
-        HeaderValue::from_static(r#"110 - "Response is Stale""#),
-    );
-    headers.insert("x-ferroshop-stale", HeaderValue::from_static("true"));
-    headers.insert(header::AGE, HeaderValue::from(age.as_secs()));
+pub fn mark_stale(response: &mut HttpResponseBuilder, age: Duration) {
+    response
+        .insert_header((header::WARNING, r#"110 - "Response is Stale""#))
+        .insert_header(("x-ferroshop-stale", "true"))
+        .insert_header((header::AGE, age.as_secs().to_string()));
     metrics::counter!("gateway_stale_responses_total").increment(1);
 }
 

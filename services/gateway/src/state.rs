@@ -1,5 +1,5 @@
 //! What every handler and middleware shares: the upstreams, the key cache, the limiters, the
-//! fallback caches. Built once per process; the router's state, as an `Arc<Gateway>`.
+//! fallback caches. Built once per process and handed to each actix worker as `web::Data`.
 
 use std::{
     collections::HashMap,
@@ -31,8 +31,6 @@ pub struct Gateway {
     pub trusted_proxies: Networks,
     /// Clients whose `traceparent` is continued (`edge::observe`).
     pub trusted_trace_clients: Networks,
-    /// The largest JSON body accepted (`edge::extract`).
-    pub body_limit: usize,
     /// The whole request body must arrive within this (`edge::limits`).
     pub body_timeout: Duration,
     pub catalog_pages: LastGood<ProductPage>,

@@ -12,9 +12,7 @@ use platform::{
     grpc::upstream::EndpointSource,
 };
 
-use crate::{
-    domain::SagaStep, participants::ParticipantsConfig, service::admission::AdmissionConfig,
-};
+use crate::{domain::SagaStep, participants::ParticipantsConfig};
 
 pub const DEFAULTS: RuntimeDefaults = RuntimeDefaults::declared(&declarations::orders::ORDERS);
 
@@ -31,8 +29,6 @@ pub struct Config {
     pub crash_after: Option<SagaStep>,
     /// How long timeline entries are kept before their day's partition is dropped.
     pub timeline_retention: Duration,
-    /// When PlaceOrder refuses new checkouts (`service::admission`).
-    pub admission: AdmissionConfig,
 }
 
 impl Config {
@@ -68,25 +64,6 @@ impl Config {
                 reason: "expected a saga step such as reserve_stock".to_owned(),
             })?),
         };
-        let saga_rate: f64 = env.parse_or("ADMISSION_SAGA_RATE", 30.0)?;
-        if !(saga_rate.is_finite() && saga_rate > 0.0) {
-            return Err(env.invalid(
-                "ADMISSION_SAGA_RATE",
-                "must be a positive number of sagas per second",
-            ));
-        }
-        let admission = AdmissionConfig {
-            saga_rate,
-            max_wait: match env.interval_or_off("ADMISSION_MAX_WAIT", Duration::from_secs(2))? {
-                Some(wait) if wait.is_zero() => {
-                    return Err(
-                        env.invalid("ADMISSION_MAX_WAIT", "must be greater than zero, or off")
-                    );
-                }
-                wait => wait,
-            },
-            refresh: positive("ADMISSION_REFRESH", Duration::from_millis(500))?,
-        };
         let runtime = RuntimeConfig::from_env(env, DEFAULTS)?;
         Ok(Self {
             participants: ParticipantsConfig {
@@ -107,7 +84,6 @@ impl Config {
             saga_retry_cap: positive("SAGA_RETRY_CAP", Duration::from_secs(10))?,
             crash_after,
             timeline_retention: positive("TIMELINE_RETENTION", Duration::from_secs(90 * 86_400))?,
-            admission,
         })
     }
 }
@@ -138,7 +114,6 @@ mod tests {
         assert_eq!(config.saga_deadline, Duration::from_secs(120));
         assert_eq!(config.crash_after, None);
         assert_eq!(config.timeline_retention, Duration::from_secs(90 * 86_400));
-        assert_eq!(config.admission.max_backlog(), Some(60));
     }
 
     #[test]
@@ -150,10 +125,6 @@ mod tests {
             ("ORDERS_CALL_TIMEOUT", "0s"),
             ("ORDERS_SAGA_LEASE", "forever"),
             ("ORDERS_FAULT_CRASH_AFTER", "lunch"),
-            ("ORDERS_ADMISSION_SAGA_RATE", "0"),
-            ("ORDERS_ADMISSION_SAGA_RATE", "fast"),
-            ("ORDERS_ADMISSION_MAX_WAIT", "0s"),
-            ("ORDERS_ADMISSION_REFRESH", "0s"),
         ] {
             let err = Config::from(&env(&[(variable, value)])).unwrap_err();
             assert_eq!(err.variable, variable);

@@ -2,7 +2,7 @@
 
 use platform::ServiceError;
 
-use crate::{domain::InvalidInput, service::admission::Refusal};
+use crate::domain::InvalidInput;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrdersError {
@@ -17,9 +17,6 @@ pub enum OrdersError {
     NotCancellable(String),
     #[error("conflict: {0}")]
     Conflict(String),
-    /// Admission control refused a new order: checkout is overloaded; retry after the hint.
-    #[error("{}", .0.reason)]
-    Overloaded(Refusal),
     /// A participant (inventory) could not be asked; the caller may retry.
     #[error("{0}")]
     Upstream(tonic::Status),
@@ -45,7 +42,6 @@ impl From<OrdersError> for ServiceError {
                 ServiceError::FailedPrecondition(message)
             }
             OrdersError::Conflict(message) => ServiceError::Aborted(message),
-            OrdersError::Overloaded(refusal) => refusal.into(),
             OrdersError::Upstream(status) => {
                 ServiceError::Unavailable(format!("inventory unavailable: {}", status.message()))
             }
@@ -54,12 +50,6 @@ impl From<OrdersError> for ServiceError {
             OrdersError::Stopping(message) => ServiceError::Unavailable(message),
             OrdersError::DeadlineExceeded(message) => ServiceError::DeadlineExceeded(message),
         }
-    }
-}
-
-impl From<Refusal> for OrdersError {
-    fn from(refusal: Refusal) -> Self {
-        Self::Overloaded(refusal)
     }
 }
 
@@ -88,13 +78,6 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (OrdersError::Conflict("x".into()), Code::Aborted),
-            (
-                OrdersError::Overloaded(Refusal {
-                    reason: "x".into(),
-                    retry_after: std::time::Duration::from_secs(1),
-                }),
-                Code::ResourceExhausted,
-            ),
             (
                 OrdersError::Upstream(tonic::Status::unavailable("down")),
                 Code::Unavailable,

@@ -40,7 +40,7 @@ use crate::{
     grpc::OrdersApi,
     participants::Participants,
     saga::{RunnerConfig, SagaRunner},
-    service::{Admission, Checkout, Fulfilment, SummaryProjection, TimelineFeed, Watcher},
+    service::{Checkout, Fulfilment, SummaryProjection, TimelineFeed, Watcher},
     store::OrderStore,
 };
 
@@ -50,7 +50,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// The service: its database, the saga runner, admission control's backlog gauge, the outbox relay, the fulfilment consumer,
+    /// The service: its database, the saga runner, the outbox relay, the fulfilment consumer,
     /// the order-summary projection and the timeline feed (`WatchOrder`'s listener) beside the
     /// gRPC API.
     pub async fn build(config: Config) -> Result<Self, StartError> {
@@ -64,7 +64,6 @@ impl Application {
         let participants = Participants::connect(&config.participants)
             .await
             .map_err(|err| StartError::setup("the participants' clients", err))?;
-        let admission = Admission::new(config.admission.clone());
         let runner = std::sync::Arc::new(SagaRunner::new(
             store.clone(),
             participants.clone(),
@@ -76,16 +75,9 @@ impl Application {
                 batch: 32,
                 crash_after: config.crash_after,
             },
-            admission.clone(),
         ));
         let participants_maintenance = participants.maintenance(&config.participants);
-        let checkout = Checkout::new(
-            store.clone(),
-            participants,
-            config.saga_deadline,
-            admission.clone(),
-        );
-        let admission_store = store.clone();
+        let checkout = Checkout::new(store.clone(), participants, config.saga_deadline);
         let feed = TimelineFeed::new();
         let watcher = Watcher::new(store.clone(), feed.clone());
         let pool = store.pool().clone();
@@ -100,9 +92,6 @@ impl Application {
             .await
             .worker(participants_maintenance)
             .worker(Worker::new(move |shutdown| runner.run(shutdown)))
-            .worker(Worker::new(move |shutdown| {
-                admission.run(admission_store, shutdown)
-            }))
             .worker(Worker::new(move |shutdown| feed.run(pool, shutdown)))
             .serve(
                 OrdersServiceServer::new(OrdersApi::new(checkout, watcher)),

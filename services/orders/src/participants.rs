@@ -39,7 +39,7 @@ use contracts::{
 };
 use platform::{
     fencing::FencingToken,
-    grpc::upstream::{Backend, BackendConfig, EndpointSource, discovery, maintenance},
+    grpc::upstream::{Backend, BackendConfig, EndpointSource, discovery, spawn_maintenance},
     host::Worker,
 };
 use tonic::{Code, Status};
@@ -95,14 +95,24 @@ impl Participants {
 
     /// The worker that keeps both endpoint lists current: DNS re-resolution and health checks.
     pub fn maintenance(&self, config: &ParticipantsConfig) -> Worker {
-        maintenance(
-            vec![
-                (self.inventory.clone(), config.inventory.clone()),
-                (self.payments.clone(), config.payments.clone()),
-            ],
-            config.dns_refresh,
-            config.health_checks,
-        )
+        let (participants, config) = (self.clone(), config.clone());
+        Worker::new(move |shutdown| async move {
+            let mut tasks = spawn_maintenance(
+                &participants.inventory,
+                &config.inventory,
+                config.dns_refresh,
+                config.health_checks,
+                &shutdown,
+            );
+            tasks.extend(spawn_maintenance(
+                &participants.payments,
+                &config.payments,
+                config.dns_refresh,
+                config.health_checks,
+                &shutdown,
+            ));
+            futures::future::join_all(tasks).await;
+        })
     }
 
     /// Looks up the current price of a product; `None` if unknown or not for sale.

@@ -22,7 +22,6 @@ use crate::{
     domain::{CancelReason, Saga, SagaStep, StepResult, Transition},
     events,
     participants::Participants,
-    service::Admission,
     store::{ClaimedSaga, Lease, OrderStore, SAGA_CHANNEL, SagaContext},
 };
 
@@ -47,23 +46,15 @@ pub struct SagaRunner {
     participants: Participants,
     owner: String,
     config: RunnerConfig,
-    /// Told of every saga this runner finishes, so PlaceOrder's gauge drains between refreshes.
-    admission: Admission,
 }
 
 impl SagaRunner {
-    pub fn new(
-        store: OrderStore,
-        participants: Participants,
-        config: RunnerConfig,
-        admission: Admission,
-    ) -> Self {
+    pub fn new(store: OrderStore, participants: Participants, config: RunnerConfig) -> Self {
         Self {
             store,
             participants,
             owner: format!("runner-{}", uuid::Uuid::now_v7().simple()),
             config,
-            admission,
         }
     }
 
@@ -194,9 +185,6 @@ impl SagaRunner {
                             .await
                     {
                         return;
-                    }
-                    if next.is_done() {
-                        self.admission.finished();
                     }
                     saga = next;
                 }

@@ -30,11 +30,9 @@ impl From<UsersError> for ServiceError {
     fn from(error: UsersError) -> Self {
         match error {
             UsersError::InvalidInput(invalid) => ServiceError::from(invalid),
-            UsersError::Hashing(HashError::Busy) => ServiceError::ResourceExhausted {
-                message: HashError::Busy.to_string(),
-                // A hash takes tens of milliseconds: the queue moves within a second.
-                retry_after: std::time::Duration::from_secs(1),
-            },
+            UsersError::Hashing(HashError::Busy) => {
+                ServiceError::ResourceExhausted(HashError::Busy.to_string())
+            }
             UsersError::EmailTaken => ServiceError::AlreadyExists(error.to_string()),
             UsersError::InvalidCredentials => ServiceError::Unauthenticated(error.to_string()),
             UsersError::NotFound => ServiceError::NotFound(error.to_string()),

@@ -7,7 +7,7 @@
 //! | rule | what |
 //! |---|---|
 //! | metric sources | a ScaledObject needs KEDA (chart `keda`) in the platform; an HPA metric or a KEDA trigger on `cpu`/`memory` needs `metrics-server`; a RabbitmqCluster needs the RabbitMQ Cluster Operator's manifest, a broker User or Permission the Messaging Topology Operator's |
-//! | scaled objects | each targets a Deployment of the render that no HPA also scales; each `rabbitmq` trigger names a partition queue of the declared topology (`messaging::topology::QUEUES`, default partition count) and a TriggerAuthentication of the render |
+//! | scaled objects | each targets a Deployment of the render that no HPA also scales; each `rabbitmq` trigger names a queue of the declared topology (`messaging::topology::QUEUES`) and a TriggerAuthentication of the render |
 //! | broker replicas | every RabbitmqCluster states `quorum_queue.initial_cluster_size`, at most its replicas; in the cloud overlay both are at least 3 |
 //! | cache failover | in the cloud overlay every service with `<P>_REDIS_URL` also sets `<P>_REDIS_SENTINELS` and `<P>_REDIS_MASTER` to the platform's redis-ha release, and terraform/envs/aws switches that release on |
 //! | disruption budgets | every RabbitmqCluster and StatefulSet has a PodDisruptionBudget selecting its pods; the redis-ha release sets one |
@@ -387,27 +387,16 @@ fn check_disruption_budgets(render: &Render<'_>, problems: &mut Vec<String>) {
 }
 
 /// The gate step: every render against the platform module.
-/// The queues a rabbitmq trigger may name: the partition queues of every consumer of the
-/// declared topology, at the default partition count (what the manifests leave unset).
-fn partition_queues() -> Vec<String> {
-    messaging::topology::QUEUES
-        .iter()
-        .flat_map(|queue| {
-            messaging::topology::ConsumerTopology::new("", queue.name, queue.bindings)
-                .partition_queues()
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 pub fn run(root: &Path, venv: &Venv, renders: &[Rendered]) -> anyhow::Result<Outcome> {
     if renders.is_empty() {
         return Ok(Outcome::Fail("nothing rendered to check".to_owned()));
     }
     let configuration = Configuration::load(&root.join("terraform"))?;
     let platform = Platform::from_configuration(&configuration);
-    let partitions = partition_queues();
-    let queues: BTreeSet<&str> = partitions.iter().map(String::as_str).collect();
+    let queues: BTreeSet<&str> = messaging::topology::QUEUES
+        .iter()
+        .map(|queue| queue.name)
+        .collect();
     let mut problems = String::new();
     for render in renders {
         let docs = tools::yaml_documents(venv, &render.yaml)?;
@@ -477,6 +466,10 @@ module "platform" {
         Platform::from_configuration(&Configuration::from_files(&files).unwrap())
     }
 
+    fn queues() -> BTreeSet<&'static str> {
+        messaging::topology::QUEUES.iter().map(|q| q.name).collect()
+    }
+
     fn good_cloud_render() -> Vec<Value> {
         vec![
             json!({"kind": "Deployment", "metadata": {"name": "orders"}, "spec": {"template": {"spec": {"containers": [{"name": "orders"}]}}}}),
@@ -493,7 +486,7 @@ module "platform" {
             json!({"kind": "ScaledObject", "metadata": {"name": "orders"}, "spec": {
                 "scaleTargetRef": {"name": "orders"},
                 "triggers": [
-                    {"type": "rabbitmq", "metadata": {"queueName": "orders.fulfilment.0"}, "authenticationRef": {"name": "rabbitmq"}},
+                    {"type": "rabbitmq", "metadata": {"queueName": "orders.fulfilment"}, "authenticationRef": {"name": "rabbitmq"}},
                     {"type": "cpu", "metadata": {"value": "70"}}]}}),
             json!({"kind": "RabbitmqCluster", "metadata": {"name": "rabbitmq"}, "spec": {"replicas": 3,
                 "rabbitmq": {"additionalConfig": "default_queue_type = quorum\nquorum_queue.initial_cluster_size = 3\n"}}}),
@@ -503,9 +496,7 @@ module "platform" {
     }
 
     fn problems(render_name: &str, docs: &[Value], platform: &Platform) -> Vec<String> {
-        let names = super::partition_queues();
-        let queues: BTreeSet<&str> = names.iter().map(String::as_str).collect();
-        check(render_name, docs, platform, &queues)
+        check(render_name, docs, platform, &queues())
     }
 
     fn assert_one_problem(docs: &[Value], platform: &Platform, needle: &str) {

@@ -5,7 +5,7 @@
 //! | code | retry? | counts against the breaker? | why |
 //! |---|---|---|---|
 //! | UNAVAILABLE | yes | yes | the replica is down or restarting, or the connection failed |
-//! | RESOURCE_EXHAUSTED | yes | no | a healthy upstream shedding load (a bounded queue or backlog is full): back off, then try again. Counting it would open the circuit or eject the replica for *every* call, turning a refused surplus into refused traffic |
+//! | RESOURCE_EXHAUSTED | yes | yes | the upstream is shedding load: back off, then try again |
 //! | ABORTED | yes | no | a concurrency conflict (optimistic lock lost): a healthy answer, try again |
 //! | DEADLINE_EXCEEDED | if opted in | yes | the upstream is too slow; but it may have done the work |
 //! | INTERNAL, UNKNOWN, DATA_LOSS | no | yes | the upstream is broken; repeating the call will not fix it |
@@ -71,9 +71,6 @@ pub fn is_retryable_including_deadline(code: Code) -> bool {
 
 /// Whether a failure says the upstream itself is unwell — the only failures a circuit breaker
 /// should count. Answers about the request (NOT_FOUND, INVALID_ARGUMENT, …) do not.
-///
-/// RESOURCE_EXHAUSTED is not one: it is the deliberate answer of an upstream protecting itself
-/// (admission control), and the breaker or an ejection would refuse far more than it does.
 pub fn is_upstream_failure(code: Code) -> bool {
     // Exhaustive on purpose: a new code must be classified, not silently defaulted.
     match code {
@@ -81,10 +78,10 @@ pub fn is_upstream_failure(code: Code) -> bool {
         | Code::DeadlineExceeded
         | Code::Internal
         | Code::Unknown
+        | Code::ResourceExhausted
         | Code::DataLoss => true,
         Code::Ok
         | Code::Cancelled
-        | Code::ResourceExhausted
         | Code::InvalidArgument
         | Code::NotFound
         | Code::AlreadyExists
@@ -154,6 +151,7 @@ mod tests {
             vec![
                 Code::Unknown,
                 Code::DeadlineExceeded,
+                Code::ResourceExhausted,
                 Code::Internal,
                 Code::Unavailable,
                 Code::DataLoss

@@ -1,17 +1,11 @@
 //! Accounts: registration and login (both anonymous), and the caller's own profile.
 
-use std::sync::Arc;
-
-use axum::{extract::State, response::Response};
+use actix_web::{HttpResponse, get, post, web};
 use contracts::users::{AuthenticateRequest, GetUserRequest, RegisterRequest, UsersServiceClient};
 
-use super::{
-    created_json, ok_json,
-    wire::{Credentials, Registration, Session, User},
-};
+use super::wire::{Credentials, Registration, Session, User};
 use crate::{
     auth::Caller,
-    edge::extract::Json,
     problem::{ApiError, Problem},
     ratelimit,
     state::Gateway,
@@ -22,8 +16,6 @@ use crate::{
 /// Creates a customer account. The email is normalised; 409 if it is taken, 400 naming the
 /// field if the email or password is unacceptable.
 #[utoipa::path(
-    post,
-    path = "/auth/register",
     tag = "accounts",
     request_body = Registration,
     responses(
@@ -32,10 +24,12 @@ use crate::{
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/auth/register")]
 pub async fn register(
-    State(gateway): State<Arc<Gateway>>,
-    Json(body): Json<Registration>,
-) -> Result<Response, ApiError> {
+    gateway: web::Data<Gateway>,
+    body: web::Json<Registration>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
     // The email and password are users' alone to judge; the display name follows the shared
     // rule (an empty one lets users default it to the email's local part).
     let display_name = match body.display_name.as_deref().map(str::trim) {
@@ -57,7 +51,7 @@ pub async fn register(
         .await
         .map_err(ApiError::upstream("users"))?;
     let user = response.user.map(User::from);
-    Ok(created_json(user))
+    Ok(HttpResponse::Created().json(user))
 }
 
 /// Log in
@@ -66,8 +60,6 @@ pub async fn register(
 /// A wrong password and an unknown email get the same 401. Attempts are limited per account
 /// (429 with `Retry-After` beyond), however many addresses they come from.
 #[utoipa::path(
-    post,
-    path = "/auth/login",
     tag = "accounts",
     request_body = Credentials,
     responses(
@@ -75,10 +67,12 @@ pub async fn register(
         (status = 401, description = "Email and password do not match", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/auth/login")]
 pub async fn login(
-    State(gateway): State<Arc<Gateway>>,
-    Json(body): Json<Credentials>,
-) -> Result<Response, ApiError> {
+    gateway: web::Data<Gateway>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
     ratelimit::check_login(&gateway, &body.email).await?;
     let request = AuthenticateRequest {
         email: body.email,
@@ -97,7 +91,7 @@ pub async fn login(
         })
         .await
         .map_err(ApiError::upstream("users"))?;
-    Ok(ok_json(Session {
+    Ok(HttpResponse::Ok().json(Session {
         access_token: response.access_token,
         token_type: response.token_type,
         expires_in: response.expires_in_seconds,
@@ -107,8 +101,6 @@ pub async fn login(
 
 /// Who am I
 #[utoipa::path(
-    get,
-    path = "/me",
     tag = "accounts",
     security(("bearer" = [])),
     responses(
@@ -116,7 +108,8 @@ pub async fn login(
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn me(State(gateway): State<Arc<Gateway>>, caller: Caller) -> Result<Response, ApiError> {
+#[get("/me")]
+pub async fn me(gateway: web::Data<Gateway>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let user_id = caller.0.user_id.to_string();
     let response = gateway
         .upstreams
@@ -129,5 +122,5 @@ pub async fn me(State(gateway): State<Arc<Gateway>>, caller: Caller) -> Result<R
         })
         .await
         .map_err(ApiError::upstream("users"))?;
-    Ok(ok_json(response.user.map(User::from)))
+    Ok(HttpResponse::Ok().json(response.user.map(User::from)))
 }

@@ -3,19 +3,13 @@
 //! applies too, so a bad one is a 400 naming it before inventory is called. Inventory trusts its callers, so this check at the edge is what stands between a
 //! customer and the price list; a NetworkPolicy keeps everyone else away from inventory's port.
 
-use std::sync::Arc;
-
-use axum::{extract::State, response::Response};
+use actix_web::{HttpResponse, post, put, web};
 use contracts::inventory::{AdjustStockRequest, InventoryServiceClient, UpsertProductRequest};
 use inputs::{AdjustmentReason, Description, Price, ProductName, Sku, StockDelta};
 
-use super::{
-    ok_json,
-    wire::{Product, ProductDraft, StockAdjustment, StockLevel},
-};
+use super::wire::{Product, ProductDraft, StockAdjustment, StockLevel};
 use crate::{
     auth::AdminCaller,
-    edge::extract::{Json, Path},
     problem::{ApiError, Problem},
     state::Gateway,
 };
@@ -44,8 +38,6 @@ pub fn upsert_product_request(
 
 /// Create or update a product
 #[utoipa::path(
-    put,
-    path = "/admin/products/{sku}",
     tag = "admin",
     security(("bearer" = [])),
     params(("sku" = String, Path, description = "Stock keeping unit, e.g. MUG-CERAMIC-350")),
@@ -56,13 +48,14 @@ pub fn upsert_product_request(
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[put("/admin/products/{sku}")]
 pub async fn upsert_product(
-    State(gateway): State<Arc<Gateway>>,
+    gateway: web::Data<Gateway>,
     admin: AdminCaller,
-    Path(sku): Path<String>,
-    Json(body): Json<ProductDraft>,
-) -> Result<Response, ApiError> {
-    let request = upsert_product_request(&sku, body)?;
+    sku: web::Path<String>,
+    body: web::Json<ProductDraft>,
+) -> Result<HttpResponse, ApiError> {
+    let request = upsert_product_request(&sku, body.into_inner())?;
     let response = gateway
         .upstreams
         .inventory
@@ -77,15 +70,13 @@ pub async fn upsert_product(
         .await
         .map_err(ApiError::upstream("inventory"))?;
     tracing::info!(admin = %admin.0.user_id, sku = %request.sku, "product upserted");
-    Ok(ok_json(Product::from(response.product.unwrap_or_default())))
+    Ok(HttpResponse::Ok().json(Product::from(response.product.unwrap_or_default())))
 }
 
 /// Adjust stock
 ///
 /// Adds units (a delivery) or writes them off (negative `delta`); stock never goes below zero.
 #[utoipa::path(
-    post,
-    path = "/admin/products/{sku}/stock-adjustments",
     tag = "admin",
     security(("bearer" = [])),
     params(("sku" = String, Path, description = "Stock keeping unit")),
@@ -97,12 +88,14 @@ pub async fn upsert_product(
         (status = 409, description = "Would go below zero", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/admin/products/{sku}/stock-adjustments")]
 pub async fn adjust_stock(
-    State(gateway): State<Arc<Gateway>>,
+    gateway: web::Data<Gateway>,
     admin: AdminCaller,
-    Path(sku): Path<String>,
-    Json(body): Json<StockAdjustment>,
-) -> Result<Response, ApiError> {
+    sku: web::Path<String>,
+    body: web::Json<StockAdjustment>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
     let request = AdjustStockRequest {
         sku: Sku::parse(&sku)?.as_str().to_owned(),
         delta: StockDelta::parse(body.delta)?.get(),
@@ -122,7 +115,5 @@ pub async fn adjust_stock(
         .await
         .map_err(ApiError::upstream("inventory"))?;
     tracing::info!(admin = %admin.0.user_id, sku = %request.sku, delta = request.delta, "stock adjusted");
-    Ok(ok_json(StockLevel::from(
-        response.stock.unwrap_or_default(),
-    )))
+    Ok(HttpResponse::Ok().json(StockLevel::from(response.stock.unwrap_or_default())))
 }

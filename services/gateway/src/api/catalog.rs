@@ -3,22 +3,16 @@
 //! Both are idempotent reads: retried on transient failures, spread over inventory's replicas,
 //! and backed by the stale fallback (`crate::stale`) when inventory cannot answer.
 
-use std::sync::Arc;
-
-use axum::{extract::State, response::Response};
+use actix_web::{HttpResponse, get, web};
 use contracts::inventory::{GetProductRequest, InventoryServiceClient, ListProductsRequest};
 use resilience::grpc::{effective_code, is_upstream_failure};
 use serde::Deserialize;
 use tonic::Status;
 use utoipa::IntoParams;
 
-use super::{
-    ok_json,
-    wire::{Product, ProductPage},
-};
+use super::wire::{Product, ProductPage};
 use crate::{
     config::MAX_PAGE_SIZE,
-    edge::extract::{Path, Query},
     problem::{ApiError, Problem},
     stale::mark_stale,
     state::Gateway,
@@ -56,8 +50,6 @@ fn worth_a_fallback(status: &Status) -> bool {
 /// Pages through active products. While inventory is unavailable, the last good copy of the
 /// page may be served, marked `X-Ferroshop-Stale: true` and `Warning: 110`.
 #[utoipa::path(
-    get,
-    path = "/products",
     tag = "catalog",
     params(CatalogQuery),
     responses(
@@ -66,10 +58,12 @@ fn worth_a_fallback(status: &Status) -> bool {
         (status = 503, description = "Inventory unavailable and nothing cached", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/products")]
 pub async fn list_products(
-    State(gateway): State<Arc<Gateway>>,
-    Query(query): Query<CatalogQuery>,
-) -> Result<Response, ApiError> {
+    gateway: web::Data<Gateway>,
+    query: web::Query<CatalogQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
     let request = ListProductsRequest {
         page_size: page_size(query.page_size)?,
         page_token: inputs::PAGE_TOKEN
@@ -102,14 +96,14 @@ pub async fn list_products(
                 next_page_token: Some(page.next_page_token).filter(|t| !t.is_empty()),
             };
             gateway.catalog_pages.remember(key, page.clone());
-            Ok(ok_json(page))
+            Ok(HttpResponse::Ok().json(page))
         }
         Err(status) if worth_a_fallback(&status) => match gateway.catalog_pages.recall(&key) {
             Some((page, age)) => {
                 tracing::warn!(code = ?status.code(), age_secs = age.as_secs(), "inventory unavailable; serving a stale catalog page");
-                let mut response = ok_json(page);
-                mark_stale(response.headers_mut(), age);
-                Ok(response)
+                let mut response = HttpResponse::Ok();
+                mark_stale(&mut response, age);
+                Ok(response.json(page))
             }
             None => Err(ApiError::upstream("inventory")(status)),
         },
@@ -119,8 +113,6 @@ pub async fn list_products(
 
 /// Get a product
 #[utoipa::path(
-    get,
-    path = "/products/{sku}",
     tag = "catalog",
     params(("sku" = String, Path, description = "Stock keeping unit")),
     responses(
@@ -128,10 +120,11 @@ pub async fn list_products(
         (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/products/{sku}")]
 pub async fn get_product(
-    State(gateway): State<Arc<Gateway>>,
-    Path(sku): Path<String>,
-) -> Result<Response, ApiError> {
+    gateway: web::Data<Gateway>,
+    sku: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     // A malformed SKU names no product: 400 here rather than a call (and a fallback-cache key).
     let sku = inputs::Sku::parse(&sku)?.as_str().to_owned();
     let result = gateway
@@ -150,13 +143,13 @@ pub async fn get_product(
         Ok(response) => {
             let product = Product::from(response.product.unwrap_or_default());
             gateway.products.remember(sku, product.clone());
-            Ok(ok_json(product))
+            Ok(HttpResponse::Ok().json(product))
         }
         Err(status) if worth_a_fallback(&status) => match gateway.products.recall(&sku) {
             Some((product, age)) => {
-                let mut response = ok_json(product);
-                mark_stale(response.headers_mut(), age);
-                Ok(response)
+                let mut response = HttpResponse::Ok();
+                mark_stale(&mut response, age);
+                Ok(response.json(product))
             }
             None => Err(ApiError::upstream("inventory")(status)),
         },

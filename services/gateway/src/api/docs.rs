@@ -9,12 +9,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use axum::{
-    Extension,
-    response::{IntoResponse, Response},
-};
+use actix_web::{HttpResponse, get, web};
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use http::{HeaderValue, header};
 use sha2::{Digest as _, Sha256};
 
 /// The OpenAPI document, rendered once at start.
@@ -23,34 +19,19 @@ pub struct OpenApiJson(pub Arc<str>);
 
 const DOCS_PAGE: &str = include_str!("docs.html");
 
-/// `GET /api/openapi.json`.
-pub async fn openapi_json(Extension(document): Extension<OpenApiJson>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        document.0.to_string(),
-    )
-        .into_response()
+#[get("/api/openapi.json")]
+pub async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.to_string())
 }
 
-/// `GET /api/docs`.
-pub async fn docs_page() -> Response {
-    let mut response = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        )],
-        DOCS_PAGE,
-    )
-        .into_response();
-    if let Ok(policy) = HeaderValue::from_str(docs_policy()) {
-        response
-            .headers_mut()
-            .insert("content-security-policy", policy);
-    }
-    response
+#[get("/api/docs")]
+pub async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("content-security-policy", docs_policy()))
+        .body(DOCS_PAGE)
 }
 
 /// The page's policy: the default one, with its inline style and script allowed by hash.

@@ -50,16 +50,15 @@
 //! may hold at most `GATEWAY_SSE_MAX_PER_USER` at once (429 beyond); the slot is freed when the
 //! stream ends or the client goes away.
 
-use std::{sync::Arc, time::SystemTime};
+use std::time::SystemTime;
 
-use axum::{
-    body::Body,
-    extract::State,
-    response::{IntoResponse as _, Response},
+use actix_web::{
+    HttpRequest, HttpResponse, get,
+    http::header::{self, ContentEncoding},
+    post, web,
 };
 use bytes::Bytes;
 use contracts::orders::{OrdersServiceClient, WatchOrderRequest, WatchOrderResponse};
-use http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Duration, Instant};
 use tonic::{Code, Streaming};
@@ -67,13 +66,11 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    created_json,
     orders::{fetch_order, order_id},
     wire::OrderStepEvent,
 };
 use crate::{
     auth::{self, Caller, Identity},
-    edge::extract::{Path, Query},
     problem::{ApiError, Problem},
     state::{Gateway, StreamSlot},
 };
@@ -85,7 +82,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const MAX_REWATCHES: u32 = 3;
 
 struct Stream {
-    gateway: Arc<Gateway>,
+    gateway: web::Data<Gateway>,
     caller: Caller,
     /// Held while the stream lives; dropped with it.
     _slot: StreamSlot,
@@ -235,8 +232,6 @@ pub struct StreamTicket {
 /// `Authorization` header on a stream (a browser's `EventSource`). Ask for a new one on every
 /// reconnect.
 #[utoipa::path(
-    post,
-    path = "/orders/{id}/stream-tickets",
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id (UUID)")),
@@ -245,18 +240,19 @@ pub struct StreamTicket {
         (status = 404, description = "No such order for this customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/orders/{id}/stream-tickets")]
 pub async fn stream_ticket(
-    State(gateway): State<Arc<Gateway>>,
+    gateway: web::Data<Gateway>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let order = order_id(&id)?;
     // Only for an order the caller may read: the ticket must not be a way to probe ids.
     fetch_order(&gateway, &caller, &order).await?;
     let order =
         Uuid::parse_str(&order).map_err(|_| ApiError::invalid("order_id", "must be a UUID"))?;
     let ticket = gateway.tickets.issue(&caller.0, order, SystemTime::now());
-    Ok(created_json(StreamTicket {
+    Ok(HttpResponse::Created().json(StreamTicket {
         ticket,
         expires_in: gateway.tickets.ttl().as_secs(),
     }))
@@ -275,7 +271,7 @@ pub struct StreamQuery {
 
 /// The sequence to resume after: `Last-Event-ID`, else `?last_event_id=`, else 0 (from the
 /// start). Anything but a non-negative integer is the client's mistake, named.
-fn resume_after(headers: &HeaderMap, query: Option<&str>) -> Result<i64, ApiError> {
+fn resume_after(req: &HttpRequest, query: Option<&str>) -> Result<i64, ApiError> {
     let parse = |field: &str, raw: &str| {
         raw.trim()
             .parse::<i64>()
@@ -285,7 +281,7 @@ fn resume_after(headers: &HeaderMap, query: Option<&str>) -> Result<i64, ApiErro
                 ApiError::invalid(field, "must be a step sequence (a non-negative integer)")
             })
     };
-    if let Some(header) = headers.get("last-event-id") {
+    if let Some(header) = req.headers().get("last-event-id") {
         let raw = header.to_str().map_err(|_| {
             ApiError::invalid(
                 "Last-Event-ID",
@@ -311,8 +307,6 @@ fn resume_after(headers: &HeaderMap, query: Option<&str>) -> Result<i64, ApiErro
 /// token, or (browsers' `EventSource`, which cannot send headers) with `?ticket=` from
 /// `POST /orders/{id}/stream-tickets`.
 #[utoipa::path(
-    get,
-    path = "/orders/{id}/events",
     tag = "orders",
     security(("bearer" = []), ()),
     params(
@@ -329,16 +323,17 @@ fn resume_after(headers: &HeaderMap, query: Option<&str>) -> Result<i64, ApiErro
         (status = 429, description = "Too many order streams open for this user; see Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/orders/{id}/events")]
 pub async fn order_events(
-    State(gateway): State<Arc<Gateway>>,
-    extensions: Extensions,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(query): Query<StreamQuery>,
-) -> Result<Response, ApiError> {
+    gateway: web::Data<Gateway>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, ApiError> {
     let order_id = order_id(&id)?;
-    let after = resume_after(&headers, query.last_event_id.as_deref())?;
-    let caller = match (auth::identity(&extensions), query.ticket) {
+    let query = query.into_inner();
+    let after = resume_after(&req, query.last_event_id.as_deref())?;
+    let caller = match (auth::identity(&req), query.ticket) {
         (Identity::Anonymous, Some(ticket)) => {
             let order = Uuid::parse_str(&order_id)
                 .map_err(|_| ApiError::invalid("order_id", "must be a UUID"))?;
@@ -360,7 +355,7 @@ pub async fn order_events(
     // and a client resuming a settled order is told there is nothing more to wait for.
     let order = fetch_order(&gateway, &caller, &order_id).await?;
     if order.is_settled() && order.last_sequence() <= after {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok(HttpResponse::NoContent().finish());
     }
     let ends_at = Instant::now() + gateway.streams.max_duration;
     let stream = Stream {
@@ -377,17 +372,14 @@ pub async fn order_events(
     };
     let body = futures::stream::unfold(stream, |mut stream| async move {
         let chunk = stream.next_chunk().await?;
-        Some((Ok::<_, std::convert::Infallible>(chunk), stream))
+        Some((Ok::<_, actix_web::Error>(chunk), stream))
     });
-    let mut response = Body::from_stream(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(ContentEncoding::Identity)
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body))
 }
 
 #[cfg(test)]

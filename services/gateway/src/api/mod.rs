@@ -13,8 +13,7 @@
 //! Every handler is a translation, REST → gRPC → REST: parse and bound the input, call one or
 //! two upstreams through `crate::upstream`, map the answer to JSON or the status to a problem.
 //! The OpenAPI document is collected from the handlers' `#[utoipa::path]` annotations as the
-//! routes are registered (`utoipa-axum`'s `routes!`), so a route cannot exist without being
-//! documented.
+//! routes are registered (`utoipa-actix-web`), so a route cannot exist without being documented.
 
 pub mod accounts;
 pub mod admin;
@@ -24,21 +23,14 @@ pub mod events;
 pub mod orders;
 pub mod wire;
 
-use std::sync::Arc;
-
-use axum::{
-    Json, Router,
-    response::{IntoResponse as _, Response},
-};
-use http::StatusCode;
-use serde::Serialize;
+use actix_web::{App, web};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_actix_web::{AppExt as _, service_config::ServiceConfig};
 
-use crate::{problem::Problem, state::Gateway};
+use crate::problem::Problem;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -77,46 +69,34 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Every `/api/v1` route, documented as it is registered.
-fn routes() -> OpenApiRouter<Arc<Gateway>> {
-    OpenApiRouter::new()
-        .routes(routes!(accounts::register))
-        .routes(routes!(accounts::login))
-        .routes(routes!(accounts::me))
-        .routes(routes!(catalog::list_products))
-        .routes(routes!(catalog::get_product))
-        .routes(routes!(orders::place_order, orders::list_orders))
-        .routes(routes!(orders::get_order))
-        .routes(routes!(orders::cancel_order))
-        .routes(routes!(orders::order_payment))
-        .routes(routes!(events::stream_ticket))
-        .routes(routes!(events::order_events))
-        .routes(routes!(admin::upsert_product))
-        .routes(routes!(admin::adjust_stock))
+/// Registers every `/api/v1` route (and documents it).
+pub fn routes(config: &mut ServiceConfig) {
+    config
+        .service(accounts::register)
+        .service(accounts::login)
+        .service(accounts::me)
+        .service(catalog::list_products)
+        .service(catalog::get_product)
+        .service(orders::place_order)
+        .service(orders::list_orders)
+        .service(orders::get_order)
+        .service(orders::cancel_order)
+        .service(orders::order_payment)
+        .service(events::stream_ticket)
+        .service(events::order_events)
+        .service(admin::upsert_product)
+        .service(admin::adjust_stock);
 }
 
-/// The `/api/v1` routes and the OpenAPI 3.1 document that describes them.
-pub fn router() -> (Router<Arc<Gateway>>, utoipa::openapi::OpenApi) {
-    let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", routes())
+/// The OpenAPI 3.1 document of [`routes`].
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .service(utoipa_actix_web::scope("/api/v1").configure(routes))
         .split_for_parts();
     EdgeResponses.modify(&mut document);
-    (router, document)
-}
-
-/// The OpenAPI 3.1 document of [`router`].
-pub fn document() -> utoipa::openapi::OpenApi {
-    router().1
-}
-
-/// A JSON body with 200.
-pub(crate) fn ok_json<T: Serialize>(value: T) -> Response {
-    Json(value).into_response()
-}
-
-/// A JSON body with 201.
-pub(crate) fn created_json<T: Serialize>(value: T) -> Response {
-    (StatusCode::CREATED, Json(value)).into_response()
+    document
 }
 
 /// The answers the edge gives before (or instead of) a handler, added to every operation they
@@ -236,6 +216,21 @@ impl Modify for EdgeResponses {
             }
         }
     }
+}
+
+/// The `/api/v1` scope, with problem+json 404s for unknown routes.
+pub fn scope() -> utoipa_actix_web::scope::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    utoipa_actix_web::scope("/api/v1")
+        .configure(routes)
+        .default_service(web::to(crate::edge::extract::not_found))
 }
 
 #[cfg(test)]

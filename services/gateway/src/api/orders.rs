@@ -15,9 +15,7 @@
 //! route accepts is one no later layer refuses for its shape, and a malformed one is a 400
 //! naming the field before any upstream is called.
 
-use std::sync::Arc;
-
-use axum::{extract::State, response::Response};
+use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
 use contracts::{
     orders::{
         CancelOrderRequest, GetOrderRequest, ListOrdersRequest, OrdersServiceClient,
@@ -25,7 +23,6 @@ use contracts::{
     },
     payments::{GetPaymentRequest, PaymentsServiceClient, get_payment_request::Key},
 };
-use http::{HeaderMap, HeaderValue, header};
 use inputs::{CancelReason, IdempotencyKey, OrderLines, PaymentMethod};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -33,20 +30,19 @@ use uuid::Uuid;
 
 use super::{
     catalog::page_size,
-    created_json, ok_json,
     wire::{Cancellation, NewOrder, Order, OrderPage, Payment},
 };
 use crate::{
     auth::Caller,
-    edge::extract::{Json, OptionalJson, Path, Query},
     problem::{ApiError, Problem},
     state::Gateway,
 };
 
 /// The `Idempotency-Key` header, under the shared rule (`inputs::IdempotencyKey`).
-fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+fn idempotency_key(req: &HttpRequest) -> Result<IdempotencyKey, ApiError> {
     let field = "Idempotency-Key";
-    let value = headers
+    let value = req
+        .headers()
         .get("idempotency-key")
         .ok_or_else(|| ApiError::invalid(field, "this header is required (e.g. a UUID)"))?;
     let key = value
@@ -116,8 +112,6 @@ pub async fn fetch_order(gateway: &Gateway, caller: &Caller, id: &str) -> Result
 /// (`CONFIRMED`) or fails (`CANCELLED`); follow it with `GET /orders/{id}` or the event stream.
 /// Prices come from the catalog, never from the request.
 #[utoipa::path(
-    post,
-    path = "/orders",
     tag = "orders",
     security(("bearer" = [])),
     params(("Idempotency-Key" = String, Header, description = "Client-chosen key; the same key returns the same order")),
@@ -128,15 +122,16 @@ pub async fn fetch_order(gateway: &Gateway, caller: &Caller, id: &str) -> Result
         (status = 409, description = "Key reused for a different order", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/orders")]
 pub async fn place_order(
-    State(gateway): State<Arc<Gateway>>,
+    gateway: web::Data<Gateway>,
     caller: Caller,
-    headers: HeaderMap,
-    Json(body): Json<NewOrder>,
-) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
+    req: HttpRequest,
+    body: web::Json<NewOrder>,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
     let customer_id = caller.0.user_id.to_string();
-    let request = place_order_request(&customer_id, body, &key)?;
+    let request = place_order_request(&customer_id, body.into_inner(), &key)?;
     let response = gateway
         .upstreams
         .orders
@@ -151,12 +146,9 @@ pub async fn place_order(
         .await
         .map_err(ApiError::upstream("orders"))?;
     let order = Order::from(response.order.unwrap_or_default());
-    let location = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id)).ok();
-    let mut response = created_json(order);
-    if let Some(location) = location {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/orders/{}", order.id)))
+        .json(order))
 }
 
 /// Get an order
@@ -164,8 +156,6 @@ pub async fn place_order(
 /// The order with its lines, totals and the checkout saga's timeline. Another customer's order
 /// is 404.
 #[utoipa::path(
-    get,
-    path = "/orders/{id}",
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id (UUID)")),
@@ -174,13 +164,14 @@ pub async fn place_order(
         (status = 404, description = "No such order for this customer", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/orders/{id}")]
 pub async fn get_order(
-    State(gateway): State<Arc<Gateway>>,
+    gateway: web::Data<Gateway>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let order = fetch_order(&gateway, &caller, &order_id(&id)?).await?;
-    Ok(ok_json(order))
+    Ok(HttpResponse::Ok().json(order))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -195,18 +186,18 @@ pub struct OrdersQuery {
 /// Served by orders' CQRS read model, which follows the write side by events: an order placed a
 /// moment ago may take a moment to appear.
 #[utoipa::path(
-    get,
-    path = "/orders",
     tag = "orders",
     security(("bearer" = [])),
     params(OrdersQuery),
     responses((status = 200, description = "A page of the caller's orders, newest first", body = OrderPage))
 )]
+#[get("/orders")]
 pub async fn list_orders(
-    State(gateway): State<Arc<Gateway>>,
+    gateway: web::Data<Gateway>,
     caller: Caller,
-    Query(query): Query<OrdersQuery>,
-) -> Result<Response, ApiError> {
+    query: web::Query<OrdersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
     let customer_id = caller.0.user_id.to_string();
     let request = ListOrdersRequest {
         customer_id: customer_id.clone(),
@@ -228,7 +219,7 @@ pub async fn list_orders(
         })
         .await
         .map_err(ApiError::upstream("orders"))?;
-    Ok(ok_json(OrderPage::from(response)))
+    Ok(HttpResponse::Ok().json(OrderPage::from(response)))
 }
 
 /// Cancel an order
@@ -236,8 +227,6 @@ pub async fn list_orders(
 /// Cancels a confirmed order (the payment is refunded and the stock restocked, by events). 409
 /// while checkout is still running.
 #[utoipa::path(
-    post,
-    path = "/orders/{id}/cancel",
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id (UUID)")),
@@ -248,14 +237,15 @@ pub async fn list_orders(
         (status = 409, description = "Not cancellable in its current state", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/orders/{id}/cancel")]
 pub async fn cancel_order(
-    State(gateway): State<Arc<Gateway>>,
+    gateway: web::Data<Gateway>,
     caller: Caller,
-    Path(id): Path<String>,
-    OptionalJson(body): OptionalJson<Cancellation>,
-) -> Result<Response, ApiError> {
+    id: web::Path<String>,
+    body: Option<web::Json<Cancellation>>,
+) -> Result<HttpResponse, ApiError> {
     let id = order_id(&id)?;
-    let reason = match body.and_then(|body| body.reason) {
+    let reason = match body.and_then(|body| body.into_inner().reason) {
         Some(reason) => CancelReason::parse(&reason)?,
         None => CancelReason::default(),
     };
@@ -281,7 +271,7 @@ pub async fn cancel_order(
         })
         .await
         .map_err(ApiError::upstream("orders"))?;
-    Ok(ok_json(Order::from(response.order.unwrap_or_default())))
+    Ok(HttpResponse::Ok().json(Order::from(response.order.unwrap_or_default())))
 }
 
 /// The payment of my order
@@ -289,8 +279,6 @@ pub async fn cancel_order(
 /// The payment (an event-sourced ledger: status plus the events it is folded from). 404 if the
 /// order is not the caller's or has no payment yet.
 #[utoipa::path(
-    get,
-    path = "/orders/{id}/payment",
     tag = "orders",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id (UUID)")),
@@ -299,11 +287,12 @@ pub async fn cancel_order(
         (status = 404, description = "No such order for this customer, or no payment yet", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/orders/{id}/payment")]
 pub async fn order_payment(
-    State(gateway): State<Arc<Gateway>>,
+    gateway: web::Data<Gateway>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = order_id(&id)?;
     // Ownership first: payments would answer for any order id.
     fetch_order(&gateway, &caller, &id).await?;
@@ -322,5 +311,5 @@ pub async fn order_payment(
         })
         .await
         .map_err(ApiError::upstream("payments"))?;
-    Ok(ok_json(Payment::from(response.payment.unwrap_or_default())))
+    Ok(HttpResponse::Ok().json(Payment::from(response.payment.unwrap_or_default())))
 }

@@ -25,14 +25,16 @@ pub(crate) mod testing;
 pub mod ticket;
 pub mod verify;
 
-use std::sync::Arc;
+use std::future::{Ready, ready};
 
-use axum::{
-    extract::{FromRequestParts, Request, State},
+use actix_web::{
+    Error, FromRequest, HttpMessage as _, HttpRequest,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    http::header,
     middleware::Next,
-    response::Response,
+    web,
 };
-use http::{Extensions, header, request::Parts};
 
 pub use jwks::{AuthFailure, KeyCache};
 pub use verify::{Principal, Role, TokenError};
@@ -51,7 +53,7 @@ pub enum Identity {
 }
 
 /// The bearer token of a request's `Authorization` header, if it has one.
-fn bearer(req: &Request) -> Option<Result<String, TokenError>> {
+fn bearer(req: &ServiceRequest) -> Option<Result<String, TokenError>> {
     let value = req.headers().get(header::AUTHORIZATION)?;
     let token = value
         .to_str()
@@ -63,10 +65,10 @@ fn bearer(req: &Request) -> Option<Result<String, TokenError>> {
 }
 
 pub async fn middleware(
-    State(gateway): State<Arc<Gateway>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+    gateway: web::Data<Gateway>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let identity = match bearer(&req) {
         None => Identity::Anonymous,
         Some(Err(error)) => Identity::Refused(error),
@@ -81,12 +83,12 @@ pub async fn middleware(
         },
     };
     req.extensions_mut().insert(identity);
-    next.run(req).await
+    next.call(req).await
 }
 
-/// The identity the middleware stored in a request's extensions (anonymous if it did not run).
-pub fn identity(extensions: &Extensions) -> Identity {
-    extensions
+/// The identity the middleware stored (anonymous if it did not run).
+pub fn identity(req: &HttpRequest) -> Identity {
+    req.extensions()
         .get::<Identity>()
         .cloned()
         .unwrap_or(Identity::Anonymous)
@@ -132,11 +134,12 @@ impl Caller {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Self::from_identity(identity(&parts.extensions))
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_identity(identity(req)))
     }
 }
 
@@ -144,16 +147,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 #[derive(Clone, Debug)]
 pub struct AdminCaller(pub Principal);
 
-impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
-    type Rejection = ApiError;
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        match Caller::from_identity(identity(&parts.extensions)) {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        ready(match Caller::from_request(req, payload).into_inner() {
             Ok(Caller(principal)) if principal.role == Role::Admin => Ok(Self(principal)),
             Ok(_) => Err(ApiError::Forbidden(
                 "this route is for administrators".to_owned(),
             )),
             Err(error) => Err(error),
-        }
+        })
     }
 }

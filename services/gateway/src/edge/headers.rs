@@ -12,40 +12,23 @@
 //! They are defaults: a handler that needs a different policy sets its own (the API docs page
 //! allows its one inline script and style by hash, see `api::docs`), and it is kept.
 
-use axum::{extract::Request, middleware::Next, response::Response};
-use http::{HeaderName, HeaderValue};
+use actix_web::middleware::DefaultHeaders;
 
 /// The storefront's policy: everything from this origin only, nothing inline.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
-    (
-        HeaderName::from_static("content-security-policy"),
-        CONTENT_SECURITY_POLICY,
-    ),
-    (HeaderName::from_static("x-content-type-options"), "nosniff"),
-    (HeaderName::from_static("referrer-policy"), "no-referrer"),
-    (HeaderName::from_static("x-frame-options"), "DENY"),
-    (
-        HeaderName::from_static("cross-origin-opener-policy"),
-        "same-origin",
-    ),
-    (
-        HeaderName::from_static("permissions-policy"),
-        "camera=(), microphone=(), geolocation=(), payment=()",
-    ),
-];
-
 /// The middleware that adds them to every response that does not have them.
-pub async fn middleware(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
-    for (name, value) in SECURITY_HEADERS {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
-    }
-    response
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("content-security-policy", CONTENT_SECURITY_POLICY))
+        .add(("x-content-type-options", "nosniff"))
+        .add(("referrer-policy", "no-referrer"))
+        .add(("x-frame-options", "DENY"))
+        .add(("cross-origin-opener-policy", "same-origin"))
+        .add((
+            "permissions-policy",
+            "camera=(), microphone=(), geolocation=(), payment=()",
+        ))
 }

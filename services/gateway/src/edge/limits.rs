@@ -3,9 +3,9 @@
 //!
 //! | limit | setting | where |
 //! |---|---|---|
-//! | the request head (line and headers) | `GATEWAY_HEADER_TIMEOUT` (5 s) | the HTTP server's header read timeout (`platform::host::HttpLimits`): the connection closed |
+//! | the request head (line and headers) | `GATEWAY_HEADER_TIMEOUT` (5 s) | actix's `client_request_timeout`: 408 and the connection closed |
 //! | the whole body | `GATEWAY_BODY_TIMEOUT` (10 s) | [`middleware`] below: 408 and the connection closed |
-//! | open connections | `GATEWAY_MAX_CONNECTIONS` | the HTTP server stops accepting at the limit (`platform::host::HttpLimits`); the rest wait in the kernel's accept queue |
+//! | open connections | `GATEWAY_MAX_CONNECTIONS` | actix's `max_connections` per worker; the rest wait in the kernel's accept queue |
 //!
 //! A "slowloris" client sends its body a byte at a time, each just before any idle timeout
 //! would fire; a per-read timeout never triggers, so the body has **one deadline for all of
@@ -14,55 +14,51 @@
 
 use std::{
     pin::Pin,
-    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
-use axum::{
-    body::Body,
-    extract::{Request, State},
+use actix_web::{
+    Error, HttpMessage as _,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    error::PayloadError,
     middleware::Next,
-    response::Response,
+    web,
 };
 use bytes::Bytes;
-use http_body::{Frame, SizeHint};
+use futures::Stream;
 
 use crate::state::Gateway;
 
-/// The error a body yields once its deadline has passed; `edge::extract` answers it with 408.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body was not received in time")]
-pub struct BodyTimedOut;
-
-/// Whether `error`, or any error it wraps, is [`BodyTimedOut`].
-pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error.is::<BodyTimedOut>() {
-            return true;
-        }
-        current = error.source();
-    }
-    false
+/// The error the body yields once its deadline has passed; `edge::extract` answers it with 408.
+pub fn is_body_timeout(error: &PayloadError) -> bool {
+    matches!(error, PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// Wraps the request body in [`Deadline`].
-pub async fn middleware(State(gateway): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    let timed = Deadline::new(body, gateway.body_timeout);
-    next.run(Request::from_parts(parts, Body::new(timed))).await
+pub async fn middleware(
+    gateway: web::Data<Gateway>,
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let payload = req.take_payload();
+    let timed = Deadline::new(payload, gateway.body_timeout);
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(timed),
+    });
+    next.call(req).await
 }
 
-/// A body that fails with [`BodyTimedOut`] once `timeout` has passed since it was created.
+/// A body stream that fails with `TimedOut` once `timeout` has passed since it was created.
 pub struct Deadline {
-    inner: Body,
+    inner: Payload,
     expires: Pin<Box<tokio::time::Sleep>>,
     expired: bool,
 }
 
 impl Deadline {
-    pub fn new(inner: Body, timeout: Duration) -> Self {
+    pub fn new(inner: Payload, timeout: Duration) -> Self {
         Self {
             inner,
             expires: Box::pin(tokio::time::sleep(timeout)),
@@ -71,56 +67,49 @@ impl Deadline {
     }
 }
 
-impl http_body::Body for Deadline {
-    type Data = Bytes;
-    type Error = axum::Error;
+impl Stream for Deadline {
+    type Item = Result<Bytes, PayloadError>;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.expired {
             return Poll::Ready(None);
         }
-        if let Poll::Ready(next) = Pin::new(&mut self.inner).poll_frame(cx) {
+        if let Poll::Ready(next) = Pin::new(&mut self.inner).poll_next(cx) {
             return Poll::Ready(next);
         }
         if self.expires.as_mut().poll(cx).is_ready() {
             self.expired = true;
             metrics::counter!("gateway_body_timeouts_total").increment(1);
-            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
+            return Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body was not received in time",
+            )))));
         }
         Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.expired || self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use http_body_util::BodyExt as _;
+    use futures::StreamExt as _;
 
     use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn a_body_that_does_not_arrive_in_time_fails_with_a_timeout() {
         let (sender, chunks) = futures::channel::mpsc::unbounded::<Bytes>();
-        let inner = Body::from_stream(futures::StreamExt::map(chunks, Ok::<_, std::io::Error>));
+        let chunks: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
+            Box::pin(chunks.map(Ok));
+        let inner = Payload::Stream { payload: chunks };
         let mut body = Deadline::new(inner, Duration::from_secs(2));
         sender.unbounded_send(Bytes::from_static(b"{")).unwrap();
         assert_eq!(
-            body.frame().await.unwrap().unwrap().into_data().unwrap(),
+            body.next().await.unwrap().unwrap(),
             Bytes::from_static(b"{")
         );
         // Nothing more arrives: the deadline passes.
-        let error = body.frame().await.unwrap().unwrap_err();
+        let error = body.next().await.unwrap().unwrap_err();
         assert!(is_body_timeout(&error), "{error}");
-        assert!(body.frame().await.is_none());
+        assert!(body.next().await.is_none());
     }
 }

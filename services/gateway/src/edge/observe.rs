@@ -12,27 +12,25 @@
 //! context into the gRPC metadata of each call, so one trace runs HTTP → gateway → gRPC → AMQP →
 //! consumers.
 //!
-//! This is a small hand-written middleware rather than tower-http's `TraceLayer`, whose span knows
-//! neither the request id nor the trust rule above; here one id is used everywhere.
+//! This is a small hand-written middleware rather than `tracing-actix-web`, whose root span takes
+//! its own request id and ignores `x-request-id`; here one id is used everywhere.
 //!
 //! **Metrics** (Rate, Errors, Duration per route): `http_server_requests_total{route,method,status}`
 //! and `http_server_request_duration_seconds{route,method}`. The route is the matched pattern
 //! (`/api/v1/orders/{id}`), never the raw path: one series per order id would grow without bound.
-//! The router knows the pattern only after this middleware has passed the request on, so
-//! [`record_route`], layered on the routes themselves, hands it back on the response; requests no
-//! route matched (static files, 404s) are `unmatched`.
 //! For the same reason the method is one of the standard ones or `other`: HTTP lets a client
 //! send any token as a method.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use axum::{
-    extract::{MatchedPath, Request, State},
+use actix_web::{
+    Error, HttpMessage as _,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::Method,
     middleware::Next,
-    response::Response,
+    web,
 };
-use http::Method;
 use tracing::{Instrument as _, field::Empty};
 
 use super::request_id::RequestId;
@@ -67,7 +65,14 @@ fn method_label(method: &Method) -> &'static str {
         })
 }
 
-pub async fn middleware(State(gateway): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+/// The W3C headers a caller's trace context travels in.
+const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
+pub async fn middleware(
+    gateway: web::Data<Gateway>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let request_id = req
         .extensions()
@@ -80,12 +85,23 @@ pub async fn middleware(State(gateway): State<Arc<Gateway>>, req: Request, next:
         request_id = %request_id,
         trace_id = Empty,
         http.method = %method,
-        http.path = %req.uri().path(),
+        http.path = %req.path(),
         http.route = Empty,
         http.status_code = Empty,
     );
-    let remote = platform::trace_context::extract(req.headers());
-    let trusted = client_addr(&req, &gateway)
+    // actix speaks `http` 0.2, the propagator `http` 1: copy the two headers across.
+    let mut carrier = http::HeaderMap::new();
+    for name in TRACE_HEADERS {
+        if let Some(value) = req
+            .headers()
+            .get(name)
+            .and_then(|value| http::HeaderValue::from_bytes(value.as_bytes()).ok())
+        {
+            carrier.insert(name, value);
+        }
+    }
+    let remote = platform::trace_context::extract(&carrier);
+    let trusted = client_addr(req.request(), &gateway)
         .is_some_and(|client| gateway.trusted_trace_clients.contains(client));
     if trusted {
         platform::trace_context::continue_trace(&span, remote);
@@ -93,12 +109,12 @@ pub async fn middleware(State(gateway): State<Arc<Gateway>>, req: Request, next:
         platform::trace_context::start_linked_trace(&span, &remote);
     }
 
-    let response = next.run(req).instrument(span.clone()).await;
+    let response = next.call(req).instrument(span.clone()).await?;
 
     let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |route| route.as_str().to_owned());
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     span.record("http.route", route.as_str());
@@ -123,16 +139,5 @@ pub async fn middleware(State(gateway): State<Arc<Gateway>>, req: Request, next:
         "method" => method
     )
     .record(elapsed.as_secs_f64());
-    response
-}
-
-/// Layered on the routes (`route_layer`): copies the matched route onto the response, for
-/// [`middleware`], which runs before routing and so never sees it on the request.
-pub async fn record_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(req).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
-    }
-    response
+    Ok(response)
 }

@@ -8,12 +8,17 @@
 //!
 //! It lives in two places while the request runs: in the request's extensions (for middleware and
 //! handlers) and in a task-local (for code far from the request, such as building a problem
-//! document in `IntoResponse::into_response`, which gets no request). Everything inside
-//! [`middleware`] — the inner middleware, the router and the handler — is polled within its scope,
-//! so the task-local is set wherever the request is being handled.
+//! document in `ResponseError::error_response`, which gets no request). The actix worker polls
+//! the whole middleware chain and handler inside [`middleware`]'s scope, so the task-local is set
+//! wherever the request is being handled.
 
-use axum::{extract::Request, middleware::Next, response::Response};
-use http::{HeaderName, HeaderValue};
+use actix_web::{
+    Error, HttpMessage as _,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{HeaderName, HeaderValue},
+    middleware::Next,
+};
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -42,15 +47,18 @@ pub fn accept_or_generate(incoming: Option<&HeaderValue>) -> RequestId {
 }
 
 /// The outermost middleware: assigns the id, runs the request in its scope, echoes it.
-pub async fn middleware(mut req: Request, next: Next) -> Response {
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = accept_or_generate(req.headers().get(&HEADER));
     req.extensions_mut().insert(id.clone());
     let header = HeaderValue::from_str(&id.0).ok();
-    let mut response = CURRENT.scope(id, next.run(req)).await;
+    let mut response = CURRENT.scope(id, next.call(req)).await?;
     if let Some(header) = header {
         response.headers_mut().insert(HEADER, header);
     }
-    response
+    Ok(response)
 }
 
 #[cfg(test)]

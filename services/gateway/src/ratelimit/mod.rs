@@ -4,9 +4,9 @@
 //! user's (`user:<id>`, so one account cannot multiply its budget by spreading over addresses),
 //! or for anonymous requests the client IP's (`ip:<addr>`, so login attempts and catalog
 //! scraping are bounded too). The limiter never looks at the path, because a path has many
-//! spellings: path normalisation (outermost, see `edge`) decodes `/%61pi/v1/products` to
-//! `/api/v1/products`, merges `//` and trims a trailing `/` before routing; a limiter that
-//! tested the raw path for `/api/v1/` let every other spelling through unmetered. The
+//! spellings: the router decodes `/%61pi/v1/products` to `/api/v1/products`, and `NormalizePath`
+//! (outermost, see `lib.rs`) merges `//` and trims a trailing `/` before routing; a limiter
+//! that tested the raw path for `/api/v1/` let every other spelling through unmetered. The
 //! state is in Redis ([`store`]) so that every gateway replica sees the same bucket, with a
 //! local fallback when Redis is away.
 //!
@@ -34,14 +34,14 @@
 pub mod gcra;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc};
-
-use axum::{
-    extract::{ConnectInfo, Request, State},
+use actix_web::{
+    Error, ResponseError as _,
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER},
     middleware::Next,
-    response::{IntoResponse as _, Response},
+    web,
 };
-use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 pub use store::Limiter;
 
@@ -56,12 +56,11 @@ use crate::{
 };
 
 /// The client's IP, as far as it can be trusted (see `edge::client_ip`).
-pub fn client_addr<B>(req: &http::Request<B>, gateway: &Gateway) -> Option<std::net::IpAddr> {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
+pub fn client_addr(req: &actix_web::HttpRequest, gateway: &Gateway) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
     let forwarded = req
         .headers()
         .get_all("x-forwarded-for")
-        .iter()
         .filter_map(|value| value.to_str().ok());
     Some(client_ip::client_ip(
         peer,
@@ -71,11 +70,11 @@ pub fn client_addr<B>(req: &http::Request<B>, gateway: &Gateway) -> Option<std::
 }
 
 /// The bucket a request spends from.
-fn client_key(req: &Request, gateway: &Gateway) -> String {
-    if let Identity::User(principal) = auth::identity(req.extensions()) {
+fn client_key(req: &ServiceRequest, gateway: &Gateway) -> String {
+    if let Identity::User(principal) = auth::identity(req.request()) {
         return format!("user:{}", principal.user_id);
     }
-    match client_addr(req, gateway) {
+    match client_addr(req.request(), gateway) {
         Some(ip) => format!("ip:{ip}"),
         None => "ip:unknown".to_owned(),
     }
@@ -106,7 +105,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-pub async fn middleware(State(gateway): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+pub async fn middleware(
+    gateway: web::Data<Gateway>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
     let key = client_key(&req, &gateway);
     let (decision, store) = gateway.limiter.check(&key).await;
     let outcome = if decision.allowed {
@@ -126,13 +129,13 @@ pub async fn middleware(State(gateway): State<Arc<Gateway>>, req: Request, next:
         let mut response = ApiError::TooManyRequests {
             retry_after_secs: decision.retry_after_secs(),
         }
-        .into_response();
+        .error_response();
         set_headers(response.headers_mut(), &decision, &gcra);
-        return response;
+        return Ok(req.into_response(response).map_into_boxed_body());
     }
-    let mut response = next.run(req).await;
+    let mut response = next.call(req).await?.map_into_boxed_body();
     set_headers(response.headers_mut(), &decision, &gcra);
-    response
+    Ok(response)
 }
 
 fn set_headers(headers: &mut HeaderMap, decision: &Decision, gcra: &Gcra) {

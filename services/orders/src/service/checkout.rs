@@ -4,9 +4,7 @@
 //! order placed with it (after checking the retry asks for the same lines), so a client that
 //! lost the answer may send it again. Otherwise the lines are priced with inventory's current
 //! prices — never the client's — and the order, its saga and `OrderPlaced` are stored in one
-//! transaction; the saga runner (`saga.rs`) takes it from there. Before any of it, admission
-//! control ([`super::admission`]) may refuse the order with RESOURCE_EXHAUSTED while the sagas
-//! in progress are more than the runners finish in time.
+//! transaction; the saga runner (`saga.rs`) takes it from there.
 //!
 //! **Object-level authorization**: with a customer id, another customer's order is NOT_FOUND
 //! (not PERMISSION_DENIED, which would confirm that the order exists).
@@ -20,7 +18,6 @@ use crate::{
     error::OrdersError,
     events,
     participants::Participants,
-    service::Admission,
     store::{OrderStore, OrderView, Placement, SummaryCursor, SummaryRow},
 };
 
@@ -42,28 +39,19 @@ pub struct Checkout {
     store: OrderStore,
     participants: Participants,
     saga_deadline: Duration,
-    admission: Admission,
 }
 
 impl Checkout {
-    pub fn new(
-        store: OrderStore,
-        participants: Participants,
-        saga_deadline: Duration,
-        admission: Admission,
-    ) -> Self {
+    pub fn new(store: OrderStore, participants: Participants, saga_deadline: Duration) -> Self {
         Self {
             store,
             participants,
             saga_deadline,
-            admission,
         }
     }
 
-    /// Places the order (or returns the one this idempotency key placed before), unless
-    /// admission control refuses it.
+    /// Places the order (or returns the one this idempotency key placed before).
     pub async fn place(&self, order: OrderRequest) -> Result<OrderView, OrdersError> {
-        self.admission.admit()?;
         if let Some((existing, lines)) = self
             .store
             .find_by_key(order.customer_id, order.idempotency_key.as_str())
@@ -97,7 +85,6 @@ impl Checkout {
             Placement::Created(id) => {
                 tracing::info!(order_id = %id, total = priced.total_minor, "order placed");
                 metrics::counter!("orders_placed_total").increment(1);
-                self.admission.placed();
                 id
             }
             Placement::Existing(id) => id,

@@ -3,7 +3,6 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`admission`] | PlaceOrder's admission control: refuse fast while the saga backlog is past what the runners finish in time |
 //! | [`checkout`] | PlaceOrder (idempotent, server-side prices), GetOrder and CancelOrder with ownership, ListOrders' pages |
 //! | [`fulfilment`] | the `orders.fulfilment` consumer: outcomes of the choreographed steps on the order |
 //! | [`projection`] | the `orders.order-summaries` consumer: the CQRS read model |
@@ -11,13 +10,11 @@
 //!
 //! The checkout saga that runs after PlaceOrder is `crate::saga`.
 
-pub mod admission;
 pub mod checkout;
 pub mod fulfilment;
 pub mod projection;
 pub mod watch;
 
-pub use admission::{Admission, AdmissionConfig};
 pub use checkout::{Checkout, SummaryPage, Viewer};
 pub use fulfilment::Fulfilment;
 pub use projection::SummaryProjection;

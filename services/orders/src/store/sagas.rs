@@ -62,24 +62,6 @@ struct SagaRow {
 }
 
 impl OrderStore {
-    /// The checkout backlog, for admission control: sagas not done, and how long ago the
-    /// longest-due one came due (a step waiting for a runner, or running now), by the database's
-    /// clock; `None` when none is due. One read of the `sagas_due` index.
-    pub async fn saga_backlog(&self) -> Result<(u64, Option<Duration>), OrdersError> {
-        let (backlog, oldest_wait): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*),
-                    extract(epoch FROM now() - min(next_attempt_at)
-                        FILTER (WHERE next_attempt_at <= now()))::float8
-             FROM sagas WHERE step <> 'done'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((
-            u64::try_from(backlog).unwrap_or(0),
-            oldest_wait.and_then(|seconds| Duration::try_from_secs_f64(seconds.max(0.0)).ok()),
-        ))
-    }
-
     /// Leases up to `limit` due sagas to `owner` for `lease`. `FOR UPDATE SKIP LOCKED` lets
     /// several runners claim concurrently without blocking each other or taking the same saga;
     /// an expired lease (its runner crashed) makes a saga claimable again.

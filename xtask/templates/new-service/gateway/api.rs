@@ -4,16 +4,13 @@
 //! replicas (`crate::upstream`). The id is checked here, so a malformed one is a 400 naming the
 //! field rather than a call.
 
-use std::sync::Arc;
-
-use axum::{extract::State, response::Response};
+use actix_web::{HttpResponse, get, web};
 use contracts::{{snake}}::{GetRecordRequest, {{Pascal}}ServiceClient};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ok_json, wire::timestamp};
+use super::wire::timestamp;
 use crate::{
-    edge::extract::Path,
     problem::{ApiError, Problem},
     state::Gateway,
 };
@@ -40,8 +37,6 @@ impl From<contracts::{{snake}}::Record> for {{Pascal}}Record {
 
 /// Get a {{name}} record
 #[utoipa::path(
-    get,
-    path = "/{{name}}/records/{id}",
     tag = "{{name}}",
     params(("id" = String, Path, description = "The record's id (a UUID)")),
     responses(
@@ -49,10 +44,11 @@ impl From<contracts::{{snake}}::Record> for {{Pascal}}Record {
         (status = 404, description = "No such record", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/{{name}}/records/{id}")]
 pub async fn get_{{snake}}_record(
-    State(gateway): State<Arc<Gateway>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+    gateway: web::Data<Gateway>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = uuid::Uuid::parse_str(id.trim())
         .map_err(|_| ApiError::invalid("id", "must be a UUID"))?
         .to_string();
@@ -65,9 +61,7 @@ pub async fn get_{{snake}}_record(
         })
         .await
         .map_err(ApiError::upstream("{{name}}"))?;
-    Ok(ok_json({{Pascal}}Record::from(
-        response.record.unwrap_or_default(),
-    )))
+    Ok(HttpResponse::Ok().json({{Pascal}}Record::from(response.record.unwrap_or_default())))
 }
 
 #[cfg(test)]

@@ -209,24 +209,6 @@ pub fn spawn_maintenance(
     tasks
 }
 
-/// The worker that keeps each of `backends` current from its source until shutdown (see
-/// [`spawn_maintenance`]).
-pub fn maintenance(
-    backends: Vec<(Backend, EndpointSource)>,
-    dns_refresh: Duration,
-    health_checks: Option<Duration>,
-) -> crate::host::Worker {
-    crate::host::Worker::new(move |shutdown| async move {
-        let tasks: Vec<_> = backends
-            .iter()
-            .flat_map(|(backend, source)| {
-                spawn_maintenance(backend, source, dns_refresh, health_checks, &shutdown)
-            })
-            .collect();
-        futures::future::join_all(tasks).await;
-    })
-}
-
 /// See the module docs: transport failures surface as UNKNOWN/INTERNAL with a source error.
 fn broken_connection_is_unavailable(status: Status) -> Status {
     let client_side = status.source().is_some();
